@@ -1,0 +1,1 @@
+"""The long-running process: intake loop, outbox, scheduler, signals."""

@@ -1,0 +1,1 @@
+"""The database: organisations, subscribers, CAs, certificates, journal and outbox."""

@@ -1,0 +1,1 @@
+"""Mail in and out: IMAP intake, letter parsing, attachments, replies, SMTP outbox."""

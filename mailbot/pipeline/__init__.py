@@ -1,0 +1,1 @@
+"""The regulation's checks, one small pure function each, and the handlers that chain them."""
