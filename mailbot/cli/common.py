@@ -1,0 +1,79 @@
+"""Helpers shared by the command modules: errors, config loading, output formats."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mailbot.config import Config, ConfigError, load_config
+
+#: Environment variable naming the configuration file when --config is not given.
+CONFIG_ENV = "MAILBOT_CONFIG"
+
+
+class CliError(Exception):
+    """An error shown to the user as one line, without a traceback."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config PATH`` (default: $MAILBOT_CONFIG, else the built-in defaults)."""
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help=f"configuration file (default: ${CONFIG_ENV}, else built-in defaults)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """Load the configuration named by ``--config`` or ``$MAILBOT_CONFIG``."""
+    path: Path | None = getattr(args, "config", None)
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:
+    """``--format`` with the given choices, the first being the default."""
+    parser.add_argument(
+        "--format",
+        choices=list(choices),
+        default=choices[0],
+        help=f"output format (default: {choices[0]})",
+    )
+
+
+def render_rows(
+    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], output_format: str
+) -> str:
+    """Rows as an aligned table (``table``/``text``), ``csv`` or ``json``."""
+    materialised = [{c: row.get(c) for c in columns} for row in rows]
+    if output_format == "json":
+        return json.dumps(materialised, ensure_ascii=False, indent=2, default=str)
+    if output_format == "csv":
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        for row in materialised:
+            writer.writerow({c: "" if v is None else v for c, v in row.items()})
+        return buffer.getvalue().rstrip("\n")
+    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in materialised]
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)

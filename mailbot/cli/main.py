@@ -1,0 +1,59 @@
+"""``mailbot``: the entry point. Each command group lives in its own module.
+
+A command module exposes ``register(subparsers)``; it adds its parsers and
+sets ``handler`` to a function taking the parsed arguments and returning the
+exit code. Errors meant for the user are raised as :class:`CliError`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from mailbot import __version__
+from mailbot.cli.common import CliError
+
+#: Command modules, in the order their commands appear in ``mailbot --help``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "mailbot.cli.config_commands",
+    "mailbot.cli.doctor",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every command registered."""
+    parser = argparse.ArgumentParser(
+        prog="mailbot",
+        description=(
+            "E-mail driven registration of GOST signature certificates "
+            "(ADD_CERT letters to the reestrin@ mailbox)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(handler(args))
+    except CliError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

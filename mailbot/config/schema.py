@@ -1,0 +1,233 @@
+"""The configuration's shape: one frozen dataclass per TOML section.
+
+Every field has a default except the few an administrator must decide. The
+loader (:mod:`mailbot.config.loader`) turns a TOML document into these objects
+and reports every problem with the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailbot.config.secrets import SecretSource
+
+LogFormat = Literal["json", "console"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+ImapTls = Literal["implicit", "none"]
+SmtpTls = Literal["implicit", "starttls", "none"]
+CrlPolicy = Literal["defer", "reject", "accept"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GeneralConfig:
+    """Process-wide settings."""
+
+    #: Working directory for the database file, archive, caches and default store.
+    state_dir: Path = Path("state")
+    #: Time zone used for dates in replies and for "per day" limits.
+    timezone: str = "Europe/Moscow"
+    #: Where the daemon's leader lease and other instance-specific state is named.
+    instance_name: str = "mailbot"
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """The reestrin@ mailbox the daemon reads."""
+
+    host: str = "127.0.0.1"
+    port: int = 993
+    #: ``implicit`` = IMAPS; ``none`` = plain IMAP, allowed for loopback servers only.
+    tls: ImapTls = "implicit"
+    #: PEM file with the CA that signed the server's certificate (a private CA).
+    ca_file: Path | None = None
+    #: Verify the server's certificate and host name.
+    verify_certificate: bool = True
+    user: str = "reestrin"
+    password: SecretSource = field(default_factory=SecretSource)
+    mailbox: str = "INBOX"
+    processed_folder: str = "Processed"
+    rejected_folder: str = "Rejected"
+    failed_folder: str = "Failed"
+    #: IDLE is re-issued after this many seconds (RFC 2177 says under 29 minutes;
+    #: NATs and firewalls drop idle connections much sooner).
+    idle_seconds: int = 300
+    #: Poll interval when the server lacks IDLE, and the safety resync interval.
+    poll_seconds: int = 60
+    #: Hard deadline for every single IMAP command.
+    command_timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The server replies and alerts are sent through."""
+
+    host: str = "127.0.0.1"
+    port: int = 25
+    tls: SmtpTls = "starttls"
+    ca_file: Path | None = None
+    verify_certificate: bool = True
+    #: Empty: no AUTH.
+    user: str = ""
+    password: SecretSource = field(default_factory=SecretSource)
+    #: The fund's address; replies carry it in From and as the envelope sender.
+    from_address: str = "reestrin@localhost"
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """Where the directories, the journal and the outbox live."""
+
+    #: SQLAlchemy URL. Empty: an SQLite file ``mailbot.sqlite3`` in ``general.state_dir``.
+    #: Never put a password here; use ``password_env`` or ``password_file``.
+    url: str = ""
+    password: SecretSource = field(default_factory=SecretSource)
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Directories. Empty means "under ``general.state_dir``"."""
+
+    certificate_store: Path | None = None
+    quarantine_dir: Path | None = None
+    archive_dir: Path | None = None
+    crl_cache_dir: Path | None = None
+    #: CRL files an administrator places by hand are picked up from here.
+    crl_drop_dir: Path | None = None
+    #: Routing rules by subject. Empty: the ``rules/`` folder shipped with mailbot.
+    rules_dir: Path | None = None
+    #: Reply templates. Empty: the ``templates/`` folder shipped with mailbot.
+    templates_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Installing a registered certificate into the server's store."""
+
+    #: Optional command run after the DER file is written, as an argument list.
+    #: Placeholders: {path}, {thumbprint}, {serial}.
+    install_command: tuple[str, ...] = ()
+    install_timeout_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """Who receives administrative alerts."""
+
+    alert_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Sizes and rates that keep hostile letters harmless."""
+
+    max_letter_bytes: int = 25 * MIB
+    max_attachment_bytes: int = 1 * MIB
+    max_zip_entry_bytes: int = 1 * MIB
+    max_compression_ratio: int = 100
+    replies_per_sender_per_day: int = 20
+
+
+@dataclass(frozen=True)
+class CrlConfig:
+    """Revocation checking."""
+
+    #: What to do when no fresh CRL can be had: wait and retry, refuse, or accept.
+    unavailable_policy: CrlPolicy = "defer"
+    fetch_timeout_seconds: int = 20
+    max_crl_bytes: int = 100 * MIB
+    max_redirects: int = 3
+    #: Tolerance around thisUpdate/nextUpdate for clock skew.
+    grace_seconds: int = 300
+    #: With ``defer``: how often a waiting letter is retried ...
+    retry_minutes: int = 30
+    #: ... and after how long administrators are alerted.
+    alert_after_minutes: int = 240
+
+
+@dataclass(frozen=True)
+class SenderAuthConfig:
+    """Optional check of our own MTA's Authentication-Results header (RFC 8601)."""
+
+    require_authentication_results: bool = False
+    #: authserv-ids of our own receiving MTA; headers stamped by others count for nothing.
+    trusted_authserv_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """Structured logs."""
+
+    #: ``json`` lines for journald, ``console`` for people.
+    format: LogFormat = "json"
+    level: LogLevel = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, with paths already resolved."""
+
+    source: Path | None = None
+    general: GeneralConfig = field(default_factory=GeneralConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    crl: CrlConfig = field(default_factory=CrlConfig)
+    sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    # Resolved locations. The loader fills every path, so these never return None.
+    @property
+    def certificate_store(self) -> Path:
+        """Directory of registered DER certificates."""
+        return self.paths.certificate_store or self.general.state_dir / "store"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Directory of certificates from unknown CAs."""
+        return self.paths.quarantine_dir or self.general.state_dir / "quarantine"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Directory of raw letters kept for audit, named by SHA-256."""
+        return self.paths.archive_dir or self.general.state_dir / "archive"
+
+    @property
+    def crl_cache_dir(self) -> Path:
+        """Directory of the last good CRL of every CA."""
+        return self.paths.crl_cache_dir or self.general.state_dir / "crl"
+
+    @property
+    def crl_drop_dir(self) -> Path:
+        """Directory where administrators place CRL files by hand."""
+        return self.paths.crl_drop_dir or self.general.state_dir / "crl-drop"
+
+    @property
+    def rules_dir(self) -> Path:
+        """Directory of routing rule files."""
+        return self.paths.rules_dir or shipped_dir("rules")
+
+    @property
+    def templates_dir(self) -> Path:
+        """Directory of reply templates."""
+        return self.paths.templates_dir or shipped_dir("templates")
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL without the password (safe to print)."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.general.state_dir / 'mailbot.sqlite3'}"
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder shipped next to the package (``rules``, ``templates``)."""
+    return Path(__file__).resolve().parent.parent.parent / name

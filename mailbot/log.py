@@ -1,0 +1,144 @@
+"""Structured logging with structlog: JSON lines for journald, or console output for people.
+
+Every record passes through :func:`redact` before it is rendered, so secrets
+(passwords, tokens, private keys, raw letters, certificate bodies) and personal
+data (SNILS, INN) never reach a log line, whatever a caller binds.
+Use :func:`bind_letter` to give every line about one letter the same context.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+import structlog
+
+from mailbot.config.secrets import known_secret_values
+
+REDACTED = "[redacted]"
+
+#: Keys whose values are never logged, compared case-insensitively as substrings.
+_SECRET_KEY_PARTS = (
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "authorization",
+    "private_key",
+    "privkey",
+    "cookie",
+)
+#: Keys whose values are bulk content that must not be copied into logs.
+_CONTENT_KEYS = frozenset({"raw", "raw_letter", "body", "der", "certificate_der", "pem", "payload"})
+#: Keys holding personal identifiers; only the last two digits survive.
+_PERSONAL_KEYS = frozenset({"snils", "inn", "subscriber_snils", "certificate_snils"})
+
+# Passwords in URLs (postgresql://user:pw@host) and PEM private key blocks.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+_PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
+)
+
+
+def mask_identifier(value: object) -> str:
+    """Keep only the last two digits of a SNILS/INN: enough to tell records apart."""
+    digits = re.sub(r"\D", "", str(value))
+    if not digits:
+        return ""
+    return "*" * max(len(digits) - 2, 0) + digits[-2:]
+
+
+def _scrub_text(text: str) -> str:
+    text = _URL_PASSWORD.sub(r"\g<scheme>:" + REDACTED + "@", text)
+    text = _PRIVATE_KEY_BLOCK.sub(REDACTED, text)
+    for secret in known_secret_values():
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _scrub_value(key: str, value: Any) -> Any:
+    lowered = key.lower()
+    if any(part in lowered for part in _SECRET_KEY_PARTS):
+        return REDACTED
+    if lowered in _CONTENT_KEYS:
+        size = len(value) if isinstance(value, bytes | bytearray | str) else None
+        return f"[{size} bytes withheld]" if size is not None else REDACTED
+    if lowered in _PERSONAL_KEYS:
+        return mask_identifier(value)
+    if isinstance(value, bytes | bytearray):
+        return f"[{len(value)} bytes withheld]"
+    if isinstance(value, str):
+        return _scrub_text(value)
+    if isinstance(value, dict):
+        return {k: _scrub_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(key, v) for v in value]
+    return value
+
+
+def redact(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: withhold secrets, bulk content and personal identifiers."""
+    for key in list(event_dict):
+        event_dict[key] = _scrub_value(key, event_dict[key])
+    return event_dict
+
+
+def configure_logging(
+    log_format: str = "console", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Set up structlog (and route stdlib logging through the same renderer).
+
+    ``log_format`` is ``json`` (one JSON object a line, for journald) or ``console``.
+    """
+    output = stream if stream is not None else sys.stderr
+    numeric_level = logging.getLevelName(level.upper())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact,
+    ]
+    renderer: Any
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(file=output),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (aioimaplib, sqlalchemy, apscheduler) log through stdlib logging.
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processor=renderer,
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
+    # aioimaplib logs every protocol line at DEBUG, including LOGIN arguments.
+    logging.getLogger("aioimaplib").setLevel(logging.WARNING)
+
+
+def get_logger(name: str | None = None) -> Any:
+    """A structlog logger, optionally named after its module."""
+    return structlog.get_logger(name) if name else structlog.get_logger()
+
+
+@contextmanager
+def bind_letter(**context: Any) -> Iterator[None]:
+    """Bind context (letter id, UID, Message-ID, sender, ...) to every line logged inside."""
+    with structlog.contextvars.bound_contextvars(**context):
+        yield
