@@ -110,8 +110,7 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         config.sender_auth.trusted_authserv_ids
     ):
         problems.append(
-            "sender_auth.trusted_authserv_ids: required when "
-            "require_authentication_results is true"
+            "sender_auth.trusted_authserv_ids: required when require_authentication_results is true"
         )
     if problems:
         raise ConfigError(source, problems)
@@ -170,8 +169,7 @@ class _Converter:
             if key not in accepted:
                 if key in fields and hints[key] is SecretSource:
                     self.problems.append(
-                        f"{dotted}: inline passwords are not allowed; "
-                        f"use {key}_env or {key}_file"
+                        f"{dotted}: inline passwords are not allowed; use {key}_env or {key}_file"
                     )
                     continue
                 hint = difflib.get_close_matches(key, list(accepted), n=1)
@@ -218,7 +216,9 @@ class _Converter:
             return tuple(self.value(item_type, v, f"{dotted}[{i}]") for i, v in enumerate(value))
         if annotation is Path:
             if not isinstance(value, str) or not value:
-                self.problems.append(f"{dotted}: must be a non-empty path string, got {_kind(value)}")
+                self.problems.append(
+                    f"{dotted}: must be a non-empty path string, got {_kind(value)}"
+                )
                 return Path()
             return self._path(value)
         if annotation is bool:

@@ -1,0 +1,157 @@
+"""An in-process SMTP server (aiosmtpd) that records mail and hands local mail to Dovecot.
+
+Replies the daemon sends land in the participant's real IMAP INBOX: the
+handler relays recipients of the local domain to Dovecot's LMTP port. Tests
+can also make the server answer with a temporary or permanent error, require
+STARTTLS or implicit TLS, and require AUTH.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from mailbot.testing.ports import free_port
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """One message as the server accepted it."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        """The message parsed with the modern policy."""
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class RecordingRelayHandler:
+    """aiosmtpd handler: record, optionally fail, relay local recipients over LMTP."""
+
+    local_domains: frozenset[str]
+    lmtp: tuple[str, int] | None
+    messages: list[ReceivedMessage] = field(default_factory=list)
+    #: When set, every DATA is answered with this reply (e.g. "451 4.3.0 try later").
+    fail_with: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    arrived: threading.Condition = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.arrived = threading.Condition(self.lock)
+
+    async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:  # noqa: N802
+        """Accept (and relay) one message, or fail as configured."""
+        if self.fail_with:
+            return self.fail_with
+        data = envelope.original_content or envelope.content or b""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        recipients = tuple(str(r) for r in envelope.rcpt_tos)
+        local = [r for r in recipients if r.rsplit("@", 1)[-1].lower() in self.local_domains]
+        if local and self.lmtp is not None:
+            try:
+                with smtplib.LMTP(self.lmtp[0], self.lmtp[1], timeout=30) as lmtp:
+                    lmtp.sendmail(str(envelope.mail_from), local, data)
+            except smtplib.SMTPRecipientsRefused:
+                return "550 5.1.1 unknown local recipient"
+            except (OSError, smtplib.SMTPException):
+                return "451 4.4.1 local delivery failed, try again later"
+        with self.arrived:
+            self.messages.append(ReceivedMessage(str(envelope.mail_from), recipients, bytes(data)))
+            self.arrived.notify_all()
+        return "250 2.0.0 OK"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
+        """Block until at least *count* messages were accepted; return them all."""
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
+            return list(self.messages)
+
+
+class SmtpServer:
+    """A running aiosmtpd server on a free loopback port."""
+
+    def __init__(
+        self,
+        handler: RecordingRelayHandler,
+        port: int | None = None,
+        tls: str = "none",
+        cert_file: Path | None = None,
+        key_file: Path | None = None,
+        users: dict[str, str] | None = None,
+    ) -> None:
+        if tls not in {"none", "starttls", "implicit"}:
+            raise ValueError(f"unknown tls mode {tls!r}")
+        self.handler = handler
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.tls = tls
+        self.users = dict(users or {})
+        context: ssl.SSLContext | None = None
+        if tls != "none":
+            if cert_file is None or key_file is None:
+                raise ValueError("TLS needs cert_file and key_file")
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(cert_file, key_file)
+        kwargs: dict[str, Any] = {}
+        if tls == "starttls":
+            kwargs.update(tls_context=context, require_starttls=True)
+        elif tls == "implicit":
+            kwargs.update(ssl_context=context)
+        if self.users:
+            kwargs.update(authenticator=self._authenticate, auth_required=True)
+        kwargs.setdefault("auth_require_tls", tls != "none")
+        self._controller = Controller(handler, hostname=self.host, port=self.port, **kwargs)
+
+    @property
+    def messages(self) -> list[ReceivedMessage]:
+        """Every message accepted so far."""
+        return self.handler.messages
+
+    def _authenticate(
+        self, _server: Any, _session: Session, _envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if mechanism not in {"LOGIN", "PLAIN"} or not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = data.login.decode()
+        ok = self.users.get(user) == data.password.decode()
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> SmtpServer:
+        """Start serving (returns self)."""
+        if self.tls == "implicit":
+            # aiosmtpd's readiness probe speaks plain SMTP; skip it for implicit TLS.
+            self._controller._trigger_server = lambda: None  # type: ignore[method-assign]
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; the port is released."""
+        self._controller.stop()
+
+
+def start_smtp_server(
+    local_domains: set[str] | frozenset[str],
+    lmtp: tuple[str, int] | None,
+    **kwargs: Any,
+) -> SmtpServer:
+    """Start a recording SMTP server relaying *local_domains* to the LMTP address."""
+    handler = RecordingRelayHandler(
+        local_domains=frozenset(d.lower() for d in local_domains), lmtp=lmtp
+    )
+    return SmtpServer(handler, **kwargs).start()
