@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mailbot.config import Config, ConfigError, load_config
+from mailbot.log import configure_logging
 
 #: Environment variable naming the configuration file when --config is not given.
 CONFIG_ENV = "MAILBOT_CONFIG"
@@ -42,9 +43,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    configure_logging(config.logging.format, config.logging.level)
+    return config
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:

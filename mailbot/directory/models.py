@@ -1,0 +1,319 @@
+"""The database schema (SQLAlchemy 2.x declarative), shared by SQLite and PostgreSQL.
+
+Tables, in the regulation's words:
+
+* ``organisations``, ``subscribers``, ``trusted_addresses``: the subscriber directory;
+* ``certification_authorities``: the CA directory;
+* ``certificates``: certificates registered for subscribers (the store's index);
+* ``crls``: metadata of the CRLs in the on-disk cache and revocation index;
+* ``letters``: the journal, one row per letter that reached the mailbox;
+* ``outbox``: every letter mailbot sends (replies, follow-ups, alerts);
+* ``quarantine``: certificates from unknown CAs waiting for an administrator;
+* ``alerts``: administrative alerts, deduplicated by key.
+
+Migrations live in ``mailbot/directory/migrations``; a test checks that the
+migrated schema equals this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so migrations can refer to them on both databases.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A timezone-aware UTC timestamp on both databases (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC time")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current time, aware, in UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UtcDateTime(),
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class Timestamped:
+    """``created_at`` / ``updated_at`` columns."""
+
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Organisation(Timestamped, Base):
+    """A medical organisation (or other participant) of the fund."""
+
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    inn: Mapped[str | None] = mapped_column(String(12), index=True)
+    ogrn: Mapped[str | None] = mapped_column(String(15))
+    #: The organisation's code in the fund's registry.
+    registry_code: Mapped[str | None] = mapped_column(String(50), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    subscribers: Mapped[list[Subscriber]] = relationship(back_populates="organisation")
+
+
+class Subscriber(Timestamped, Base):
+    """A person (абонент) who may register certificates from trusted addresses."""
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    surname: Mapped[str | None] = mapped_column(String(200))
+    given_names: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(500))
+    #: Eleven digits, no separators; None when not yet known.
+    snils: Mapped[str | None] = mapped_column(String(11), index=True)
+    #: The person's own INN (12 digits), from a certificate.
+    inn: Mapped[str | None] = mapped_column(String(12))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Which fields were last taken from a certificate (field -> certificate thumbprint).
+    certificate_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    certificate_fields_at: Mapped[dt.datetime | None]
+
+    organisation: Mapped[Organisation] = relationship(back_populates="subscribers")
+    addresses: Mapped[list[TrustedAddress]] = relationship(back_populates="subscriber")
+    certificates: Mapped[list[Certificate]] = relationship(back_populates="subscriber")
+
+
+class TrustedAddress(Base):
+    """An e-mail address a subscriber's letters are accepted from (lower-case)."""
+
+    __tablename__ = "trusted_addresses"
+    __table_args__ = (UniqueConstraint("subscriber_id", "address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    address: Mapped[str] = mapped_column(String(320), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="addresses")
+
+
+class CertificationAuthority(Timestamped, Base):
+    """A registered CA certificate. Several rows may share one DN (yearly re-keys)."""
+
+    __tablename__ = "certification_authorities"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(500))
+    subject_dn: Mapped[str] = mapped_column(Text)
+    #: Hex of the DER of the subject name, for exact matching with an issuer name.
+    subject_der_hex: Mapped[str] = mapped_column(Text, index=True)
+    #: Subject Key Identifier, upper-case hex.
+    ski: Mapped[str | None] = mapped_column(String(128), index=True)
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbprint_sha1: Mapped[str] = mapped_column(String(40), unique=True)
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    crl_urls: Mapped[list[Any]] = mapped_column(default=list)
+    aia_urls: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: "manual" (added by an administrator) or "automatic" (learned from certificates).
+    source: Mapped[str] = mapped_column(String(20), default="manual")
+
+
+class Certificate(Base):
+    """A subscriber's certificate registered through mailbot (or imported)."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    ca_id: Mapped[int | None] = mapped_column(ForeignKey("certification_authorities.id"))
+    #: Upper-case hex as Windows shows it.
+    serial: Mapped[str] = mapped_column(String(128), index=True)
+    issuer_dn: Mapped[str] = mapped_column(Text)
+    subject_dn: Mapped[str] = mapped_column(Text)
+    subject_cn: Mapped[str | None] = mapped_column(String(500))
+    snils: Mapped[str | None] = mapped_column(String(11))
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime] = mapped_column(index=True)
+    thumbprint_sha1: Mapped[str] = mapped_column(String(40), unique=True)
+    thumbprint_sha256: Mapped[str] = mapped_column(String(64))
+    store_path: Mapped[str] = mapped_column(Text)
+    registered_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"))
+    #: "valid", "revoked" or "expired".
+    status: Mapped[str] = mapped_column(String(20), default="valid")
+    revoked_at: Mapped[dt.datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(String(50))
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="certificates")
+
+
+class Crl(Base):
+    """A CRL accepted into the cache; the entries live in the on-disk revocation index."""
+
+    __tablename__ = "crls"
+    __table_args__ = (UniqueConstraint("authority_key_id", "crl_number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: The issuing CA key (SKI of the CA = AKI of the CRL), upper-case hex.
+    authority_key_id: Mapped[str] = mapped_column(String(128), index=True)
+    #: Decimal text: CRL numbers may exceed 64 bits.
+    crl_number: Mapped[str] = mapped_column(String(60))
+    issuer_dn: Mapped[str] = mapped_column(Text)
+    this_update: Mapped[dt.datetime]
+    next_update: Mapped[dt.datetime | None]
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    index_path: Mapped[str] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(Text)
+    last_modified: Mapped[str | None] = mapped_column(Text)
+    fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Letter(Base):
+    """The journal: one row per letter that reached the mailbox (or a CLI ``process``)."""
+
+    __tablename__ = "letters"
+    __table_args__ = (
+        UniqueConstraint("mailbox", "uidvalidity", "uid"),
+        Index("ix_letters_message_id_sha256", "message_id", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(200))
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    sender: Mapped[str | None] = mapped_column(String(320), index=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    processed_at: Mapped[dt.datetime | None]
+    #: "claimed", "done", "deferred" or "failed".
+    state: Mapped[str] = mapped_column(String(20), default="claimed", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    route: Mapped[str | None] = mapped_column(String(100))
+    #: A template key, "no_reply", or "leave".
+    outcome: Mapped[str | None] = mapped_column(String(50), index=True)
+    template_key: Mapped[str | None] = mapped_column(String(50))
+    #: Evidence of every step (gate, route, attachment, CA, CRL, SNILS, install).
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    rule_hits: Mapped[list[Any]] = mapped_column(default=list)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
+    # No foreign key: certificates.letter_id already points back (avoids a cycle).
+    certificate_id: Mapped[int | None] = mapped_column(Integer)
+    archive_path: Mapped[str | None] = mapped_column(Text)
+    #: Where the letter was filed on the server, once it was.
+    filed_to: Mapped[str | None] = mapped_column(String(200))
+
+
+class OutboxMessage(Base):
+    """A letter mailbot sends; the row is the source of truth for "sent exactly once"."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"), index=True)
+    #: "reply", "followup", "alert", "reminder", "notice".
+    kind: Mapped[str] = mapped_column(String(20))
+    template_key: Mapped[str | None] = mapped_column(String(50))
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    #: "pending", "sent" or "failed".
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+
+
+class QuarantinedCertificate(Base):
+    """A certificate from an unknown CA, kept until an administrator decides."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"))
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
+    sender: Mapped[str] = mapped_column(String(320))
+    thumbprint_sha1: Mapped[str] = mapped_column(String(40), index=True)
+    serial: Mapped[str] = mapped_column(String(128))
+    issuer_dn: Mapped[str] = mapped_column(Text)
+    authority_key_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    aia_urls: Mapped[list[Any]] = mapped_column(default=list)
+    path: Mapped[str] = mapped_column(Text)
+    #: "pending", "registered", "rejected" or "failed".
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Alert(Base):
+    """An administrative alert; ``dedup_key`` keeps one alert per problem per period."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(50), index=True)
+    dedup_key: Mapped[str] = mapped_column(String(300), unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
