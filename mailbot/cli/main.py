@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.config_commands",
     "mailbot.cli.doctor",
     "mailbot.cli.db_commands",
+    "mailbot.cli.directory_commands",
 )
 
 

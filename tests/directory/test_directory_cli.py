@@ -1,0 +1,114 @@
+"""The administrator's directory commands and the CSV import, on both databases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli.main import main
+
+CSV_HEADER = "organisation;organisation_code;organisation_inn;surname;given_names;title;snils;addresses;active\n"
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_org_subscriber_address_lifecycle(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = ["--config", str(config_file)]
+    code, out, _ = run(
+        capsys, "org", "add", "--name", "ГБУЗ МО «Поликлиника»", "--inn", "7710474375", *c
+    )
+    assert (code, out.strip()) == (0, "organisation 1 added: ГБУЗ МО «Поликлиника»")
+    code, out, _ = run(
+        capsys, "subscriber", "add", "--org", "1", "--surname", "Иванов",
+        "--snils", "11223344595", "--address", "Ivanov@Clinic.example", *c,
+    )  # fmt: skip
+    assert code == 0
+    code, out, _ = run(capsys, "subscriber", "list", "--format", "json", *c)
+    (row,) = json.loads(out)
+    assert row["addresses"] == "ivanov@clinic.example"
+    assert row["snils"] == "11223344595"
+    assert run(capsys, "address", "add", "1", "second@clinic.example", *c)[0] == 0
+    code, out, _ = run(capsys, "address", "list", "--format", "csv", *c)
+    assert out.splitlines() == [
+        "subscriber_id,address,active",
+        "1,ivanov@clinic.example,True",
+        "1,second@clinic.example,True",
+    ]
+    assert run(capsys, "org", "deactivate", "1", *c)[0] == 0
+    code, out, _ = run(capsys, "org", "list", "--format", "json", *c)
+    assert json.loads(out)[0]["active"] is False
+    code, out, _ = run(capsys, "subscriber", "set-snils", "1", "--clear", *c)
+    assert "cleared" in out
+
+
+def test_errors_are_one_line_with_nonzero_exit(
+    config_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = ["--config", str(config_file)]
+    code, _, err = run(capsys, "subscriber", "show", "42", *c)
+    assert (code, err.strip()) == (1, "mailbot: no subscriber with id 42")
+    code, _, err = run(capsys, "org", "add", "--name", "X", "--inn", "123", *c)
+    assert code == 1
+    assert "INN must have 10 or 12 digits" in err
+
+
+def test_csv_import_all_or_nothing(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = ["--config", str(config_file)]
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(
+        (
+            CSV_HEADER
+            + "Больница №1;500001;7710474375;Иванов;Иван Иванович;Врач;112-233-445 95;a@x.example;да\n"
+            + "Больница №1;500001;7710474375;Петров;Пётр;Врач;112-233-445 96;p@x.example;да\n"
+            + "Больница №2;500002;;Сидоров;;;;not-an-address;может\n"
+        ).encode("cp1251")
+    )
+    code, out, err = run(capsys, "import", str(bad), *c)
+    assert code == 1
+    assert "line 3: SNILS '112-233-445 96' fails its checksum" in out
+    assert "line 4: 'not-an-address' is not an e-mail address" in out
+    assert "line 4: active must be yes or no, got 'может'" in out
+    assert "nothing was imported" in err
+    code, out, _ = run(capsys, "subscriber", "list", "--format", "json", *c)
+    assert json.loads(out) == []
+
+    good = tmp_path / "good.csv"
+    good.write_bytes(
+        (
+            CSV_HEADER
+            + "Больница №1;500001;7710474375;Иванов;Иван Иванович;Врач;112-233-445 95;a@x.example;да\n"
+            + "Больница №1;500001;7710474375;Петров;Пётр;Врач;123-456-789 64;a@x.example p@x.example;нет\n"
+        ).encode("cp1251")
+    )
+    code, out, _ = run(capsys, "import", "--dry-run", str(good), *c)
+    assert code == 0 and "would import 2 row(s)" in out and "(cp1251)" in out
+    assert json.loads(run(capsys, "subscriber", "list", "--format", "json", *c)[1]) == []
+    code, out, _ = run(capsys, "import", str(good), *c)
+    assert code == 0
+    assert "1 organisation(s) created, 2 subscriber(s) created" in out
+    rows = json.loads(run(capsys, "export", "--format", "json", *c)[1])
+    assert {(r["surname"], r["addresses"], r["active"]) for r in rows} == {
+        ("Иванов", "a@x.example", "yes"),
+        ("Петров", "a@x.example;p@x.example", "no"),
+    }
+    # Importing the same file again changes nothing but updates in place.
+    code, out, _ = run(capsys, "import", str(good), *c)
+    assert "0 subscriber(s) created, 2 updated, 0 address(es) added" in out
+
+
+def test_schema_must_be_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[general]\nstate_dir = "{tmp_path}"\n[imap]\npassword_env = "X"\n')
+    code, _, err = run(capsys, "org", "list", "--config", str(path))
+    assert code == 1
+    assert "run `mailbot db upgrade`" in err
