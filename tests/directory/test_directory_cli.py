@@ -112,3 +112,15 @@ def test_schema_must_be_current(tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, _, err = run(capsys, "org", "list", "--config", str(path))
     assert code == 1
     assert "run `mailbot db upgrade`" in err
+
+
+def test_store_verify(config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    c = ["--config", str(config_file)]
+    code, out, _ = run(capsys, "store", "verify", *c)
+    assert code == 0 and "0 registered certificate(s), consistent" in out
+    store = tmp_path / "state" / "store"
+    store.mkdir(parents=True)
+    (store / ("D" * 40 + ".cer")).write_bytes(b"\x30\x00")
+    code, out, _ = run(capsys, "store", "verify", *c)
+    assert code == 1
+    assert f"file without row: {store / ('D' * 40 + '.cer')}" in out

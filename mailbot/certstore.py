@@ -1,0 +1,182 @@
+"""The server's certificate store: DER files named by thumbprint, plus an optional install command.
+
+Files are written atomically (temporary file, fsync, rename, fsync of the
+folder), so a crash leaves either the whole certificate or nothing. The name
+is always the certificate's SHA-1 thumbprint, never a name from a letter.
+The optional install command (e.g. CryptoPro's ``certmgr``) runs after the
+file is in place; when it fails, a file this call created is removed again
+and the command's standard error becomes the ``install_error`` text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+_THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
+_SERIAL = re.compile(r"^[0-9A-F]{1,128}$")
+#: Longest error text passed on to a participant.
+MAX_ERROR_TEXT = 500
+
+
+class InstallError(Exception):
+    """Installing a certificate failed; the message is fit for the ``install_error`` reply."""
+
+
+@dataclass(frozen=True)
+class StoredCertificate:
+    """Where a certificate was stored, and whether this call created the file."""
+
+    path: Path
+    created: bool
+
+
+@dataclass(frozen=True)
+class StoreReport:
+    """Differences between the store's files and the directory's rows."""
+
+    rows_without_files: list[str]
+    files_without_rows: list[str]
+    unreadable_files: list[str]
+
+    @property
+    def consistent(self) -> bool:
+        """True when every row has its file and every file its row."""
+        return not (self.rows_without_files or self.files_without_rows or self.unreadable_files)
+
+
+class CertificateStore:
+    """A folder of registered certificates."""
+
+    def __init__(
+        self,
+        directory: Path,
+        install_command: tuple[str, ...] = (),
+        install_timeout: float = 60.0,
+    ) -> None:
+        self.directory = directory
+        self.install_command = install_command
+        self.install_timeout = install_timeout
+
+    def path_for(self, thumbprint: str) -> Path:
+        """The file of the certificate with this SHA-1 thumbprint (upper-case hex)."""
+        if not _THUMBPRINT.match(thumbprint):
+            raise ValueError(f"not a SHA-1 thumbprint: {thumbprint!r}")
+        return self.directory / f"{thumbprint}.cer"
+
+    def install(self, der: bytes, thumbprint: str, serial: str) -> StoredCertificate:
+        """Write the certificate (if not already there) and run the install command.
+
+        Raises :class:`InstallError`; then nothing this call wrote is left behind.
+        """
+        if not _SERIAL.match(serial):
+            raise ValueError(f"not a serial number: {serial!r}")
+        path = self.path_for(thumbprint)
+        created = False
+        try:
+            if not path.exists() or path.read_bytes() != der:
+                _write_atomically(path, der)
+                created = True
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise InstallError(f"не удалось записать файл сертификата: {reason}") from exc
+        try:
+            self._run_install_command(path, thumbprint, serial)
+        except InstallError:
+            if created:
+                self.discard(path)
+            raise
+        return StoredCertificate(path=path, created=created)
+
+    def discard(self, path: Path) -> None:
+        """Remove a file written by :meth:`install` (when the database commit failed)."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        _fsync_directory(path.parent)
+
+    def _run_install_command(self, path: Path, thumbprint: str, serial: str) -> None:
+        if not self.install_command:
+            return
+        values = {"path": str(path), "thumbprint": thumbprint, "serial": serial}
+        arguments = [part.format_map(values) for part in self.install_command]
+        try:
+            result = subprocess.run(
+                arguments,
+                capture_output=True,
+                timeout=self.install_timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise InstallError(f"команда установки не найдена: {arguments[0]}") from None
+        except subprocess.TimeoutExpired:
+            raise InstallError(
+                f"команда установки не завершилась за {self.install_timeout:g} с"
+            ) from None
+        except OSError as exc:
+            raise InstallError(f"команда установки не запущена: {exc.strerror or exc}") from None
+        if result.returncode != 0:
+            text = _decode(result.stderr).strip() or _decode(result.stdout).strip()
+            text = " ".join(text.split())[:MAX_ERROR_TEXT]
+            raise InstallError(text or f"команда установки завершилась с кодом {result.returncode}")
+
+    def verify(self, rows: Iterable[tuple[str, str]]) -> StoreReport:
+        """Compare ``(thumbprint, store_path)`` rows with the files in the folder."""
+        expected = {thumbprint.upper(): Path(path) for thumbprint, path in rows}
+        present = (
+            {p.stem.upper(): p for p in self.directory.glob("*.cer")}
+            if self.directory.is_dir()
+            else {}
+        )
+        rows_without_files = sorted(
+            f"{t} ({p})" for t, p in expected.items() if not p.is_file() and t not in present
+        )
+        files_without_rows = sorted(str(p) for t, p in present.items() if t not in expected)
+        unreadable = []
+        for thumbprint, path in present.items():
+            if thumbprint in expected and not os.access(path, os.R_OK):
+                unreadable.append(str(path))
+        return StoreReport(rows_without_files, files_without_rows, sorted(unreadable))
+
+
+def _decode(data: bytes) -> str:
+    # CryptoPro tools on Russian systems may print in UTF-8 or CP1251.
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1251", errors="replace")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=".tmp-", suffix=".cer", dir=path.parent)
+    temporary = Path(name)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.chmod(0o644)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename (or unlink) is durable only once the folder itself is synced.
+    try:
+        descriptor = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
