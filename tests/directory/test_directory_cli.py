@@ -124,3 +124,43 @@ def test_store_verify(config_file: Path, tmp_path: Path, capsys: pytest.CaptureF
     code, out, _ = run(capsys, "store", "verify", *c)
     assert code == 1
     assert f"file without row: {store / ('D' * 40 + '.cer')}" in out
+
+
+def test_journal_and_cert_list(
+    config_file: Path, engine, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    import datetime as dt
+
+    from mailbot.directory.models import Certificate, Letter
+    from mailbot.directory.session import session_factory
+
+    c = ["--config", str(config_file)]
+    assert run(capsys, "org", "add", "--name", "Org", *c)[0] == 0
+    assert run(capsys, "subscriber", "add", "--org", "1", "--surname", "Иванов", *c)[0] == 0
+    now = dt.datetime.now(dt.UTC)
+    with session_factory(engine)() as session:
+        session.add_all(
+            [
+                Letter(mailbox="INBOX", sha256="a" * 64, sender="a@x.example", outcome="success",
+                       state="done", received_at=now - dt.timedelta(days=10)),
+                Letter(mailbox="INBOX", sha256="b" * 64, sender="b@x.example", outcome="no_cer",
+                       state="done", received_at=now),
+            ]
+        )  # fmt: skip
+        for days, thumb in ((20, "1" * 40), (200, "2" * 40)):
+            session.add(
+                Certificate(subscriber_id=1, serial="01AB", issuer_dn="CN=CA", subject_dn="CN=I",
+                            subject_cn="Иванов", not_before=now - dt.timedelta(days=300),
+                            not_after=now + dt.timedelta(days=days), thumbprint_sha1=thumb,
+                            thumbprint_sha256="f" * 64, store_path=f"/s/{thumb}.cer")
+            )  # fmt: skip
+        session.commit()
+    rows = json.loads(run(capsys, "journal", "--format", "json", *c)[1])
+    assert [r["sender"] for r in rows] == ["b@x.example", "a@x.example"]
+    rows = json.loads(run(capsys, "journal", "--since", "3d", "--format", "json", *c)[1])
+    assert [r["outcome"] for r in rows] == ["no_cer"]
+    rows = json.loads(run(capsys, "journal", "--outcome", "success", "--format", "json", *c)[1])
+    assert [r["sender"] for r in rows] == ["a@x.example"]
+    rows = json.loads(run(capsys, "cert", "list", "--expiring-within", "30", "--format", "json", *c)[1])
+    assert [r["thumbprint_sha1"] for r in rows] == ["1" * 40]
+    assert len(json.loads(run(capsys, "cert", "list", "--format", "json", *c)[1])) == 2
