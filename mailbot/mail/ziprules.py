@@ -197,7 +197,7 @@ def _inspect_open_zip(
     if info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
         return _reject("compression ratio too high (possible zip bomb)")
 
-    content = _read_capped(archive, info, limits.max_zip_entry_bytes)
+    content = read_entry_capped(archive, info, limits.max_zip_entry_bytes)
     if isinstance(content, str):
         return _reject(content)
     encoding = sniff_certificate(content)
@@ -206,7 +206,7 @@ def _inspect_open_zip(
     return ZipVerdict(CertificateFile(zip_name, entry_name, content, encoding), None, "")
 
 
-def _read_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | str:
+def read_entry_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | str:
     """The entry's bytes, or why not: never more than *cap* bytes are inflated."""
     chunks: list[bytes] = []
     total = 0
