@@ -69,7 +69,9 @@ def _sanitize(data: bytes) -> bytes:
     offset, count = 6, 0
     while offset < len(data):
         if len(data) - offset < _OBJECT_OVERHEAD:
-            break  # trailing padding
+            if data[offset:].strip(b"\x00"):
+                raise TnefError("truncated stream")
+            break  # zero padding after the last object
         level, attribute, length = _OBJECT_HEADER.unpack_from(data, offset)
         end = offset + _OBJECT_HEADER.size + length + 2
         if end > len(data):

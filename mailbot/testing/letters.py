@@ -178,8 +178,9 @@ def rfc2047(text: str, charset: str = "utf-8", maxlinelen: int = 76) -> str:
 
 def rfc2231(key: str, text: str, chunk: int = 10) -> bytes:
     """``key*0*=UTF-8''…; key*1*=…`` continuations, as Thunderbird writes long names."""
-    quoted = urllib.parse.quote(text.encode("utf-8"), safe="")
-    pieces = [quoted[i : i + chunk * 3] for i in range(0, len(quoted), chunk * 3)]
+    # Split between whole characters' %XX groups, never inside one.
+    tokens = [urllib.parse.quote(ch.encode("utf-8"), safe="") for ch in text]
+    pieces = ["".join(tokens[i : i + chunk]) for i in range(0, len(tokens), chunk)]
     params = [f"{key}*0*=UTF-8''{pieces[0]}"] + [
         f"{key}*{i}*={p}" for i, p in enumerate(pieces[1:], start=1)
     ]
