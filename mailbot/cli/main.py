@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.directory_commands",
     "mailbot.cli.store_commands",
     "mailbot.cli.journal_commands",
+    "mailbot.cli.process_commands",
 )
 
 

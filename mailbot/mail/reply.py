@@ -1,0 +1,77 @@
+"""The reply letter: to the trusted From address only, threaded, marked as automatic.
+
+Headers (SPEC "Replies" and RFC 3834): ``To`` the trusted sender, ``Subject:
+Re: <original>``, ``In-Reply-To``/``References`` (RFC 5322 section 3.6.4,
+trimmed like RT: the first 4 and the last 6 ids), ``Auto-Submitted:
+auto-replied``, ``X-Auto-Response-Suppress: All`` (stops Exchange out-of-office
+answers), our loop marker, a ``Message-ID`` in our own domain and a ``Date``;
+the body is UTF-8 ``text/plain``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+
+from mailbot.mail.letter import Letter
+from mailbot.pipeline.loop_guard import LOOP_HEADER
+
+#: References longer than this keep the first and the last ids (RT keeps 4 + 6).
+MAX_REFERENCES = 10
+_KEEP_FIRST = 4
+
+
+@dataclass(frozen=True)
+class ReplySettings:
+    """Who we are when we answer."""
+
+    from_address: str
+    instance: str
+
+
+def thread_references(
+    parent_references: Sequence[str],
+    parent_in_reply_to: Sequence[str],
+    parent_message_id: str | None,
+) -> list[str]:
+    """The References of a reply: the parent's (or its single In-Reply-To) plus its Message-ID."""
+    chain = list(parent_references)
+    if not chain and len(parent_in_reply_to) == 1:
+        chain = list(parent_in_reply_to)
+    if parent_message_id:
+        chain.append(parent_message_id)
+    if len(chain) > MAX_REFERENCES:
+        chain = chain[:_KEEP_FIRST] + chain[-(MAX_REFERENCES - _KEEP_FIRST) :]
+    return chain
+
+
+def reply_subject(original: str) -> str:
+    """``Re: <original>``, on one line."""
+    return "Re: " + " ".join(original.split())
+
+
+def build_reply(
+    letter: Letter, recipient: str, body: str, settings: ReplySettings, now: datetime
+) -> EmailMessage:
+    """The reply to *letter*, addressed to *recipient* (the trusted From address)."""
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = settings.from_address
+    message["To"] = recipient
+    message["Subject"] = reply_subject(letter.subject)
+    message["Date"] = email.utils.format_datetime(now)
+    domain = settings.from_address.rpartition("@")[2] or "localhost"
+    message["Message-ID"] = email.utils.make_msgid(domain=domain)
+    if letter.message_id:
+        message["In-Reply-To"] = letter.message_id
+    references = thread_references(letter.references, letter.in_reply_to, letter.message_id)
+    if references:
+        message["References"] = " ".join(references)
+    message["Auto-Submitted"] = "auto-replied"
+    message["X-Auto-Response-Suppress"] = "All"
+    message[LOOP_HEADER] = settings.instance
+    message.set_content(body if body.endswith("\n") else body + "\n", charset="utf-8")
+    return message

@@ -1,0 +1,100 @@
+"""``mailbot process FILE.eml --dry-run``: text and JSON reports, clear errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mailbot.cli.main import main
+from mailbot.testing import letters as L  # noqa: N812
+
+
+def write(tmp_path: Path, raw: bytes, name: str = "letter.eml") -> str:
+    path = tmp_path / name
+    path.write_bytes(raw)
+    return str(path)
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
+    assert main(["process", *args, "--dry-run", "--format", "json"]) == 0
+    report: dict[str, object] = json.loads(capsys.readouterr().out)
+    return report
+
+
+def test_json_for_a_letter_that_passes_intake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eml = write(tmp_path, L.outlook_letter("Иванов.zip", L.certificate_zip("Иванов.cer")))
+    report = run_json(capsys, eml, "--trusted", L.TRUSTED_SENDER.upper())
+    assert report["outcome"] == "certificate_checks_pending"
+    assert report["route"] == "add_cert"
+    assert report["reply_to"] == L.TRUSTED_SENDER
+    assert report["reply_text"] is None
+    assert report["attachments"] == {
+        "verdict": "ok",
+        "zip_name": "Иванов.zip",
+        "certificate_file": "Иванов.cer",
+        "certificate_encoding": "der",
+        "certificate_bytes": len(L.certificate_der()),
+    }
+
+
+def test_json_for_a_rejected_letter_has_the_reply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eml = write(tmp_path, L.no_attachment_letter())
+    report = run_json(capsys, eml, "--trusted", L.TRUSTED_SENDER)
+    assert report["outcome"] == "no_cer"
+    assert report["reply_to"] == L.TRUSTED_SENDER
+    assert str(report["reply_text"]).startswith("В полученном от Вас письме отсутствует")
+    assert report["reply_subject"] == "Re: ADD_CERT"
+
+
+def test_json_untrusted_sender_and_reply_cap(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eml = write(tmp_path, L.no_attachment_letter())
+    report = run_json(capsys, eml)
+    assert (report["outcome"], report["reply_to"], report["stage"]) == (
+        "no_reply",
+        None,
+        "sender_gate",
+    )
+    capped = run_json(capsys, eml, "--trusted", L.TRUSTED_SENDER, "--replies-today", "20")
+    assert (capped["outcome"], capped["stage"]) == ("no_reply", "reply_cap")
+
+
+def test_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    eml = write(tmp_path, L.no_attachment_letter(subject="Привет"))
+    assert main(["process", eml, "--dry-run", "--trusted", L.TRUSTED_SENDER]) == 0
+    out = capsys.readouterr().out
+    assert "outcome:      unknown_subject" in out
+    assert f"reply to:     {L.TRUSTED_SENDER}" in out
+    assert "«Привет» не соответствует" in out
+    assert "miss route:add_cert" in out
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00\xff" * 100, b"garbage without headers", b"From:"])
+def test_broken_input_gives_a_decision(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: bytes
+) -> None:
+    report = run_json(capsys, write(tmp_path, raw))
+    assert report["outcome"] == "no_reply"
+
+
+def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["process", str(tmp_path / "missing.eml"), "--dry-run"]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    eml = write(tmp_path, L.no_attachment_letter())
+    assert main(["process", eml]) == 2
+    assert "--dry-run" in capsys.readouterr().err
+    config = tmp_path / "mailbot.toml"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.toml").write_text('[[route]]\nname="x"\naction="nope"\nsubject="A"\n')
+    config.write_text(f'[imap]\npassword_env = "X"\n[paths]\nrules_dir = "{rules}"\n')
+    assert main(["process", eml, "--dry-run", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "route table is invalid" in err and "Traceback" not in err
