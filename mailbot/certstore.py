@@ -14,10 +14,11 @@ import contextlib
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from mailbot.files import fsync_directory, write_atomically
 
 _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 _SERIAL = re.compile(r"^[0-9A-F]{1,128}$")
@@ -81,7 +82,7 @@ class CertificateStore:
         created = False
         try:
             if not path.exists() or path.read_bytes() != der:
-                _write_atomically(path, der)
+                write_atomically(path, der)
                 created = True
         except OSError as exc:
             reason = exc.strerror or str(exc)
@@ -98,7 +99,7 @@ class CertificateStore:
         """Remove a file written by :meth:`install` (when the database commit failed)."""
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        _fsync_directory(path.parent)
+        fsync_directory(path.parent)
 
     def _run_install_command(self, path: Path, thumbprint: str, serial: str) -> None:
         if not self.install_command:
@@ -151,32 +152,3 @@ def _decode(data: bytes) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("cp1251", errors="replace")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=".tmp-", suffix=".cer", dir=path.parent)
-    temporary = Path(name)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        temporary.chmod(0o644)
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename (or unlink) is durable only once the folder itself is synced.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
