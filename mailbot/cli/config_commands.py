@@ -52,7 +52,8 @@ def check_config(args: argparse.Namespace) -> int:
             raise CliError("configuration is invalid:\n" + "\n".join(problems))
     print(f"{args.path}: OK")
     print(f"  database: {config.database_url}")
-    print(f"  mailbox:  {config.imap.user}@{config.imap.host}:{config.imap.port} ({config.imap.tls})")
+    imap = config.imap
+    print(f"  mailbox:  {imap.user}@{imap.host}:{imap.port} ({imap.tls})")
     print(f"  rules:    {config.rules_dir}")
     print(f"  templates:{' '}{config.templates_dir}")
     return 0

@@ -218,7 +218,9 @@ class _Converter:
             return tuple(self.value(item_type, v, f"{dotted}[{i}]") for i, v in enumerate(value))
         if annotation is Path:
             if not isinstance(value, str) or not value:
-                self.problems.append(f"{dotted}: must be a non-empty path string, got {_kind(value)}")
+                self.problems.append(
+                    f"{dotted}: must be a non-empty path string, got {_kind(value)}"
+                )
                 return Path()
             return self._path(value)
         if annotation is bool:
