@@ -19,6 +19,7 @@ from mailbot.cli.common import CliError
 COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.config_commands",
     "mailbot.cli.doctor",
+    "mailbot.cli.pki_commands",
 )
 
 
