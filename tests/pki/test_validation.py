@@ -55,7 +55,8 @@ def test_valid_revoked_and_evidence(gost_ca: pki.Issued, store: CrlStore) -> Non
 
 def test_validity_period_comes_first(gost_ca: pki.Issued, store: CrlStore) -> None:
     ee = pki.make_end_entity(gost_ca)
-    late = validate(ee.cert, InMemoryCaDirectory(), StaticCrlSource(store), NOW + timedelta(days=400))
+    later = NOW + timedelta(days=400)
+    late = validate(ee.cert, InMemoryCaDirectory(), StaticCrlSource(store), later)
     assert (late.verdict, late.reason) == (Verdict.INVALID, Reason.EXPIRED)
     early = check_validity_period(ee.cert, NOW - timedelta(days=40))
     assert early is not None and early.reason is Reason.NOT_YET_VALID
@@ -182,8 +183,8 @@ def test_indirect_crl_entries_are_refused(gost_ca: pki.Issued) -> None:
     from mailbot.pki.der import encode_tlv
     from mailbot.testing.pki import _ext, _int, der_time
 
-    entry = seq(_int(5), der_time(NOW), seq(_ext("2.5.29.29", seq(encode_tlv(0xA4, gost_ca.name_der)),
-                                                critical=True)))
+    issuer = seq(encode_tlv(0xA4, gost_ca.name_der))
+    entry = seq(_int(5), der_time(NOW), seq(_ext("2.5.29.29", issuer, critical=True)))
     with pytest.raises(CrlError, match="indirect"):
         parse_crl(pki.make_crl(gost_ca, raw_entries=entry))
 
