@@ -80,3 +80,21 @@ def render_rows(
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     return "\n".join(lines)
+
+
+_groups: dict[int, Any] = {}
+
+
+def command_group(subparsers: Any, name: str, help_text: str, description: str) -> Any:
+    """The sub-command group *name* (``cert``, ``crl``...), created on first use.
+
+    Several command modules may add actions to one group (``cert list`` lives
+    with the directory, ``cert inspect`` with the PKI).
+    """
+    parser = subparsers.choices.get(name)
+    if parser is None:
+        parser = subparsers.add_parser(name, help=help_text, description=description)
+        _groups[id(parser)] = parser.add_subparsers(
+            dest=f"{name}_command", metavar="ACTION", required=True
+        )
+    return _groups[id(parser)]

@@ -63,12 +63,29 @@ def check_system_tools(_config: Config) -> Finding:
     return Finding("openssl", found is not None, found or "openssl not on PATH")
 
 
+def check_gost_backend(_config: Config) -> Finding:
+    """Which GOST hashing backend is active, and the signature implementation."""
+    from mailbot.pki.gost import hashing
+
+    active = hashing.backend()
+    ok = active.name == "openssl-gostprov"
+    algos = ", ".join(sorted(active.algorithms))
+    return Finding(
+        "gost",
+        True,
+        f"hashing: {active.name} [{algos}] ({active.detail}); "
+        "signatures: mailbot pure-Python GOST R 34.10 (Jacobian, precomputed base table)"
+        + ("" if ok else "; WARNING: slow hashing, install libengine-gost-openssl"),
+    )
+
+
 #: The checks, in report order. Modules may append their own.
 CHECKS: list[Callable[[Config], Finding]] = [
     check_python,
     check_database,
     check_directories,
     check_system_tools,
+    check_gost_backend,
 ]
 
 

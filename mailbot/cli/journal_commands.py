@@ -12,6 +12,7 @@ from mailbot.cli.common import (
     CliError,
     add_config_option,
     add_format_option,
+    command_group,
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
@@ -68,10 +69,9 @@ def register(subparsers: Any) -> None:
     add_format_option(journal, FORMATS)
     journal.set_defaults(handler=journal_list)
 
-    cert = subparsers.add_parser(
-        "cert", help="certificates", description="Registered certificates and inspection."
+    cert_commands = command_group(
+        subparsers, "cert", "certificates", "Registered certificates and inspection."
     )
-    cert_commands = cert.add_subparsers(dest="cert_command", metavar="ACTION", required=True)
     listing = cert_commands.add_parser(
         "list",
         help="list registered certificates",

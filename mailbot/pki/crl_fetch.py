@@ -1,0 +1,278 @@
+"""Getting CRLs: HTTP(S) with failover, and the "CRL source" the validation step asks.
+
+Fetching uses stdlib ``http.client`` (no new dependency) with explicit bounds:
+a timeout per socket operation and an overall deadline, a redirect limit, a
+size cap checked against Content-Length and while reading, and a sniff that
+rejects HTML proxy pages. Conditional GET (ETag / If-Modified-Since) avoids
+re-downloading a big CRL. The calls block; asyncio code uses
+:meth:`HttpCrlFetcher.fetch_async` (a thread via ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
+
+from mailbot.log import get_logger
+from mailbot.pki.certificate import Certificate
+from mailbot.pki.crl import is_current, looks_like_crl
+from mailbot.pki.crl_store import CrlStore
+from mailbot.pki.errors import CrlError, CrlFetchError
+from mailbot.pki.issuer import CaDirectory
+from mailbot.pki.revocation_index import IndexMeta, RevocationEntry, RevocationIndex
+
+log = get_logger(__name__)
+
+_REDIRECTS = {301, 302, 303, 307, 308}
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One HTTP answer: a body, or "not modified"."""
+
+    url: str
+    not_modified: bool
+    body: bytes | None
+    etag: str | None
+    last_modified: str | None
+
+
+class HttpCrlFetcher:
+    """Bounded HTTP/HTTPS GET for CRLs."""
+
+    def __init__(self, timeout_seconds: float = 20, max_bytes: int = 100 * 1024 * 1024,
+                 max_redirects: int = 3, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.timeout = timeout_seconds
+        self.max_bytes = max_bytes
+        self.max_redirects = max_redirects
+        self.ssl_context = ssl_context or ssl.create_default_context()
+
+    async def fetch_async(self, url: str, etag: str | None = None,
+                          last_modified: str | None = None) -> FetchResult:
+        """:meth:`fetch` in a worker thread, so the event loop never blocks."""
+        return await asyncio.to_thread(self.fetch, url, etag, last_modified)
+
+    def fetch(self, url: str, etag: str | None = None,
+              last_modified: str | None = None) -> FetchResult:
+        """GET a CRL, following at most ``max_redirects`` redirects; raises CrlFetchError."""
+        deadline = time.monotonic() + self.timeout
+        current = url
+        for _ in range(self.max_redirects + 1):
+            result, location = self._once(current, etag, last_modified, deadline)
+            if result is not None:
+                return result
+            assert location is not None
+            current = urljoin(current, location)
+        raise CrlFetchError(f"{url}: more than {self.max_redirects} redirects")
+
+    def _once(self, url: str, etag: str | None, last_modified: str | None, deadline: float
+              ) -> tuple[FetchResult | None, str | None]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise CrlFetchError(f"{url}: unsupported URL scheme {parts.scheme!r}")
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise CrlFetchError(f"{url}: timed out")
+        conn: http.client.HTTPConnection
+        try:
+            port = parts.port
+        except ValueError:
+            raise CrlFetchError(f"{url}: bad port") from None
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(parts.hostname, port, timeout=remaining,
+                                               context=self.ssl_context)
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, port, timeout=remaining)
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        headers = {"User-Agent": "mailbot-crl/1", "Accept": "application/pkix-crl, */*"}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        try:
+            conn.request("GET", path, headers=headers)
+            resp = conn.getresponse()
+            if resp.status in _REDIRECTS:
+                location = resp.getheader("Location")
+                if not location:
+                    raise CrlFetchError(f"{url}: redirect without Location")
+                return None, location
+            if resp.status == 304:
+                return FetchResult(url, True, None, resp.getheader("ETag") or etag,
+                                   resp.getheader("Last-Modified") or last_modified), None
+            if resp.status != 200:
+                raise CrlFetchError(f"{url}: HTTP {resp.status} {resp.reason}")
+            length = resp.getheader("Content-Length")
+            if length and length.isdigit() and int(length) > self.max_bytes:
+                raise CrlFetchError(f"{url}: {length} bytes exceeds the {self.max_bytes} limit")
+            body = self._read(resp, url, deadline)
+        except (OSError, http.client.HTTPException) as exc:
+            raise CrlFetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+        finally:
+            conn.close()
+        if not looks_like_crl(body):
+            raise CrlFetchError(f"{url}: the response is not a CRL (HTML or proxy page?)")
+        return FetchResult(url, False, body, resp.getheader("ETag"),
+                           resp.getheader("Last-Modified")), None
+
+    def _read(self, resp: http.client.HTTPResponse, url: str, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            if time.monotonic() > deadline:
+                raise CrlFetchError(f"{url}: timed out while reading")
+            chunk = resp.read(1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if total > self.max_bytes:
+                raise CrlFetchError(f"{url}: response exceeds the {self.max_bytes} byte limit")
+            chunks.append(chunk)
+
+
+# --------------------------------------------------------------------------- CRL source
+
+
+@dataclass(frozen=True)
+class RevocationCheck:
+    """What a CRL source knows about one certificate at one time."""
+
+    status: str  # "good", "revoked" or "unavailable"
+    entry: RevocationEntry | None
+    crl: IndexMeta | None  # the CRL used (or the stale one we had)
+    reason: str | None  # for "unavailable": no_usable_crl / crl_unreachable / crl_stale
+    detail: str
+
+
+class CrlSource(Protocol):
+    """Answers "is this certificate on its CA's current CRL at time t?"."""
+
+    def revocation_status(self, cert: Certificate, ca: Certificate, at: datetime
+                          ) -> RevocationCheck:
+        """Look the certificate up in a current, verified CRL of ``ca``."""
+        ...
+
+
+def _dedupe(urls: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for url in urls:
+        if url not in out:
+            out.append(url)
+    return out
+
+
+class CachingCrlSource:
+    """Cache first, then the admin's drop directory, then the network (CDPs, directory URLs)."""
+
+    def __init__(self, store: CrlStore, fetcher: HttpCrlFetcher | None = None,
+                 directory: CaDirectory | None = None, drop_dir: Path | None = None,
+                 grace: timedelta = timedelta(seconds=300)) -> None:
+        self.store = store
+        self.fetcher = fetcher
+        self.directory = directory
+        self.drop_dir = drop_dir
+        self.grace = grace
+
+    def _fresh(self, index: RevocationIndex | None, at: datetime) -> bool:
+        if index is None:
+            return False
+        meta = index.meta
+        next_update = meta.next_update_dt
+        if next_update is None:
+            return False
+        return meta.this_update_dt - self.grace <= at < next_update + self.grace
+
+    def _answer(self, cert: Certificate, index: RevocationIndex) -> RevocationCheck:
+        entry = index.lookup(cert.serial_bytes)
+        if entry is None:
+            return RevocationCheck("good", None, index.meta, None, "not on the CRL")
+        return RevocationCheck("revoked", entry, index.meta, None,
+                               f"revoked at {entry.revoked_at}, reason {entry.reason}")
+
+    def revocation_status(self, cert: Certificate, ca: Certificate, at: datetime
+                          ) -> RevocationCheck:
+        """See :class:`CrlSource`."""
+        index = self.store.current(ca)
+        if self._fresh(index, at):
+            assert index is not None
+            return self._answer(cert, index)
+        dropped = self.store.scan_drop_dir(self.drop_dir, ca)
+        if dropped is not None:
+            index = dropped
+            if self._fresh(index, at):
+                return self._answer(cert, index)
+        urls = list(cert.crl_urls)
+        if self.directory is not None:
+            urls += self.directory.crl_urls(ca)
+        problems: list[str] = []
+        for url in _dedupe(urls):
+            if not url.lower().startswith(("http://", "https://")):
+                log.info("crl_url_skipped", url=url, reason="only HTTP(S) is fetched")
+                problems.append(f"{url}: skipped (not HTTP)")
+                continue
+            if self.fetcher is None:
+                problems.append(f"{url}: fetching disabled")
+                continue
+            meta = index.meta if index is not None else None
+            conditional = meta is not None and meta.source_url == url
+            try:
+                result = self.fetcher.fetch(
+                    url,
+                    meta.etag if conditional and meta else None,
+                    meta.last_modified if conditional and meta else None,
+                )
+            except CrlFetchError as exc:
+                log.warning("crl_fetch_failed", url=url, error=str(exc))
+                problems.append(str(exc))
+                continue
+            if result.not_modified or result.body is None:
+                problems.append(f"{url}: not modified since the cached (stale) CRL")
+                continue
+            try:
+                index = self.store.ingest(result.body, ca, source_url=url, etag=result.etag,
+                                          last_modified=result.last_modified)
+            except CrlError as exc:
+                log.warning("crl_rejected", url=url, error=str(exc))
+                problems.append(f"{url}: {exc}")
+                continue
+            if self._fresh(index, at):
+                return self._answer(cert, index)
+            problems.append(f"{url}: CRL not current (nextUpdate {index.meta.next_update})")
+        if index is not None:
+            return RevocationCheck(
+                "unavailable", None, index.meta, "crl_stale",
+                f"newest CRL has thisUpdate {index.meta.this_update}, nextUpdate "
+                f"{index.meta.next_update}; " + "; ".join(problems),
+            )
+        if not urls:
+            return RevocationCheck("unavailable", None, None, "no_usable_crl",
+                                   "no CRL distribution point and no current CRL on file")
+        return RevocationCheck("unavailable", None, None, "crl_unreachable",
+                               "; ".join(problems) or "no CRL found")
+
+
+class StaticCrlSource(CachingCrlSource):
+    """CRLs given up front (CLI ``--crl`` files): no network."""
+
+    def __init__(self, store: CrlStore, grace: timedelta = timedelta(seconds=300)) -> None:
+        super().__init__(store, None, None, None, grace)
+
+
+def is_fresh(meta: IndexMeta, at: datetime, grace: timedelta) -> bool:
+    """thisUpdate - grace ≤ at < nextUpdate + grace for a stored CRL."""
+    nu = meta.next_update_dt
+    return nu is not None and meta.this_update_dt - grace <= at < nu + grace
+
+
+__all__ = ["CachingCrlSource", "CrlSource", "FetchResult", "HttpCrlFetcher", "RevocationCheck",
+           "StaticCrlSource", "is_current", "is_fresh"]

@@ -1,0 +1,152 @@
+"""One validation call with a tri-state verdict, built from small steps the handler can reuse.
+
+SPEC order: validity period (5) → CA lookup (6) → signature (7) → CRL (8).
+Each ``check_*`` function is a step returning a result to stop with, or None
+to go on; :func:`validate` chains them. The CRL step asks a :class:`CrlSource`,
+so the caller decides the policy (defer/reject/accept) on INDETERMINATE.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from mailbot.pki.certificate import Certificate
+from mailbot.pki.crl_fetch import CrlSource
+from mailbot.pki.issuer import CaDirectory, IssuerStatus, ca_usable_problem, resolve_issuer
+
+
+class Verdict(enum.Enum):
+    """The outcome of a validation."""
+
+    VALID = "valid"
+    INVALID = "invalid"
+    INDETERMINATE = "indeterminate"
+    UNKNOWN_CA = "unknown_ca"
+
+
+class Reason(enum.Enum):
+    """Why (machine-readable); the handler maps these to reply texts."""
+
+    OK = "ok"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not_yet_valid"
+    REVOKED = "revoked"
+    BAD_CA_SIGNATURE = "bad_ca_signature"
+    CA_NOT_USABLE = "ca_not_usable"
+    UNKNOWN_CA = "unknown_ca"
+    NO_USABLE_CRL = "no_usable_crl"
+    CRL_UNREACHABLE = "crl_unreachable"
+    CRL_STALE = "crl_stale"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the verdict rests on, for the journal and admin alerts."""
+
+    validation_time: datetime
+    certificate_serial: str
+    certificate_thumbprint_sha1: str
+    ca_thumbprint_sha1: str | None = None
+    crl_url: str | None = None
+    crl_number: int | None = None
+    crl_this_update: str | None = None
+    crl_next_update: str | None = None
+    crl_sha256: str | None = None
+    revoked_at: datetime | None = None
+    revocation_reason_code: int | None = None
+    revocation_reason: str | None = None
+    candidates: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Verdict, reason, human detail and evidence."""
+
+    verdict: Verdict
+    reason: Reason
+    detail: str
+    evidence: Evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        ev = {k: (v.isoformat() if isinstance(v, datetime) else v)
+              for k, v in asdict(self.evidence).items()}
+        ev["candidates"] = list(self.evidence.candidates)
+        return {"verdict": self.verdict.value, "reason": self.reason.value,
+                "detail": self.detail, "evidence": ev}
+
+
+def _evidence(cert: Certificate, at: datetime) -> Evidence:
+    return Evidence(at, cert.serial_hex, cert.thumbprint_sha1)
+
+
+def check_validity_period(cert: Certificate, at: datetime) -> ValidationResult | None:
+    """Step 5: notBefore ≤ at ≤ notAfter."""
+    if at < cert.not_before:
+        return ValidationResult(Verdict.INVALID, Reason.NOT_YET_VALID,
+                                f"valid from {cert.not_before.isoformat()}", _evidence(cert, at))
+    if at > cert.not_after:
+        return ValidationResult(Verdict.INVALID, Reason.EXPIRED,
+                                f"expired on {cert.not_after.isoformat()}", _evidence(cert, at))
+    return None
+
+
+def check_issuer(cert: Certificate, directory: CaDirectory, at: datetime
+                 ) -> tuple[Certificate | None, ValidationResult | None]:
+    """Steps 6–7: the registered CA whose key verifies the signature, usable at ``at``."""
+    resolution = resolve_issuer(cert, directory)
+    ev = replace(_evidence(cert, at),
+                 candidates=tuple(c.thumbprint_sha1 for c in resolution.candidates))
+    if resolution.status is IssuerStatus.UNKNOWN_CA:
+        return None, ValidationResult(Verdict.UNKNOWN_CA, Reason.UNKNOWN_CA, resolution.detail, ev)
+    assert resolution.ca is not None
+    ev = replace(ev, ca_thumbprint_sha1=resolution.ca.thumbprint_sha1)
+    if resolution.status is IssuerStatus.BAD_SIGNATURE:
+        return resolution.ca, ValidationResult(Verdict.INVALID, Reason.BAD_CA_SIGNATURE,
+                                               resolution.detail, ev)
+    problem = ca_usable_problem(resolution.ca, at)
+    if problem is not None:
+        return resolution.ca, ValidationResult(Verdict.INVALID, Reason.CA_NOT_USABLE, problem, ev)
+    return resolution.ca, None
+
+
+def check_revocation(cert: Certificate, ca: Certificate, source: CrlSource, at: datetime
+                     ) -> ValidationResult:
+    """Step 8: the serial against the CA's current verified CRL. Always returns a result."""
+    check = source.revocation_status(cert, ca, at)
+    ev = replace(_evidence(cert, at), ca_thumbprint_sha1=ca.thumbprint_sha1)
+    if check.crl is not None:
+        ev = replace(ev, crl_url=check.crl.source_url, crl_number=check.crl.crl_number,
+                     crl_this_update=check.crl.this_update,
+                     crl_next_update=check.crl.next_update, crl_sha256=check.crl.sha256)
+    if check.status == "good":
+        return ValidationResult(Verdict.VALID, Reason.OK, "not revoked", ev)
+    if check.status == "revoked":
+        assert check.entry is not None
+        entry = check.entry
+        if entry.revoked_at is not None and entry.revoked_at > at:
+            # Revoked after the validation time: valid at that time (validation in the past).
+            return ValidationResult(Verdict.VALID, Reason.OK,
+                                    f"revoked later, at {entry.revoked_at.isoformat()}", ev)
+        ev = replace(ev, revoked_at=entry.revoked_at, revocation_reason_code=entry.reason_code,
+                     revocation_reason=entry.reason)
+        return ValidationResult(Verdict.INVALID, Reason.REVOKED, check.detail, ev)
+    reason = {"crl_stale": Reason.CRL_STALE, "crl_unreachable": Reason.CRL_UNREACHABLE}.get(
+        check.reason or "", Reason.NO_USABLE_CRL)
+    return ValidationResult(Verdict.INDETERMINATE, reason, check.detail, ev)
+
+
+def validate(cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
+             ) -> ValidationResult:
+    """All steps in SPEC order; the first that decides ends the validation."""
+    early = check_validity_period(cert, at)
+    if early is not None:
+        return early
+    ca, problem = check_issuer(cert, directory, at)
+    if problem is not None:
+        return problem
+    assert ca is not None
+    return check_revocation(cert, ca, crl_source, at)
