@@ -5,7 +5,6 @@ Tables, in the regulation's words:
 * ``organisations``, ``subscribers``, ``trusted_addresses``: the subscriber directory;
 * ``certification_authorities``: the CA directory;
 * ``certificates``: certificates registered for subscribers (the store's index);
-* ``crls``: metadata of the CRLs in the on-disk cache and revocation index;
 * ``letters``: the journal, one row per letter that reached the mailbox;
 * ``outbox``: every letter mailbot sends (replies, follow-ups, alerts);
 * ``quarantine``: certificates from unknown CAs waiting for an administrator;
@@ -198,29 +197,6 @@ class Certificate(Base):
     revocation_reason: Mapped[str | None] = mapped_column(String(50))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="certificates")
-
-
-class Crl(Base):
-    """A CRL accepted into the cache; the entries live in the on-disk revocation index."""
-
-    __tablename__ = "crls"
-    __table_args__ = (UniqueConstraint("authority_key_id", "crl_number"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    #: The issuing CA key (SKI of the CA = AKI of the CRL), upper-case hex.
-    authority_key_id: Mapped[str] = mapped_column(String(128), index=True)
-    #: Decimal text: CRL numbers may exceed 64 bits.
-    crl_number: Mapped[str] = mapped_column(String(60))
-    issuer_dn: Mapped[str] = mapped_column(Text)
-    this_update: Mapped[dt.datetime]
-    next_update: Mapped[dt.datetime | None]
-    entries: Mapped[int] = mapped_column(Integer, default=0)
-    source_url: Mapped[str | None] = mapped_column(Text)
-    sha256: Mapped[str] = mapped_column(String(64))
-    index_path: Mapped[str] = mapped_column(Text)
-    etag: Mapped[str | None] = mapped_column(Text)
-    last_modified: Mapped[str | None] = mapped_column(Text)
-    fetched_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class Letter(Base):

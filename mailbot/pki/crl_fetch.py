@@ -202,16 +202,29 @@ class CachingCrlSource:
     def revocation_status(self, cert: Certificate, ca: Certificate, at: datetime
                           ) -> RevocationCheck:
         """See :class:`CrlSource`."""
+        index, problem = self.fresh_index(ca, at, cert.crl_urls)
+        if index is not None and problem is None:
+            return self._answer(cert, index)
+        assert problem is not None
+        return problem
+
+    def fresh_index(self, ca: Certificate, at: datetime, urls: Sequence[str] = ()
+                    ) -> tuple[RevocationIndex | None, RevocationCheck | None]:
+        """A current, verified CRL index of ``ca``: cache, drop folder, then the network.
+
+        ``urls`` (a certificate's distribution points) are tried before the
+        directory's URLs for the CA. Returns ``(index, None)`` on success, else
+        the best index on file (or None) and an "unavailable" check saying why.
+        """
         index = self.store.current(ca)
         if self._fresh(index, at):
-            assert index is not None
-            return self._answer(cert, index)
+            return index, None
         dropped = self.store.scan_drop_dir(self.drop_dir, ca)
         if dropped is not None:
             index = dropped
             if self._fresh(index, at):
-                return self._answer(cert, index)
-        urls = list(cert.crl_urls)
+                return index, None
+        urls = list(urls)
         if self.directory is not None:
             urls += self.directory.crl_urls(ca)
         problems: list[str] = []
@@ -246,19 +259,19 @@ class CachingCrlSource:
                 problems.append(f"{url}: {exc}")
                 continue
             if self._fresh(index, at):
-                return self._answer(cert, index)
+                return index, None
             problems.append(f"{url}: CRL not current (nextUpdate {index.meta.next_update})")
         if index is not None:
-            return RevocationCheck(
+            return index, RevocationCheck(
                 "unavailable", None, index.meta, "crl_stale",
                 f"newest CRL has thisUpdate {index.meta.this_update}, nextUpdate "
                 f"{index.meta.next_update}; " + "; ".join(problems),
             )
         if not urls:
-            return RevocationCheck("unavailable", None, None, "no_usable_crl",
-                                   "no CRL distribution point and no current CRL on file")
-        return RevocationCheck("unavailable", None, None, "crl_unreachable",
-                               "; ".join(problems) or "no CRL found")
+            return None, RevocationCheck("unavailable", None, None, "no_usable_crl",
+                                         "no CRL distribution point and no current CRL on file")
+        return None, RevocationCheck("unavailable", None, None, "crl_unreachable",
+                                     "; ".join(problems) or "no CRL found")
 
 
 class StaticCrlSource(CachingCrlSource):

@@ -15,7 +15,6 @@ TABLES = {
     "trusted_addresses",
     "certification_authorities",
     "certificates",
-    "crls",
     "letters",
     "outbox",
     "quarantine",

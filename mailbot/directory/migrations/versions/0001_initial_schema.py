@@ -49,31 +49,6 @@ def upgrade() -> None:
         )
 
     op.create_table(
-        "crls",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("authority_key_id", sa.String(length=128), nullable=False),
-        sa.Column("crl_number", sa.String(length=60), nullable=False),
-        sa.Column("issuer_dn", sa.Text(), nullable=False),
-        sa.Column("this_update", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("next_update", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("entries", sa.Integer(), nullable=False),
-        sa.Column("source_url", sa.Text(), nullable=True),
-        sa.Column("sha256", sa.String(length=64), nullable=False),
-        sa.Column("index_path", sa.Text(), nullable=False),
-        sa.Column("etag", sa.Text(), nullable=True),
-        sa.Column("last_modified", sa.Text(), nullable=True),
-        sa.Column("fetched_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_crls")),
-        sa.UniqueConstraint(
-            "authority_key_id", "crl_number", name=op.f("uq_crls_authority_key_id_crl_number")
-        ),
-    )
-    with op.batch_alter_table("crls", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_crls_authority_key_id"), ["authority_key_id"], unique=False
-        )
-
-    op.create_table(
         "organisations",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=500), nullable=False),
@@ -349,10 +324,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_organisations_inn"))
 
     op.drop_table("organisations")
-    with op.batch_alter_table("crls", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_crls_authority_key_id"))
-
-    op.drop_table("crls")
     with op.batch_alter_table("certification_authorities", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_certification_authorities_subject_der_hex"))
         batch_op.drop_index(batch_op.f("ix_certification_authorities_ski"))
