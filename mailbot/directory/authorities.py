@@ -1,0 +1,79 @@
+"""The CA directory (справочник УЦ): registering, listing and retiring CA certificates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.directory.models import CertificationAuthority, utcnow
+from mailbot.directory.subscribers import DirectoryError
+from mailbot.pki.certificate import Certificate
+
+
+def register_ca(
+    session: Session,
+    certificate: Certificate,
+    crl_urls: Sequence[str] = (),
+    source: str = "manual",
+    now: dt.datetime | None = None,
+) -> tuple[CertificationAuthority, bool]:
+    """Register a CA certificate (or re-activate and refresh it). Returns (row, created).
+
+    The certificate must be a CA (basicConstraints cA). Its own CRL distribution
+    points are recorded together with *crl_urls*.
+    """
+    if not certificate.is_ca:
+        raise DirectoryError("not a CA certificate (basicConstraints cA is not set)")
+    moment = now or utcnow()
+    urls = list(dict.fromkeys([*crl_urls, *certificate.crl_urls]))
+    row = session.scalar(
+        select(CertificationAuthority).where(
+            CertificationAuthority.thumbprint_sha1 == certificate.thumbprint_sha1
+        )
+    )
+    ski = certificate.subject_key_identifier
+    if row is not None:
+        row.active = True
+        row.crl_urls = list(dict.fromkeys([*row.crl_urls, *urls]))
+        row.updated_at = moment
+        return row, False
+    subject = certificate.subject
+    row = CertificationAuthority(
+        name=certificate.subject_cn or subject.get("O") or subject.rfc4514(),
+        subject_dn=certificate.subject.rfc4514(),
+        subject_der_hex=certificate.subject.der.hex(),
+        ski=ski.hex().upper() if ski else None,
+        certificate_der=certificate.der,
+        thumbprint_sha1=certificate.thumbprint_sha1,
+        not_before=certificate.not_before,
+        not_after=certificate.not_after,
+        crl_urls=urls,
+        aia_urls=list(certificate.ca_issuer_urls),
+        active=True,
+        source=source,
+        created_at=moment,
+        updated_at=moment,
+    )
+    session.add(row)
+    session.flush()
+    return row, True
+
+
+def get_ca(session: Session, ca_id: int) -> CertificationAuthority:
+    """The CA with this id, or :class:`DirectoryError`."""
+    row = session.get(CertificationAuthority, ca_id)
+    if row is None:
+        raise DirectoryError(f"no CA with id {ca_id}")
+    return row
+
+
+def list_cas(session: Session) -> Sequence[CertificationAuthority]:
+    """Every registered CA, by name then validity."""
+    return session.scalars(
+        select(CertificationAuthority).order_by(
+            CertificationAuthority.name, CertificationAuthority.not_before
+        )
+    ).all()

@@ -1,0 +1,205 @@
+"""The ADD_CERT handler's decision: SPEC steps 5-9 and 12 as a chain of small pure checks.
+
+Input: the certificate file intake found, the subscribers the trusted address
+belongs to, the CA directory and a CRL source (both read-only), the time and
+the CRL policy. Output: an :class:`AddCertDecision` saying which reply to
+send, with which values, and what must happen next (register the certificate,
+quarantine it, wait for a CRL, or nothing). Writing to the store and the
+database (steps 10-11) is the caller's job, in one transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mailbot.config.schema import CrlPolicy
+from mailbot.mail.templates import format_reply_datetime
+from mailbot.mail.ziprules import CertificateFile
+from mailbot.pipeline.decision import Outcome, RuleHit
+from mailbot.pipeline.sender_gate import SubscriberCandidate
+from mailbot.pki.certificate import Certificate
+from mailbot.pki.crl_fetch import CrlSource
+from mailbot.pki.errors import PkiError
+from mailbot.pki.issuer import CaDirectory
+from mailbot.pki.load import load_certificate
+from mailbot.pki.validation import (
+    Reason,
+    ValidationResult,
+    Verdict,
+    check_issuer,
+    check_revocation,
+    check_validity_period,
+)
+
+#: The reply's «Причина: …» for each way a certificate is invalid (SPEC's invalid_cert).
+INVALID_REASONS: dict[Reason, str] = {
+    Reason.EXPIRED: "срок действия истёк",
+    Reason.NOT_YET_VALID: "срок действия ещё не наступил",
+    Reason.REVOKED: "сертификат отозван удостоверяющим центром",
+    Reason.BAD_CA_SIGNATURE: "подпись удостоверяющего центра неверна",
+    Reason.CA_NOT_USABLE: "сертификат удостоверяющего центра недействителен",
+}
+#: With ``crl.unavailable_policy = "reject"``.
+CRL_UNAVAILABLE_REASON = "не удалось проверить, не отозван ли сертификат (список отзыва недоступен)"
+
+
+class Action(enum.StrEnum):
+    """What the caller does after the decision."""
+
+    #: Install into the store and register (steps 10-11), then reply success.
+    REGISTER = "register"
+    #: Save in the quarantine folder and alert administrators (step 6).
+    QUARANTINE = "quarantine"
+    #: No fresh CRL and the policy is ``defer``: no reply yet, retry later.
+    DEFER = "defer"
+    #: Only reply.
+    REPLY = "reply"
+
+
+@dataclass(frozen=True)
+class AddCertDecision:
+    """What the certificate checks decided for one letter."""
+
+    action: Action
+    #: The reply to send now; None only with :attr:`Action.DEFER`.
+    outcome: Outcome | None
+    reason: str
+    hits: tuple[RuleHit, ...]
+    template_values: dict[str, str] = field(default_factory=dict)
+    certificate: Certificate | None = None
+    ca: Certificate | None = None
+    subscriber: SubscriberCandidate | None = None
+    validation: ValidationResult | None = None
+    #: Set when administrators must hear of this letter (possible forgery).
+    alert: str | None = None
+
+
+@dataclass(frozen=True)
+class AddCertSettings:
+    """Inputs that are not the letter: the clock, the time zone, the CRL policy."""
+
+    now: datetime
+    timezone: str
+    crl_policy: CrlPolicy
+
+
+def choose_subscriber(
+    candidates: Sequence[SubscriberCandidate], certificate_snils: str | None
+) -> SubscriberCandidate | None:
+    """SPEC step 9 for one or several subscribers sharing the trusted address.
+
+    The subscriber whose SNILS equals the certificate's wins; failing that, one
+    with no SNILS on record (it accepts the certificate's). None means mismatch.
+    """
+    snils = _digits(certificate_snils)
+    if snils:
+        for candidate in candidates:
+            if _digits(candidate.snils) == snils:
+                return candidate
+    for candidate in candidates:
+        if not _digits(candidate.snils):
+            return candidate
+    return None
+
+
+def _digits(value: str | None) -> str:
+    return "".join(ch for ch in value or "" if ch.isdigit())
+
+
+def decide_add_cert(
+    certificate_file: CertificateFile,
+    candidates: Sequence[SubscriberCandidate],
+    ca_directory: CaDirectory,
+    crl_source: CrlSource,
+    settings: AddCertSettings,
+) -> AddCertDecision:
+    """Run SPEC steps 5-9 in order; the first step that decides ends the chain."""
+    hits: list[RuleHit] = []
+    certificate: Certificate | None = None
+    ca: Certificate | None = None
+    subscriber: SubscriberCandidate | None = None
+    validation: ValidationResult | None = None
+
+    def finish(
+        action: Action,
+        outcome: Outcome | None,
+        reason: str,
+        values: dict[str, str] | None = None,
+        alert: str | None = None,
+    ) -> AddCertDecision:
+        # Reads the step results gathered so far (closure over the locals above).
+        return AddCertDecision(
+            action, outcome, reason, tuple(hits), values or {},
+            certificate, ca, subscriber, validation, alert,
+        )  # fmt: skip
+
+    def invalid(reason: str, text: str, alert: str | None = None) -> AddCertDecision:
+        assert certificate is not None
+        values = {"serial": certificate.serial_hex, "reason": text}
+        return finish(Action.REPLY, Outcome.INVALID_CERT, reason, values, alert)
+
+    try:
+        certificate = load_certificate(certificate_file.data)
+    except PkiError as exc:
+        hits.append(RuleHit("certificate_parses", False, str(exc)))
+        return finish(Action.REPLY, Outcome.INVALID_FILES, f"certificate does not load: {exc}")
+    hits.append(RuleHit("certificate_parses", True, certificate.serial_hex))
+
+    # Step 5: validity period.
+    validation = check_validity_period(certificate, settings.now)
+    hits.append(
+        RuleHit("validity_period", validation is None, validation.detail if validation else "")
+    )
+    if validation is not None:
+        return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
+
+    # Steps 6-7: a registered CA qualifies, and its key verifies the signature.
+    ca, validation = check_issuer(certificate, ca_directory, settings.now)
+    if validation is not None and validation.verdict is Verdict.UNKNOWN_CA:
+        hits.append(RuleHit("registered_ca", False, validation.detail))
+        return finish(
+            Action.QUARANTINE, Outcome.UNKNOWN_CA, validation.detail,
+            {"serial": certificate.serial_hex},
+        )  # fmt: skip
+    assert ca is not None
+    hits.append(RuleHit("registered_ca", True, ca.thumbprint_sha1))
+    if validation is not None:
+        hits.append(RuleHit("ca_signature", False, validation.detail))
+        alert = None
+        if validation.reason is Reason.BAD_CA_SIGNATURE:
+            alert = f"possible forgery: {validation.detail}"
+        return invalid(validation.reason.value, INVALID_REASONS[validation.reason], alert)
+    hits.append(RuleHit("ca_signature", True, ca.thumbprint_sha1))
+
+    # Step 8: not on the CA's current CRL.
+    validation = check_revocation(certificate, ca, crl_source, settings.now)
+    if validation.verdict is Verdict.INVALID:
+        hits.append(RuleHit("not_revoked", False, validation.detail))
+        return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
+    if validation.verdict is Verdict.INDETERMINATE:
+        hits.append(RuleHit("crl_available", False, validation.detail))
+        if settings.crl_policy == "defer":
+            return finish(Action.DEFER, None, validation.reason.value)
+        if settings.crl_policy == "reject":
+            return invalid(validation.reason.value, CRL_UNAVAILABLE_REASON)
+        hits.append(RuleHit("crl_policy_accept", True, "registered without a revocation check"))
+    else:
+        hits.append(RuleHit("not_revoked", True, validation.detail))
+
+    # Step 9: SNILS.
+    subscriber = choose_subscriber(candidates, certificate.snils)
+    if subscriber is None:
+        hits.append(RuleHit("snils_matches", False, "no subscriber's SNILS matches"))
+        return finish(Action.REPLY, Outcome.SNILS_MISMATCH, "snils_mismatch")
+    hits.append(RuleHit("snils_matches", True, f"subscriber {subscriber.subscriber_id}"))
+
+    # Steps 10-11 happen in the caller's transaction; the success text is known now.
+    values = {
+        "subject_cn": certificate.subject_cn or certificate.subject.rfc4514(),
+        "valid_from": format_reply_datetime(certificate.not_before, settings.timezone),
+        "valid_to": format_reply_datetime(certificate.not_after, settings.timezone),
+    }
+    return finish(Action.REGISTER, Outcome.SUCCESS, "registered", values)
