@@ -43,9 +43,7 @@ def crl_source_factory(
     grace = timedelta(seconds=config.crl.grace_seconds)
 
     def for_directory(directory: CaDirectory) -> CrlSource:
-        return CachingCrlSource(
-            shared_store, shared_fetcher, directory, config.crl_drop_dir, grace
-        )
+        return CachingCrlSource(shared_store, shared_fetcher, directory, config.crl_drop_dir, grace)
 
     return for_directory
 

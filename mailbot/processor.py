@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ class ProcessResult:
     reply: EmailMessage | None = None
     duplicate: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
+    route: str | None = None
+    rule_hits: list[dict[str, object]] = field(default_factory=list)
 
 
 class LetterProcessor:
@@ -143,6 +145,13 @@ class LetterProcessor:
             try:
                 result = self._record(session, source, raw, digest, intake, handler, now,
                                       dry_run, written)  # fmt: skip
+                result = replace(
+                    result,
+                    route=intake.route.name if intake.route else None,
+                    rule_hits=[
+                        h.as_dict() for h in (*intake.rule_hits, *(handler.hits if handler else ()))
+                    ],
+                )
                 if dry_run:
                     session.rollback()
                 else:

@@ -41,10 +41,16 @@ def register(subparsers: Any) -> None:
     )
     inspect = cert_sub.add_parser("inspect", help="show a certificate and, with issuers, a verdict")
     inspect.add_argument("file", type=Path)
-    inspect.add_argument("--issuer", type=Path, action="append", default=[],
-                         help="CA certificate file (repeatable)")
-    inspect.add_argument("--crl", type=Path, action="append", default=[],
-                         help="CRL file (repeatable); no network is used")
+    inspect.add_argument(
+        "--issuer", type=Path, action="append", default=[], help="CA certificate file (repeatable)"
+    )
+    inspect.add_argument(
+        "--crl",
+        type=Path,
+        action="append",
+        default=[],
+        help="CRL file (repeatable); no network is used",
+    )
     inspect.add_argument("--at", default=None, help="validation time, ISO 8601 (default: now)")
     add_format_option(inspect, ["text", "json"])
     inspect.set_defaults(handler=cert_inspect)
@@ -149,12 +155,12 @@ def cert_inspect(args: argparse.Namespace) -> int:
         with tempfile.TemporaryDirectory(prefix="mailbot-crl-") as tmp:
             store = CrlStore(Path(tmp))
             source = StaticCrlSource(store)
-            resolution, result = _validate_with_crls(cert, directory, store, source,
-                                                     args.crl, at)
+            resolution, result = _validate_with_crls(cert, directory, store, source, args.crl, at)
         data["validation_time"] = at.isoformat()
         data["issuer_thumbprint_sha1"] = resolution.ca.thumbprint_sha1 if resolution.ca else None
         data["signature"] = {IssuerStatus.FOUND: "ok", IssuerStatus.BAD_SIGNATURE: "bad"}.get(
-            resolution.status)
+            resolution.status
+        )
         data["verdict"] = result.verdict.value
         data["reason"] = result.reason.value
         data["detail"] = result.detail
@@ -166,9 +172,14 @@ def cert_inspect(args: argparse.Namespace) -> int:
     return exit_code
 
 
-def _validate_with_crls(cert: Certificate, directory: InMemoryCaDirectory, store: CrlStore,
-                        source: StaticCrlSource, crl_paths: list[Path], at: datetime
-                        ) -> tuple[IssuerResolution, ValidationResult]:
+def _validate_with_crls(
+    cert: Certificate,
+    directory: InMemoryCaDirectory,
+    store: CrlStore,
+    source: StaticCrlSource,
+    crl_paths: list[Path],
+    at: datetime,
+) -> tuple[IssuerResolution, ValidationResult]:
     resolution = resolve_issuer(cert, directory)
     if resolution.ca is not None:
         for path in crl_paths:
@@ -215,8 +226,9 @@ def crl_inspect(args: argparse.Namespace) -> int:
         data["issuer_thumbprint_sha1"] = ca.thumbprint_sha1
         data["signature"] = "ok" if ok else "bad"
         now = datetime.now(UTC)
-        data["current"] = bool(h.next_update and h.this_update - timedelta(minutes=5) <= now
-                               < h.next_update)
+        data["current"] = bool(
+            h.next_update and h.this_update - timedelta(minutes=5) <= now < h.next_update
+        )
         exit_code = 0 if ok else 3
     _print(data, args.format)
     return exit_code

@@ -1,9 +1,11 @@
-"""``mailbot process FILE.eml --dry-run``: what mailbot would decide about one letter.
+"""``mailbot process FILE.eml``: run one letter through the whole pipeline offline.
 
-Touches nothing: no database, no mailbox, no SMTP. Until the subscriber
-directory exists, trusted senders come from ``--trusted`` options. Letters
-that pass intake (SPEC steps 1-4) are reported with the outcome
-``certificate_checks_pending``: the certificate checks arrive with the ADD_CERT handler.
+By default the letter goes through everything the daemon does (intake, the
+certificate checks, registration) against the configured database, store
+and CRL cache; the reply is queued in the outbox and printed. ``--dry-run``
+changes nothing. ``--intake-only`` runs just the intake against a pretend
+directory (``--trusted ADDRESS``), needs no database and changes nothing;
+letters that pass it are reported as ``certificate_checks_pending``.
 """
 
 from __future__ import annotations
@@ -15,14 +17,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailbot.app import make_processor
 from mailbot.cli.common import CliError, add_config_option, add_format_option, config_from_args
-from mailbot.config import Config
+from mailbot.config import Config, SecretError
+from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.log import configure_logging
 from mailbot.mail.reply import ReplySettings, build_reply
 from mailbot.mail.templates import TemplateError, Templates, load_templates
 from mailbot.pipeline.intake import IntakeDecision, IntakeSettings, decide
 from mailbot.pipeline.routes import RouteTable, RulesError, load_routes
 from mailbot.pipeline.sender_gate import InMemorySenderDirectory
+from mailbot.processor import LetterSource
 
 
 def register(subparsers: Any) -> None:
@@ -32,18 +39,25 @@ def register(subparsers: Any) -> None:
         help="show what mailbot would decide about a letter (.eml)",
         description=(
             "Run the intake (loop guard, sender gate, route, attachments) on one letter "
-            "and print the decision, the template key and the reply. Only --dry-run exists "
-            "for now: nothing is written or sent."
+            "and print the decision, the template key and the reply; queue the reply in the "
+            "outbox (sending is the daemon's job). --dry-run changes nothing."
         ),
     )
     parser.add_argument("file", help="the letter as raw RFC 5322 bytes (.eml); '-' for stdin")
     parser.add_argument("--dry-run", action="store_true", help="decide and print; touch nothing")
     parser.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="run only the intake (steps 1-4) against a pretend directory (--trusted); "
+        "needs no database; implies --dry-run",
+    )
+    parser.add_argument(
         "--trusted",
         action="append",
         default=[],
         metavar="ADDRESS",
-        help="treat ADDRESS as a trusted address of an active subscriber (repeatable)",
+        help="with --intake-only: treat ADDRESS as a trusted address of an active "
+        "subscriber (repeatable)",
     )
     parser.add_argument(
         "--replies-today",
@@ -59,8 +73,10 @@ def register(subparsers: Any) -> None:
 
 def process(args: argparse.Namespace) -> int:
     """Decide one letter and print the decision."""
-    if not args.dry_run:
-        raise CliError("only --dry-run is available until the database exists", exit_code=2)
+    if not args.intake_only:
+        if args.trusted:
+            raise CliError("--trusted pretends a directory: use it with --intake-only", exit_code=2)
+        return process_with_database(args)
     config = config_from_args(args)
     # Logs go to stderr so that --format json stays parseable on stdout.
     configure_logging(config.logging.format, "warning", stream=sys.stderr)
@@ -79,6 +95,58 @@ def process(args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
         print(render_text(report))
+    return 0
+
+
+def process_with_database(args: argparse.Namespace) -> int:
+    """The whole pipeline against the configured database, store and CRL cache."""
+    config = config_from_args(args)
+    configure_logging(config.logging.format, "warning", stream=sys.stderr)
+    raw = _read_letter(args.file)
+    try:
+        with database(config) as sessions:
+            processor = make_processor(config, sessions)
+            result = processor.process(raw, LetterSource(), dry_run=args.dry_run)
+    except (RulesError, TemplateError) as exc:
+        raise CliError(f"rules or templates are invalid:\n{exc}") from None
+    except SchemaNotCurrent as exc:
+        raise CliError(str(exc)) from None
+    except (SQLAlchemyError, SecretError) as exc:
+        raise CliError(f"database error: {exc}") from None
+    report = {
+        "file": args.file,
+        "dry_run": args.dry_run,
+        "letter_id": None if args.dry_run else result.letter_id,
+        "duplicate": result.duplicate,
+        "outcome": result.outcome,
+        "filing": result.filing,
+        "route": result.route,
+        "rule_hits": result.rule_hits,
+        "reply_to": result.reply_to,
+        "reply_subject": str(result.reply["Subject"]) if result.reply is not None else None,
+        "reply_text": result.reply_text,
+        "detail": result.detail,
+        "queued": result.reply is not None and not args.dry_run,
+    }
+    if args.format == "json":
+        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+        return 0
+    lines = [f"letter:    {args.file}"]
+    if result.duplicate:
+        lines.append(f"already journaled as letter {result.letter_id}: not processed again")
+    lines += [
+        "rules:",
+        *(f"  {'HIT ' if h['hit'] else 'miss'} {h['rule']}  {h['detail']}".rstrip()
+          for h in result.rule_hits),
+        f"route:     {result.route or '(none)'}",
+        f"outcome:   {result.outcome}",
+        f"filing:    {result.filing}",
+        f"reply to:  {result.reply_to or '(no reply)'}",
+    ]  # fmt: skip
+    if result.reply_text is not None:
+        state = "not queued (dry run)" if args.dry_run else "queued in the outbox"
+        lines += [f"reply:     Subject: {report['reply_subject']} [{state}]", "", result.reply_text]
+    print("\n".join(lines))
     return 0
 
 

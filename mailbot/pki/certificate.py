@@ -89,8 +89,13 @@ def parse_time(tag: int, content: bytes) -> datetime:
         if not main.isdigit():
             raise ValueError("non-digit in time")
         return datetime(
-            int(main[:4]), int(main[4:6]), int(main[6:8]),
-            int(main[8:10]), int(main[10:12]), int(main[12:14]), tzinfo=UTC,
+            int(main[:4]),
+            int(main[4:6]),
+            int(main[6:8]),
+            int(main[8:10]),
+            int(main[10:12]),
+            int(main[12:14]),
+            tzinfo=UTC,
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise DerError(f"bad time value: {exc}") from None
@@ -201,7 +206,8 @@ def _basic_constraints(value: bytes) -> BasicConstraints:
 def _eku(value: bytes) -> tuple[str, ...]:
     top = der.expect(value, 0, len(value), der.TAG_SEQUENCE)
     return tuple(
-        der.decode_oid(value[p.start : p.end]) for p in der.children(value, top)
+        der.decode_oid(value[p.start : p.end])
+        for p in der.children(value, top)
         if p.tag == der.TAG_OID
     )
 
@@ -321,13 +327,23 @@ class Certificate:
         return self.not_before <= moment <= self.not_after
 
 
-_KNOWN_EXTENSIONS = frozenset({
-    EXT_SKI, EXT_KEY_USAGE, EXT_BASIC_CONSTRAINTS, EXT_CRL_DP, EXT_EKU, EXT_AKI, EXT_AIA,
-    "2.5.29.17",  # subjectAltName
-    "2.5.29.32",  # certificatePolicies
-    "2.5.29.16",  # privateKeyUsagePeriod
-    "1.2.643.100.111", "1.2.643.100.112", "1.2.643.100.114",  # Russian sign tool / id kind
-})
+_KNOWN_EXTENSIONS = frozenset(
+    {
+        EXT_SKI,
+        EXT_KEY_USAGE,
+        EXT_BASIC_CONSTRAINTS,
+        EXT_CRL_DP,
+        EXT_EKU,
+        EXT_AKI,
+        EXT_AIA,
+        "2.5.29.17",  # subjectAltName
+        "2.5.29.32",  # certificatePolicies
+        "2.5.29.16",  # privateKeyUsagePeriod
+        "1.2.643.100.111",
+        "1.2.643.100.112",
+        "1.2.643.100.114",  # Russian sign tool / id kind
+    }
+)
 
 
 def _parse(buf: bytes) -> Certificate:

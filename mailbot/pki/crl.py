@@ -40,14 +40,30 @@ ENTRY_INVALIDITY_DATE = "2.5.29.24"
 ENTRY_CERT_ISSUER = "2.5.29.29"
 
 #: CRL extensions we understand (anything else that is critical rejects the CRL).
-_KNOWN_CRL_EXTENSIONS = frozenset({EXT_AKI, EXT_CRL_NUMBER, EXT_DELTA_INDICATOR, EXT_ISSUING_DP,
-                                   EXT_FRESHEST, "1.3.6.1.5.5.7.1.1"})
+_KNOWN_CRL_EXTENSIONS = frozenset(
+    {
+        EXT_AKI,
+        EXT_CRL_NUMBER,
+        EXT_DELTA_INDICATOR,
+        EXT_ISSUING_DP,
+        EXT_FRESHEST,
+        "1.3.6.1.5.5.7.1.1",
+    }
+)
 _KNOWN_ENTRY_EXTENSIONS = frozenset({ENTRY_REASON, ENTRY_INVALIDITY_DATE})
 
-REASON_NAMES = {0: "unspecified", 1: "keyCompromise", 2: "cACompromise",
-                3: "affiliationChanged", 4: "superseded", 5: "cessationOfOperation",
-                6: "certificateHold", 8: "removeFromCRL", 9: "privilegeWithdrawn",
-                10: "aACompromise"}
+REASON_NAMES = {
+    0: "unspecified",
+    1: "keyCompromise",
+    2: "cACompromise",
+    3: "affiliationChanged",
+    4: "superseded",
+    5: "cessationOfOperation",
+    6: "certificateHold",
+    8: "removeFromCRL",
+    9: "privilegeWithdrawn",
+    10: "aACompromise",
+}
 
 # --- index records -----------------------------------------------------------------------
 #: Serial key: 1 length byte + the DER INTEGER content right-aligned in 23 bytes, so that
@@ -208,11 +224,19 @@ def _parse(buf: memoryview) -> ParsedCrl:
                 _check_idp(ext.value)
     records.sort()
     header = CrlHeader(
-        issuer=issuer, this_update=this_update, next_update=next_update, number=number,
-        authority_key_identifier=aki, signature_algorithm=sig_alg,
-        tbs_signature_algorithm=tbs_alg, signature=bytes(buf[sig_tlv.start + 1 : sig_tlv.end]),
-        is_delta=is_delta, delta_base=delta_base, has_issuing_distribution_point=has_idp,
-        sha256=hashlib.sha256(buf).hexdigest(), size=size,
+        issuer=issuer,
+        this_update=this_update,
+        next_update=next_update,
+        number=number,
+        authority_key_identifier=aki,
+        signature_algorithm=sig_alg,
+        tbs_signature_algorithm=tbs_alg,
+        signature=bytes(buf[sig_tlv.start + 1 : sig_tlv.end]),
+        is_delta=is_delta,
+        delta_base=delta_base,
+        has_issuing_distribution_point=has_idp,
+        sha256=hashlib.sha256(buf).hexdigest(),
+        size=size,
     )
     return ParsedCrl(header, buf[tbs.header_start : tbs.end], records)
 
@@ -231,8 +255,10 @@ def _check_idp(value: bytes) -> None:
         # [1] onlyContainsUserCerts is fine for end-entity checks; the rest narrows or
         # widens the scope (CA certs only, some reasons only, indirect) — not supported.
         if part.tag in (0x82, 0x83, 0x84, 0xA3, 0x85):
-            raise CrlError("CRL with an issuingDistributionPoint scope we do not support "
-                           f"(field tag 0x{part.tag:02x})")
+            raise CrlError(
+                "CRL with an issuingDistributionPoint scope we do not support "
+                f"(field tag 0x{part.tag:02x})"
+            )
 
 
 def _entries(buf: memoryview, start: int, end: int) -> list[bytes]:
@@ -247,8 +273,14 @@ def _entries(buf: memoryview, start: int, end: int) -> list[bytes]:
         sl = buf[pos + 3] if pos + 3 < end else 0
         e_end = pos + 2 + ln
         s_end = pos + 4 + sl
-        if (buf[pos] == 0x30 and ln < 0x80 and buf[pos + 2] == 0x02 and 0 < sl <= SERIAL_WIDTH
-                and e_end <= end and s_end < e_end):
+        if (
+            buf[pos] == 0x30
+            and ln < 0x80
+            and buf[pos + 2] == 0x02
+            and 0 < sl <= SERIAL_WIDTH
+            and e_end <= end
+            and s_end < e_end
+        ):
             m = tail(buf, s_end, e_end)
             if m is not None:
                 utc, gen, r1 = m.groups()
@@ -285,8 +317,9 @@ def _slow_entry(buf: memoryview, pos: int, end: int) -> tuple[bytes, int]:
                 raise CrlError("indirect CRL entries (certificateIssuer) are not supported")
             elif ext.critical and ext.oid not in _KNOWN_ENTRY_EXTENSIONS:
                 raise CrlError(f"unknown critical CRL entry extension {ext.oid}")
-    return serial_key(serial) + when_dt.strftime("%Y%m%d%H%M%S").encode() + bytes([reason]), \
-        entry.end
+    return serial_key(serial) + when_dt.strftime("%Y%m%d%H%M%S").encode() + bytes(
+        [reason]
+    ), entry.end
 
 
 # --- acceptance ---------------------------------------------------------------------------
@@ -297,14 +330,18 @@ def verify_crl_signature(crl: ParsedCrl, ca: Certificate) -> bool:
     h = crl.header
     if h.issuer.normalized_key() != ca.subject.normalized_key():
         return False
-    if (h.authority_key_identifier is not None and ca.subject_key_identifier is not None
-            and h.authority_key_identifier != ca.subject_key_identifier):
+    if (
+        h.authority_key_identifier is not None
+        and ca.subject_key_identifier is not None
+        and h.authority_key_identifier != ca.subject_key_identifier
+    ):
         return False
     if h.signature_algorithm != h.tbs_signature_algorithm:
         return False
     try:
-        return verify_signature(ca.spki, h.signature_algorithm.oid, h.signature_algorithm.params,
-                                h.signature, crl.tbs)
+        return verify_signature(
+            ca.spki, h.signature_algorithm.oid, h.signature_algorithm.params, h.signature, crl.tbs
+        )
     except PkiError:
         return False
 

@@ -48,20 +48,27 @@ class FetchResult:
 class HttpCrlFetcher:
     """Bounded HTTP/HTTPS GET for CRLs."""
 
-    def __init__(self, timeout_seconds: float = 20, max_bytes: int = 100 * 1024 * 1024,
-                 max_redirects: int = 3, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        timeout_seconds: float = 20,
+        max_bytes: int = 100 * 1024 * 1024,
+        max_redirects: int = 3,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.timeout = timeout_seconds
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         self.ssl_context = ssl_context or ssl.create_default_context()
 
-    async def fetch_async(self, url: str, etag: str | None = None,
-                          last_modified: str | None = None) -> FetchResult:
+    async def fetch_async(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
         """:meth:`fetch` in a worker thread, so the event loop never blocks."""
         return await asyncio.to_thread(self.fetch, url, etag, last_modified)
 
-    def fetch(self, url: str, etag: str | None = None,
-              last_modified: str | None = None) -> FetchResult:
+    def fetch(
+        self, url: str, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
         """GET a CRL, following at most ``max_redirects`` redirects; raises CrlFetchError."""
         deadline = time.monotonic() + self.timeout
         current = url
@@ -73,8 +80,9 @@ class HttpCrlFetcher:
             current = urljoin(current, location)
         raise CrlFetchError(f"{url}: more than {self.max_redirects} redirects")
 
-    def _once(self, url: str, etag: str | None, last_modified: str | None, deadline: float
-              ) -> tuple[FetchResult | None, str | None]:
+    def _once(
+        self, url: str, etag: str | None, last_modified: str | None, deadline: float
+    ) -> tuple[FetchResult | None, str | None]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CrlFetchError(f"{url}: unsupported URL scheme {parts.scheme!r}")
@@ -87,8 +95,9 @@ class HttpCrlFetcher:
         except ValueError:
             raise CrlFetchError(f"{url}: bad port") from None
         if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(parts.hostname, port, timeout=remaining,
-                                               context=self.ssl_context)
+            conn = http.client.HTTPSConnection(
+                parts.hostname, port, timeout=remaining, context=self.ssl_context
+            )
         else:
             conn = http.client.HTTPConnection(parts.hostname, port, timeout=remaining)
         path = parts.path or "/"
@@ -108,8 +117,13 @@ class HttpCrlFetcher:
                     raise CrlFetchError(f"{url}: redirect without Location")
                 return None, location
             if resp.status == 304:
-                return FetchResult(url, True, None, resp.getheader("ETag") or etag,
-                                   resp.getheader("Last-Modified") or last_modified), None
+                return FetchResult(
+                    url,
+                    True,
+                    None,
+                    resp.getheader("ETag") or etag,
+                    resp.getheader("Last-Modified") or last_modified,
+                ), None
             if resp.status != 200:
                 raise CrlFetchError(f"{url}: HTTP {resp.status} {resp.reason}")
             length = resp.getheader("Content-Length")
@@ -122,8 +136,9 @@ class HttpCrlFetcher:
             conn.close()
         if not looks_like_crl(body):
             raise CrlFetchError(f"{url}: the response is not a CRL (HTML or proxy page?)")
-        return FetchResult(url, False, body, resp.getheader("ETag"),
-                           resp.getheader("Last-Modified")), None
+        return FetchResult(
+            url, False, body, resp.getheader("ETag"), resp.getheader("Last-Modified")
+        ), None
 
     def _read(self, resp: http.client.HTTPResponse, url: str, deadline: float) -> bytes:
         chunks: list[bytes] = []
@@ -157,8 +172,9 @@ class RevocationCheck:
 class CrlSource(Protocol):
     """Answers "is this certificate on its CA's current CRL at time t?"."""
 
-    def revocation_status(self, cert: Certificate, ca: Certificate, at: datetime
-                          ) -> RevocationCheck:
+    def revocation_status(
+        self, cert: Certificate, ca: Certificate, at: datetime
+    ) -> RevocationCheck:
         """Look the certificate up in a current, verified CRL of ``ca``."""
         ...
 
@@ -174,9 +190,14 @@ def _dedupe(urls: Sequence[str]) -> list[str]:
 class CachingCrlSource:
     """Cache first, then the admin's drop directory, then the network (CDPs, directory URLs)."""
 
-    def __init__(self, store: CrlStore, fetcher: HttpCrlFetcher | None = None,
-                 directory: CaDirectory | None = None, drop_dir: Path | None = None,
-                 grace: timedelta = timedelta(seconds=300)) -> None:
+    def __init__(
+        self,
+        store: CrlStore,
+        fetcher: HttpCrlFetcher | None = None,
+        directory: CaDirectory | None = None,
+        drop_dir: Path | None = None,
+        grace: timedelta = timedelta(seconds=300),
+    ) -> None:
         self.store = store
         self.fetcher = fetcher
         self.directory = directory
@@ -196,11 +217,17 @@ class CachingCrlSource:
         entry = index.lookup(cert.serial_bytes)
         if entry is None:
             return RevocationCheck("good", None, index.meta, None, "not on the CRL")
-        return RevocationCheck("revoked", entry, index.meta, None,
-                               f"revoked at {entry.revoked_at}, reason {entry.reason}")
+        return RevocationCheck(
+            "revoked",
+            entry,
+            index.meta,
+            None,
+            f"revoked at {entry.revoked_at}, reason {entry.reason}",
+        )
 
-    def revocation_status(self, cert: Certificate, ca: Certificate, at: datetime
-                          ) -> RevocationCheck:
+    def revocation_status(
+        self, cert: Certificate, ca: Certificate, at: datetime
+    ) -> RevocationCheck:
         """See :class:`CrlSource`."""
         index, problem = self.fresh_index(ca, at, cert.crl_urls)
         if index is not None and problem is None:
@@ -208,8 +235,9 @@ class CachingCrlSource:
         assert problem is not None
         return problem
 
-    def fresh_index(self, ca: Certificate, at: datetime, urls: Sequence[str] = ()
-                    ) -> tuple[RevocationIndex | None, RevocationCheck | None]:
+    def fresh_index(
+        self, ca: Certificate, at: datetime, urls: Sequence[str] = ()
+    ) -> tuple[RevocationIndex | None, RevocationCheck | None]:
         """A current, verified CRL index of ``ca``: cache, drop folder, then the network.
 
         ``urls`` (a certificate's distribution points) are tried before the
@@ -252,8 +280,13 @@ class CachingCrlSource:
                 problems.append(f"{url}: not modified since the cached (stale) CRL")
                 continue
             try:
-                index = self.store.ingest(result.body, ca, source_url=url, etag=result.etag,
-                                          last_modified=result.last_modified)
+                index = self.store.ingest(
+                    result.body,
+                    ca,
+                    source_url=url,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
+                )
             except CrlError as exc:
                 log.warning("crl_rejected", url=url, error=str(exc))
                 problems.append(f"{url}: {exc}")
@@ -263,15 +296,24 @@ class CachingCrlSource:
             problems.append(f"{url}: CRL not current (nextUpdate {index.meta.next_update})")
         if index is not None:
             return index, RevocationCheck(
-                "unavailable", None, index.meta, "crl_stale",
+                "unavailable",
+                None,
+                index.meta,
+                "crl_stale",
                 f"newest CRL has thisUpdate {index.meta.this_update}, nextUpdate "
                 f"{index.meta.next_update}; " + "; ".join(problems),
             )
         if not urls:
-            return None, RevocationCheck("unavailable", None, None, "no_usable_crl",
-                                         "no CRL distribution point and no current CRL on file")
-        return None, RevocationCheck("unavailable", None, None, "crl_unreachable",
-                                     "; ".join(problems) or "no CRL found")
+            return None, RevocationCheck(
+                "unavailable",
+                None,
+                None,
+                "no_usable_crl",
+                "no CRL distribution point and no current CRL on file",
+            )
+        return None, RevocationCheck(
+            "unavailable", None, None, "crl_unreachable", "; ".join(problems) or "no CRL found"
+        )
 
 
 class StaticCrlSource(CachingCrlSource):
@@ -287,5 +329,13 @@ def is_fresh(meta: IndexMeta, at: datetime, grace: timedelta) -> bool:
     return nu is not None and meta.this_update_dt - grace <= at < nu + grace
 
 
-__all__ = ["CachingCrlSource", "CrlSource", "FetchResult", "HttpCrlFetcher", "RevocationCheck",
-           "StaticCrlSource", "is_current", "is_fresh"]
+__all__ = [
+    "CachingCrlSource",
+    "CrlSource",
+    "FetchResult",
+    "HttpCrlFetcher",
+    "RevocationCheck",
+    "StaticCrlSource",
+    "is_current",
+    "is_fresh",
+]

@@ -99,8 +99,9 @@ class CrlStore:
         parsed = parse_crl(raw)
         return self._accept(parsed, raw, ca, source_url, etag, last_modified, now)
 
-    def ingest_file(self, path: Path, ca: Certificate, *, source_url: str | None = None
-                    ) -> RevocationIndex:
+    def ingest_file(
+        self, path: Path, ca: Certificate, *, source_url: str | None = None
+    ) -> RevocationIndex:
         """Like :meth:`ingest` for a file, read through mmap (no copy of a 50 MB body)."""
         with path.open("rb") as fh:
             size = path.stat().st_size
@@ -139,13 +140,19 @@ class CrlStore:
         key_id = ca_key_id(ca)
         with self._lock:
             state = self._state(key_id)
-            if (h.number is not None and state.max_number is not None
-                    and h.number < state.max_number):
+            if (
+                h.number is not None
+                and state.max_number is not None
+                and h.number < state.max_number
+            ):
                 raise CrlError(
-                        f"CRL number {h.number} is older than {state.max_number} already seen"
-                    )
-            if (h.number is None and state.this_update is not None
-                    and h.this_update < datetime.fromisoformat(state.this_update)):
+                    f"CRL number {h.number} is older than {state.max_number} already seen"
+                )
+            if (
+                h.number is None
+                and state.this_update is not None
+                and h.this_update < datetime.fromisoformat(state.this_update)
+            ):
                 raise CrlError("CRL without a number is older than the cached one")
             suffix = f"{h.number:x}" if h.number is not None else "h" + h.sha256[:16]
             name = f"crl-{key_id}-{suffix}"
@@ -174,14 +181,27 @@ class CrlStore:
             )
             atomic_write(self.cache_dir / f"{name}.crl", [bytes(raw)])
             write_index(idx_path, parsed.records, meta)
-            atomic_write(self._state_path(key_id), [json.dumps({
-                "max_number": max(h.number, state.max_number or h.number)
-                if h.number is not None else state.max_number,
-                "current": idx_path.name,
-                "this_update": h.this_update.isoformat(),
-            }).encode()])
-            log.info("crl_accepted", ca=ca.thumbprint_sha1, number=h.number,
-                     entries=parsed.entry_count, source=source_url)
+            atomic_write(
+                self._state_path(key_id),
+                [
+                    json.dumps(
+                        {
+                            "max_number": max(h.number, state.max_number or h.number)
+                            if h.number is not None
+                            else state.max_number,
+                            "current": idx_path.name,
+                            "this_update": h.this_update.isoformat(),
+                        }
+                    ).encode()
+                ],
+            )
+            log.info(
+                "crl_accepted",
+                ca=ca.thumbprint_sha1,
+                number=h.number,
+                entries=parsed.entry_count,
+                source=source_url,
+            )
             return self._reopen(key_id, idx_path)
 
     def _reopen(self, key_id: str, path: Path) -> RevocationIndex:
@@ -192,8 +212,9 @@ class CrlStore:
         self._open[key_id] = index
         return index
 
-    def _update_validators(self, idx_path: Path, etag: str | None, last_modified: str | None
-                           ) -> None:
+    def _update_validators(
+        self, idx_path: Path, etag: str | None, last_modified: str | None
+    ) -> None:
         if etag is None and last_modified is None:
             return
         meta_path = idx_path.with_suffix(".json")

@@ -99,8 +99,13 @@ def signed_by(cert: Certificate, ca: Certificate) -> bool:
     if cert.signature_algorithm != cert.tbs_signature_algorithm:
         return False  # RFC 5280 §4.1.1.2: the two must match
     try:
-        return verify_signature(ca.spki, cert.signature_algorithm.oid,
-                                cert.signature_algorithm.params, cert.signature, cert.tbs)
+        return verify_signature(
+            ca.spki,
+            cert.signature_algorithm.oid,
+            cert.signature_algorithm.params,
+            cert.signature,
+            cert.tbs,
+        )
     except PkiError:
         return False
 
@@ -109,18 +114,25 @@ def resolve_issuer(cert: Certificate, directory: CaDirectory) -> IssuerResolutio
     """SPEC steps 6–7: candidates, then the one whose key verifies the signature."""
     candidates = find_candidates(cert, directory)
     if not candidates:
-        how = (f"no registered CA with key identifier {cert.authority_key_identifier.hex()}"
-               if cert.authority_key_identifier is not None
-               else "no registered CA with the issuer name")
+        how = (
+            f"no registered CA with key identifier {cert.authority_key_identifier.hex()}"
+            if cert.authority_key_identifier is not None
+            else "no registered CA with the issuer name"
+        )
         return IssuerResolution(IssuerStatus.UNKNOWN_CA, None, (), how)
     for ca in candidates:
         if signed_by(cert, ca):
-            return IssuerResolution(IssuerStatus.FOUND, ca, tuple(candidates),
-                                    f"signature verified with CA {ca.thumbprint_sha1}")
+            return IssuerResolution(
+                IssuerStatus.FOUND,
+                ca,
+                tuple(candidates),
+                f"signature verified with CA {ca.thumbprint_sha1}",
+            )
     return IssuerResolution(
-        IssuerStatus.BAD_SIGNATURE, candidates[0], tuple(candidates),
-        "signature does not verify with "
-        + ", ".join(c.thumbprint_sha1 for c in candidates),
+        IssuerStatus.BAD_SIGNATURE,
+        candidates[0],
+        tuple(candidates),
+        "signature does not verify with " + ", ".join(c.thumbprint_sha1 for c in candidates),
     )
 
 

@@ -20,9 +20,7 @@ from mailbot.pki.errors import CertificateLoadError, CertificateParseError, DerE
 MAX_INPUT_BYTES = 1024 * 1024
 
 OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
-_PEM_BLOCK = re.compile(
-    rb"-----BEGIN ([A-Z0-9 #]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL
-)
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #]+)-----\s*(.*?)\s*-----END \1-----", re.DOTALL)
 _CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
 _PKCS7_LABELS = {b"PKCS7", b"PKCS #7 SIGNED DATA", b"CMS", b"CERTIFICATE CHAIN"}
 _BASE64_ONLY = re.compile(rb"[A-Za-z0-9+/=\s]+")

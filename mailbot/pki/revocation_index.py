@@ -100,8 +100,9 @@ def write_index(path: Path, records: list[bytes], meta: IndexMeta) -> None:
             yield b"".join(records[i : i + step])
 
     atomic_write(path, chunks())
-    atomic_write(path.with_suffix(".json"),
-                 [json.dumps(asdict(meta), ensure_ascii=False, indent=1).encode()])
+    atomic_write(
+        path.with_suffix(".json"), [json.dumps(asdict(meta), ensure_ascii=False, indent=1).encode()]
+    )
 
 
 class RevocationIndex:

@@ -129,8 +129,11 @@ def _verify_pyca(
     signature: bytes,
     data: bytes | memoryview,
 ) -> bool:
-    if not (algorithm_oid in _RSA_PKCS1 or algorithm_oid in _ECDSA
-            or algorithm_oid in (_RSA_PSS, _ED25519, _ED448)):
+    if not (
+        algorithm_oid in _RSA_PKCS1
+        or algorithm_oid in _ECDSA
+        or algorithm_oid in (_RSA_PSS, _ED25519, _ED448)
+    ):
         raise UnsupportedAlgorithmError(f"unsupported signature algorithm {algorithm_oid}")
     try:
         key = serialization.load_der_public_key(spki)
@@ -141,8 +144,12 @@ def _verify_pyca(
             if not isinstance(key, rsa.RSAPublicKey):
                 raise SignatureError("RSA signature with a non-RSA key")
             name = _RSA_PKCS1[algorithm_oid]
-            key.verify(signature, _sha(name, data), padding.PKCS1v15(),
-                       utils.Prehashed(_PYCA_HASHES[name]()))
+            key.verify(
+                signature,
+                _sha(name, data),
+                padding.PKCS1v15(),
+                utils.Prehashed(_PYCA_HASHES[name]()),
+            )
         elif algorithm_oid == _RSA_PSS:
             if not isinstance(key, rsa.RSAPublicKey):
                 raise SignatureError("RSA-PSS signature with a non-RSA key")
@@ -152,8 +159,7 @@ def _verify_pyca(
             if not isinstance(key, ec.EllipticCurvePublicKey):
                 raise SignatureError("ECDSA signature with a non-EC key")
             name = _ECDSA[algorithm_oid]
-            key.verify(signature, _sha(name, data),
-                       ec.ECDSA(utils.Prehashed(_PYCA_HASHES[name]())))
+            key.verify(signature, _sha(name, data), ec.ECDSA(utils.Prehashed(_PYCA_HASHES[name]())))
         elif algorithm_oid == _ED25519:
             if not isinstance(key, ed25519.Ed25519PublicKey):
                 raise SignatureError("Ed25519 signature with another key type")

@@ -72,11 +72,17 @@ class ValidationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        ev = {k: (v.isoformat() if isinstance(v, datetime) else v)
-              for k, v in asdict(self.evidence).items()}
+        ev = {
+            k: (v.isoformat() if isinstance(v, datetime) else v)
+            for k, v in asdict(self.evidence).items()
+        }
         ev["candidates"] = list(self.evidence.candidates)
-        return {"verdict": self.verdict.value, "reason": self.reason.value,
-                "detail": self.detail, "evidence": ev}
+        return {
+            "verdict": self.verdict.value,
+            "reason": self.reason.value,
+            "detail": self.detail,
+            "evidence": ev,
+        }
 
 
 def _evidence(cert: Certificate, at: datetime) -> Evidence:
@@ -86,42 +92,59 @@ def _evidence(cert: Certificate, at: datetime) -> Evidence:
 def check_validity_period(cert: Certificate, at: datetime) -> ValidationResult | None:
     """Step 5: notBefore ≤ at ≤ notAfter."""
     if at < cert.not_before:
-        return ValidationResult(Verdict.INVALID, Reason.NOT_YET_VALID,
-                                f"valid from {cert.not_before.isoformat()}", _evidence(cert, at))
+        return ValidationResult(
+            Verdict.INVALID,
+            Reason.NOT_YET_VALID,
+            f"valid from {cert.not_before.isoformat()}",
+            _evidence(cert, at),
+        )
     if at > cert.not_after:
-        return ValidationResult(Verdict.INVALID, Reason.EXPIRED,
-                                f"expired on {cert.not_after.isoformat()}", _evidence(cert, at))
+        return ValidationResult(
+            Verdict.INVALID,
+            Reason.EXPIRED,
+            f"expired on {cert.not_after.isoformat()}",
+            _evidence(cert, at),
+        )
     return None
 
 
-def check_issuer(cert: Certificate, directory: CaDirectory, at: datetime
-                 ) -> tuple[Certificate | None, ValidationResult | None]:
+def check_issuer(
+    cert: Certificate, directory: CaDirectory, at: datetime
+) -> tuple[Certificate | None, ValidationResult | None]:
     """Steps 6–7: the registered CA whose key verifies the signature, usable at ``at``."""
     resolution = resolve_issuer(cert, directory)
-    ev = replace(_evidence(cert, at),
-                 candidates=tuple(c.thumbprint_sha1 for c in resolution.candidates))
+    ev = replace(
+        _evidence(cert, at), candidates=tuple(c.thumbprint_sha1 for c in resolution.candidates)
+    )
     if resolution.status is IssuerStatus.UNKNOWN_CA:
         return None, ValidationResult(Verdict.UNKNOWN_CA, Reason.UNKNOWN_CA, resolution.detail, ev)
     assert resolution.ca is not None
     ev = replace(ev, ca_thumbprint_sha1=resolution.ca.thumbprint_sha1)
     if resolution.status is IssuerStatus.BAD_SIGNATURE:
-        return resolution.ca, ValidationResult(Verdict.INVALID, Reason.BAD_CA_SIGNATURE,
-                                               resolution.detail, ev)
+        return resolution.ca, ValidationResult(
+            Verdict.INVALID, Reason.BAD_CA_SIGNATURE, resolution.detail, ev
+        )
     problem = ca_usable_problem(resolution.ca, at)
     if problem is not None:
         return resolution.ca, ValidationResult(Verdict.INVALID, Reason.CA_NOT_USABLE, problem, ev)
     return resolution.ca, None
 
 
-def check_revocation(cert: Certificate, ca: Certificate, source: CrlSource, at: datetime
-                     ) -> ValidationResult:
+def check_revocation(
+    cert: Certificate, ca: Certificate, source: CrlSource, at: datetime
+) -> ValidationResult:
     """Step 8: the serial against the CA's current verified CRL. Always returns a result."""
     check = source.revocation_status(cert, ca, at)
     ev = replace(_evidence(cert, at), ca_thumbprint_sha1=ca.thumbprint_sha1)
     if check.crl is not None:
-        ev = replace(ev, crl_url=check.crl.source_url, crl_number=check.crl.crl_number,
-                     crl_this_update=check.crl.this_update,
-                     crl_next_update=check.crl.next_update, crl_sha256=check.crl.sha256)
+        ev = replace(
+            ev,
+            crl_url=check.crl.source_url,
+            crl_number=check.crl.crl_number,
+            crl_this_update=check.crl.this_update,
+            crl_next_update=check.crl.next_update,
+            crl_sha256=check.crl.sha256,
+        )
     if check.status == "good":
         return ValidationResult(Verdict.VALID, Reason.OK, "not revoked", ev)
     if check.status == "revoked":
@@ -129,18 +152,25 @@ def check_revocation(cert: Certificate, ca: Certificate, source: CrlSource, at: 
         entry = check.entry
         if entry.revoked_at is not None and entry.revoked_at > at:
             # Revoked after the validation time: valid at that time (validation in the past).
-            return ValidationResult(Verdict.VALID, Reason.OK,
-                                    f"revoked later, at {entry.revoked_at.isoformat()}", ev)
-        ev = replace(ev, revoked_at=entry.revoked_at, revocation_reason_code=entry.reason_code,
-                     revocation_reason=entry.reason)
+            return ValidationResult(
+                Verdict.VALID, Reason.OK, f"revoked later, at {entry.revoked_at.isoformat()}", ev
+            )
+        ev = replace(
+            ev,
+            revoked_at=entry.revoked_at,
+            revocation_reason_code=entry.reason_code,
+            revocation_reason=entry.reason,
+        )
         return ValidationResult(Verdict.INVALID, Reason.REVOKED, check.detail, ev)
     reason = {"crl_stale": Reason.CRL_STALE, "crl_unreachable": Reason.CRL_UNREACHABLE}.get(
-        check.reason or "", Reason.NO_USABLE_CRL)
+        check.reason or "", Reason.NO_USABLE_CRL
+    )
     return ValidationResult(Verdict.INDETERMINATE, reason, check.detail, ev)
 
 
-def validate(cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
-             ) -> ValidationResult:
+def validate(
+    cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
+) -> ValidationResult:
     """All steps in SPEC order; the first that decides ends the validation."""
     early = check_validity_period(cert, at)
     if early is not None:

@@ -100,12 +100,21 @@ _DEFAULT_PARAMSET = {
     GOST512: "1.2.643.7.1.2.1.2.1",
     GOST2001: "1.2.643.2.2.35.1",
 }
-_GOST_KEY_OID = {GOST256: "1.2.643.7.1.1.1.1", GOST512: "1.2.643.7.1.1.1.2",
-                 GOST2001: "1.2.643.2.2.19"}
-_GOST_SIG_OID = {GOST256: "1.2.643.7.1.1.3.2", GOST512: "1.2.643.7.1.1.3.3",
-                 GOST2001: "1.2.643.2.2.3"}
-_GOST_HASH = {GOST256: hashing.STREEBOG_256, GOST512: hashing.STREEBOG_512,
-              GOST2001: hashing.GOST94}
+_GOST_KEY_OID = {
+    GOST256: "1.2.643.7.1.1.1.1",
+    GOST512: "1.2.643.7.1.1.1.2",
+    GOST2001: "1.2.643.2.2.19",
+}
+_GOST_SIG_OID = {
+    GOST256: "1.2.643.7.1.1.3.2",
+    GOST512: "1.2.643.7.1.1.3.3",
+    GOST2001: "1.2.643.2.2.3",
+}
+_GOST_HASH = {
+    GOST256: hashing.STREEBOG_256,
+    GOST512: hashing.STREEBOG_512,
+    GOST2001: hashing.GOST94,
+}
 _GOST_DIGEST_PARAM = {GOST256: "1.2.643.7.1.1.2.2", GOST2001: "1.2.643.2.2.30.1"}
 
 
@@ -165,7 +174,8 @@ class KeyPair:
         key = self.pyca_private
         assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
         return key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
 
@@ -205,12 +215,21 @@ def make_key(kind: str = GOST256, paramset: str | None = None, slot: int = 0) ->
 # ------------------------------------------------------------------------------ names
 
 _NAME_OIDS = {
-    "C": ("2.5.4.6", 0x13), "ST": ("2.5.4.8", 0x0C), "L": ("2.5.4.7", 0x0C),
-    "STREET": ("2.5.4.9", 0x0C), "O": ("2.5.4.10", 0x0C), "OU": ("2.5.4.11", 0x0C),
-    "T": ("2.5.4.12", 0x0C), "SN": ("2.5.4.4", 0x0C), "G": ("2.5.4.42", 0x0C),
-    "CN": ("2.5.4.3", 0x0C), "E": ("1.2.840.113549.1.9.1", 0x16),
-    "SNILS": ("1.2.643.100.3", 0x12), "INN": ("1.2.643.3.131.1.1", 0x12),
-    "INNLE": ("1.2.643.100.4", 0x12), "OGRN": ("1.2.643.100.1", 0x12),
+    "C": ("2.5.4.6", 0x13),
+    "ST": ("2.5.4.8", 0x0C),
+    "L": ("2.5.4.7", 0x0C),
+    "STREET": ("2.5.4.9", 0x0C),
+    "O": ("2.5.4.10", 0x0C),
+    "OU": ("2.5.4.11", 0x0C),
+    "T": ("2.5.4.12", 0x0C),
+    "SN": ("2.5.4.4", 0x0C),
+    "G": ("2.5.4.42", 0x0C),
+    "CN": ("2.5.4.3", 0x0C),
+    "E": ("1.2.840.113549.1.9.1", 0x16),
+    "SNILS": ("1.2.643.100.3", 0x12),
+    "INN": ("1.2.643.3.131.1.1", 0x12),
+    "INNLE": ("1.2.643.100.4", 0x12),
+    "OGRN": ("1.2.643.100.1", 0x12),
     "OGRNIP": ("1.2.643.100.5", 0x12),
 }
 
@@ -267,8 +286,15 @@ def _uri(url: str) -> bytes:
 
 
 def _key_usage(names: Iterable[str]) -> bytes:
-    order = ["digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
-             "keyAgreement", "keyCertSign", "cRLSign"]
+    order = [
+        "digitalSignature",
+        "nonRepudiation",
+        "keyEncipherment",
+        "dataEncipherment",
+        "keyAgreement",
+        "keyCertSign",
+        "cRLSign",
+    ]
     value = 0
     for name in names:
         value |= 0x80 >> order.index(name)
@@ -296,8 +322,9 @@ class CertSpec:
     extra_extensions: tuple[bytes, ...] = field(default=())
 
 
-def issue(spec: CertSpec, key: KeyPair, issuer: Issued | None = None,
-          signing_key: KeyPair | None = None) -> Issued:
+def issue(
+    spec: CertSpec, key: KeyPair, issuer: Issued | None = None, signing_key: KeyPair | None = None
+) -> Issued:
     """Build and sign a certificate. ``issuer=None`` makes it self-signed."""
     name = build_name(spec.subject)
     signer = signing_key or (issuer.key if issuer else key)
@@ -356,10 +383,19 @@ def make_ca(
     crl_urls: tuple[str, ...] = (),
 ) -> Issued:
     """A CA certificate (self-signed unless ``parent``) with a Russian-style name."""
-    subject = [("E", "uc@example.ru"), ("C", "RU"), ("ST", "77 г. Москва"), ("L", "Москва"),
-               ("O", cn), ("OGRN", "1027700132195"), ("INNLE", "7707083893"), ("CN", cn)]
-    spec = CertSpec(subject=subject, is_ca=True, not_before=not_before, not_after=not_after,
-                    crl_urls=crl_urls)
+    subject = [
+        ("E", "uc@example.ru"),
+        ("C", "RU"),
+        ("ST", "77 г. Москва"),
+        ("L", "Москва"),
+        ("O", cn),
+        ("OGRN", "1027700132195"),
+        ("INNLE", "7707083893"),
+        ("CN", cn),
+    ]
+    spec = CertSpec(
+        subject=subject, is_ca=True, not_before=not_before, not_after=not_after, crl_urls=crl_urls
+    )
     return issue(spec, make_key(kind, paramset, slot), parent)
 
 
@@ -375,15 +411,25 @@ def make_end_entity(
 ) -> Issued:
     """A participant's certificate with SNILS/INN/OGRN/INNLE as NumericString, CDP and AIA."""
     subject: list[tuple[str, str]] = [
-        ("E", "ivanov@example.ru"), ("C", "RU"), ("ST", "50 Московская область"),
-        ("L", "Красногорск"), ("O", "ГБУЗ МО «Тестовая больница»"), ("T", "Главный врач"),
-        ("SN", "Иванов"), ("G", "Иван Иванович"), ("CN", cn),
-        ("INN", "500100732259"), ("OGRN", "1025000000010"), ("INNLE", "5001000010"),
+        ("E", "ivanov@example.ru"),
+        ("C", "RU"),
+        ("ST", "50 Московская область"),
+        ("L", "Красногорск"),
+        ("O", "ГБУЗ МО «Тестовая больница»"),
+        ("T", "Главный врач"),
+        ("SN", "Иванов"),
+        ("G", "Иван Иванович"),
+        ("CN", cn),
+        ("INN", "500100732259"),
+        ("OGRN", "1025000000010"),
+        ("INNLE", "5001000010"),
     ]
     if snils is not None:
         subject.append(("SNILS", snils))
     spec = CertSpec(
-        subject=subject, serial=serial, crl_urls=crl_urls,
+        subject=subject,
+        serial=serial,
+        crl_urls=crl_urls,
         ca_issuer_urls=("http://cdp.example.ru/aia/ca.crt",),
         ocsp_urls=("http://ocsp.example.ru/ocsp",),
     )
@@ -394,9 +440,18 @@ def make_end_entity(
 
 # ------------------------------------------------------------------------------ CRLs
 
-REASONS = {"unspecified": 0, "keyCompromise": 1, "cACompromise": 2, "affiliationChanged": 3,
-           "superseded": 4, "cessationOfOperation": 5, "certificateHold": 6,
-           "removeFromCRL": 8, "privilegeWithdrawn": 9, "aACompromise": 10}
+REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "cACompromise": 2,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+    "certificateHold": 6,
+    "removeFromCRL": 8,
+    "privilegeWithdrawn": 9,
+    "aACompromise": 10,
+}
 
 
 @dataclass(frozen=True)

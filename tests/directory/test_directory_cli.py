@@ -114,7 +114,9 @@ def test_schema_must_be_current(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "run `mailbot db upgrade`" in err
 
 
-def test_store_verify(config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_store_verify(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     c = ["--config", str(config_file)]
     code, out, _ = run(capsys, "store", "verify", *c)
     assert code == 0 and "0 registered certificate(s), consistent" in out
@@ -127,7 +129,9 @@ def test_store_verify(config_file: Path, tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_journal_and_cert_list(
-    config_file: Path, engine, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+    config_file: Path,
+    engine,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
 ) -> None:
     import datetime as dt
 
@@ -161,6 +165,8 @@ def test_journal_and_cert_list(
     assert [r["outcome"] for r in rows] == ["no_cer"]
     rows = json.loads(run(capsys, "journal", "--outcome", "success", "--format", "json", *c)[1])
     assert [r["sender"] for r in rows] == ["a@x.example"]
-    rows = json.loads(run(capsys, "cert", "list", "--expiring-within", "30", "--format", "json", *c)[1])
+    rows = json.loads(
+        run(capsys, "cert", "list", "--expiring-within", "30", "--format", "json", *c)[1]
+    )
     assert [r["thumbprint_sha1"] for r in rows] == ["1" * 40]
     assert len(json.loads(run(capsys, "cert", "list", "--format", "json", *c)[1])) == 2

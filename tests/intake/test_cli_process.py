@@ -18,7 +18,7 @@ def write(tmp_path: Path, raw: bytes, name: str = "letter.eml") -> str:
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
-    assert main(["process", *args, "--dry-run", "--format", "json"]) == 0
+    assert main(["process", *args, "--intake-only", "--format", "json"]) == 0
     report: dict[str, object] = json.loads(capsys.readouterr().out)
     return report
 
@@ -68,7 +68,7 @@ def test_json_untrusted_sender_and_reply_cap(
 
 def test_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     eml = write(tmp_path, L.no_attachment_letter(subject="Привет"))
-    assert main(["process", eml, "--dry-run", "--trusted", L.TRUSTED_SENDER]) == 0
+    assert main(["process", eml, "--intake-only", "--trusted", L.TRUSTED_SENDER]) == 0
     out = capsys.readouterr().out
     assert "outcome:      unknown_subject" in out
     assert f"reply to:     {L.TRUSTED_SENDER}" in out
@@ -85,16 +85,16 @@ def test_broken_input_gives_a_decision(
 
 
 def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["process", str(tmp_path / "missing.eml"), "--dry-run"]) == 1
+    assert main(["process", str(tmp_path / "missing.eml"), "--intake-only"]) == 1
     assert "cannot read" in capsys.readouterr().err
     eml = write(tmp_path, L.no_attachment_letter())
-    assert main(["process", eml]) == 2
-    assert "--dry-run" in capsys.readouterr().err
+    assert main(["process", eml, "--trusted", L.TRUSTED_SENDER]) == 2
+    assert "--intake-only" in capsys.readouterr().err
     config = tmp_path / "mailbot.toml"
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "bad.toml").write_text('[[route]]\nname="x"\naction="nope"\nsubject="A"\n')
     config.write_text(f'[imap]\npassword_env = "X"\n[paths]\nrules_dir = "{rules}"\n')
-    assert main(["process", eml, "--dry-run", "--config", str(config)]) == 1
+    assert main(["process", eml, "--intake-only", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "route table is invalid" in err and "Traceback" not in err

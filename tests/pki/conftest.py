@@ -33,8 +33,11 @@ default_algorithms = ALL
 def _gost_engine_available() -> bool:
     if shutil.which("openssl") is None:
         return False
-    for base in ("/usr/lib/x86_64-linux-gnu/engines-3", "/usr/lib/aarch64-linux-gnu/engines-3",
-                 "/usr/lib64/engines-3"):
+    for base in (
+        "/usr/lib/x86_64-linux-gnu/engines-3",
+        "/usr/lib/aarch64-linux-gnu/engines-3",
+        "/usr/lib64/engines-3",
+    ):
         if Path(base, "gost.so").exists():
             return True
     return False
@@ -55,8 +58,15 @@ class OpenSSL:
 
     def run(self, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, OPENSSL_CONF=str(self.conf))
-        return subprocess.run(["openssl", *args], capture_output=True, text=True, env=env,
-                              check=check, cwd=self.workdir, timeout=60)
+        return subprocess.run(
+            ["openssl", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=check,
+            cwd=self.workdir,
+            timeout=60,
+        )
 
     def file(self, name: str, data: bytes) -> str:
         return pki.write(self.workdir / name, data)

@@ -22,8 +22,11 @@ def files(tmp_path: Path) -> dict[str, Path]:
     good = pki.make_end_entity(ca, serial=0x5001)
     bad = pki.make_end_entity(ca, serial=0x5002)
     out = {
-        "ca": tmp_path / "ca.cer", "good": tmp_path / "good.cer", "bad": tmp_path / "bad.cer",
-        "crl": tmp_path / "ca.crl", "junk": tmp_path / "junk.cer",
+        "ca": tmp_path / "ca.cer",
+        "good": tmp_path / "good.cer",
+        "bad": tmp_path / "bad.cer",
+        "crl": tmp_path / "ca.crl",
+        "junk": tmp_path / "junk.cer",
     }
     out["ca"].write_bytes(ca.der)
     out["good"].write_bytes(good.pem())
@@ -39,8 +42,16 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, dic
 
 
 def test_cert_inspect_verdicts(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    common = ["--issuer", str(files["ca"]), "--crl", str(files["crl"]), "--at", NOW.isoformat(),
-              "--format", "json"]
+    common = [
+        "--issuer",
+        str(files["ca"]),
+        "--crl",
+        str(files["crl"]),
+        "--at",
+        NOW.isoformat(),
+        "--format",
+        "json",
+    ]
     code, data = _json(capsys, ["cert", "inspect", str(files["good"]), *common])
     assert code == 0
     assert data["verdict"] == "valid" and data["signature"] == "ok"
@@ -50,19 +61,41 @@ def test_cert_inspect_verdicts(files: dict[str, Path], capsys: pytest.CaptureFix
     assert data["not_before"] and data["not_after"] and data["reason"] == "ok"
     code, data = _json(capsys, ["cert", "inspect", str(files["bad"]), *common])
     assert code == 3 and data["verdict"] == "invalid" and data["reason"] == "revoked"
-    code, data = _json(capsys, ["cert", "inspect", str(files["good"]), "--issuer",
-                                str(DATA / "mincifry_root_2022.cer"), "--format", "json"])
+    code, data = _json(
+        capsys,
+        [
+            "cert",
+            "inspect",
+            str(files["good"]),
+            "--issuer",
+            str(DATA / "mincifry_root_2022.cer"),
+            "--format",
+            "json",
+        ],
+    )
     assert data["verdict"] == "unknown_ca"
 
 
 def test_crl_inspect(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
-    code, data = _json(capsys, ["crl", "inspect", str(files["crl"]), "--issuer", str(files["ca"]),
-                                "--format", "json"])
+    code, data = _json(
+        capsys,
+        ["crl", "inspect", str(files["crl"]), "--issuer", str(files["ca"]), "--format", "json"],
+    )
     assert code == 0
     assert data["crl_number"] == 42 and data["entries"] == 1 and data["signature"] == "ok"
     assert data["issuer"] and data["this_update"] and data["next_update"]
-    code, data = _json(capsys, ["crl", "inspect", str(files["crl"]), "--issuer",
-                                str(DATA / "mincifry_root_2022.cer"), "--format", "json"])
+    code, data = _json(
+        capsys,
+        [
+            "crl",
+            "inspect",
+            str(files["crl"]),
+            "--issuer",
+            str(DATA / "mincifry_root_2022.cer"),
+            "--format",
+            "json",
+        ],
+    )
     assert code == 3 and data["signature"] == "bad"
 
 
@@ -74,8 +107,9 @@ def test_broken_input_is_a_message_not_a_traceback(files: dict[str, Path], targe
         "crl-as-cert": ["cert", "inspect", str(files["crl"])],
         "cert-as-crl": ["crl", "inspect", str(files["good"])],
     }[target]
-    r = subprocess.run([sys.executable, "-m", "mailbot", *args], capture_output=True, text=True,
-                       timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "mailbot", *args], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode != 0
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith("mailbot: ")

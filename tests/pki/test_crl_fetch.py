@@ -19,15 +19,21 @@ from mailbot.testing.pki import NOW, Revoked
 from .conftest import CrlServer, Route
 
 
-def _setup(gost_ca: pki.Issued, tmp_path: Path, urls: tuple[str, ...],
-           dir_urls: tuple[str, ...] = (), **fetch_args: float
-           ) -> tuple[pki.Issued, InMemoryCaDirectory, CachingCrlSource]:
+def _setup(
+    gost_ca: pki.Issued,
+    tmp_path: Path,
+    urls: tuple[str, ...],
+    dir_urls: tuple[str, ...] = (),
+    **fetch_args: float,
+) -> tuple[pki.Issued, InMemoryCaDirectory, CachingCrlSource]:
     ee = pki.make_end_entity(gost_ca, serial=0x4004, crl_urls=urls)
     directory = InMemoryCaDirectory()
     directory.add(gost_ca.cert, crl_urls=dir_urls)
-    fetcher = HttpCrlFetcher(timeout_seconds=fetch_args.get("timeout", 2),
-                             max_bytes=int(fetch_args.get("max_bytes", 10_000_000)),
-                             max_redirects=int(fetch_args.get("max_redirects", 3)))
+    fetcher = HttpCrlFetcher(
+        timeout_seconds=fetch_args.get("timeout", 2),
+        max_bytes=int(fetch_args.get("max_bytes", 10_000_000)),
+        max_redirects=int(fetch_args.get("max_redirects", 3)),
+    )
     source = CachingCrlSource(CrlStore(tmp_path / "cache"), fetcher, directory)
     return ee, directory, source
 
@@ -35,13 +41,18 @@ def _setup(gost_ca: pki.Issued, tmp_path: Path, urls: tuple[str, ...],
 def test_failover_from_dead_mirror_to_directory_url(
     gost_ca: pki.Issued, tmp_path: Path, crl_server: CrlServer
 ) -> None:
-    crl_server.routes["/html.crl"] = Route(body=b"<html>proxy login</html>",
-                                           headers={"Content-Type": "text/html"})
+    crl_server.routes["/html.crl"] = Route(
+        body=b"<html>proxy login</html>", headers={"Content-Type": "text/html"}
+    )
     crl_server.routes["/good.crl"] = Route(body=pki.make_crl(gost_ca, [Revoked(0x4004)]))
     ee, directory, source = _setup(
-        gost_ca, tmp_path,
-        ("ldap://ldap.example.ru/cn=crl", crl_server.url("/missing.crl"),
-         crl_server.url("/html.crl")),
+        gost_ca,
+        tmp_path,
+        (
+            "ldap://ldap.example.ru/cn=crl",
+            crl_server.url("/missing.crl"),
+            crl_server.url("/html.crl"),
+        ),
         dir_urls=(crl_server.url("/good.crl"),),
     )
     r = validate(ee.cert, directory, source, NOW)
@@ -53,10 +64,12 @@ def test_failover_from_dead_mirror_to_directory_url(
     assert len(crl_server.requests) == 3
 
 
-def test_all_unreachable_is_indeterminate(gost_ca: pki.Issued, tmp_path: Path,
-                                          crl_server: CrlServer) -> None:
-    ee, directory, source = _setup(gost_ca, tmp_path, (crl_server.url("/nope.crl"),
-                                                       "http://127.0.0.1:9/closed.crl"))
+def test_all_unreachable_is_indeterminate(
+    gost_ca: pki.Issued, tmp_path: Path, crl_server: CrlServer
+) -> None:
+    ee, directory, source = _setup(
+        gost_ca, tmp_path, (crl_server.url("/nope.crl"), "http://127.0.0.1:9/closed.crl")
+    )
     r = validate(ee.cert, directory, source, NOW)
     assert (r.verdict, r.reason) == (Verdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
     assert "404" in r.detail
@@ -96,8 +109,14 @@ def test_conditional_get_304_keeps_the_cached_crl(
     assert crl_server.requests[-1][1].get("If-None-Match") == '"v1"'
     # a new CRL appears: fetched, verified, used
     crl_server.routes["/c.crl"] = Route(
-        body=pki.make_crl(gost_ca, number=2, this_update=later - timedelta(hours=1),
-                          next_update=later + timedelta(days=7)), etag='"v2"')
+        body=pki.make_crl(
+            gost_ca,
+            number=2,
+            this_update=later - timedelta(hours=1),
+            next_update=later + timedelta(days=7),
+        ),
+        etag='"v2"',
+    )
     assert validate(ee.cert, directory, source, later).verdict is Verdict.VALID
 
 

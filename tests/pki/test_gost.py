@@ -27,9 +27,17 @@ _GOSTCRYPTO_NAMES = {
     curves.TC26_512_B: "id-tc26-gost-3410-12-512-paramSetB",
     curves.TC26_512_C: "id-tc26-gost-3410-2012-512-paramSetC",
 }
-ALL_256 = ["1.2.643.2.2.35.1", "1.2.643.2.2.35.2", "1.2.643.2.2.35.3", "1.2.643.2.2.36.0",
-           "1.2.643.2.2.36.1", "1.2.643.7.1.2.1.1.1", "1.2.643.7.1.2.1.1.2",
-           "1.2.643.7.1.2.1.1.3", "1.2.643.7.1.2.1.1.4"]
+ALL_256 = [
+    "1.2.643.2.2.35.1",
+    "1.2.643.2.2.35.2",
+    "1.2.643.2.2.35.3",
+    "1.2.643.2.2.36.0",
+    "1.2.643.2.2.36.1",
+    "1.2.643.7.1.2.1.1.1",
+    "1.2.643.7.1.2.1.1.2",
+    "1.2.643.7.1.2.1.1.3",
+    "1.2.643.7.1.2.1.1.4",
+]
 ALL_512 = ["1.2.643.7.1.2.1.2.1", "1.2.643.7.1.2.1.2.2", "1.2.643.7.1.2.1.2.3"]
 
 
@@ -41,8 +49,14 @@ def _gostcrypto(curve: curves.Curve) -> gs.GOST34102012:
 @pytest.mark.parametrize("curve", list(_GOSTCRYPTO_NAMES), ids=lambda c: c.name)
 def test_curve_constants_match_gostcrypto(curve: curves.Curve) -> None:
     g = _gostcrypto(curve)
-    assert (g._p, g._a, g._b, g._q, g._x, g._y) == (curve.p, curve.a, curve.b, curve.q,
-                                                    curve.x, curve.y)
+    assert (g._p, g._a, g._b, g._q, g._x, g._y) == (
+        curve.p,
+        curve.a,
+        curve.b,
+        curve.q,
+        curve.x,
+        curve.y,
+    )
     assert ec.is_on_curve(curve, (curve.x, curve.y))
 
 
@@ -56,8 +70,11 @@ def test_our_math_agrees_with_gostcrypto_both_ways(curve: curves.Curve) -> None:
     assert bytes(g.public_key_generate(bytearray(d.to_bytes(n, "big")))) == bytes(pub_be)
     e = secrets.randbits(8 * n)
     r, s = ec.sign_digest(curve, d, e)
-    assert g.verify(pub_be, bytearray(e.to_bytes(n, "big")),
-                    bytearray(r.to_bytes(n, "big") + s.to_bytes(n, "big")))
+    assert g.verify(
+        pub_be,
+        bytearray(e.to_bytes(n, "big")),
+        bytearray(r.to_bytes(n, "big") + s.to_bytes(n, "big")),
+    )
     sig = bytes(g.sign(bytearray(d.to_bytes(n, "big")), bytearray(e.to_bytes(n, "big"))))
     r2, s2 = int.from_bytes(sig[:n], "big"), int.from_bytes(sig[n:], "big")
     assert ec.verify_digest(curve, (qx, qy), e, r2, s2)
@@ -108,9 +125,11 @@ def test_factory_certificates_verify_for_every_paramset(paramset: str) -> None:
     n = key.curve.size
     digest = hashing.digest(pki._GOST_HASH[kind], ee.cert.tbs)
     g = _gostcrypto(key.curve)
-    assert g.verify(bytearray(key.x.to_bytes(n, "big") + key.y.to_bytes(n, "big")),
-                    bytearray(digest_to_int(digest).to_bytes(n, "big")),
-                    bytearray(r.to_bytes(n, "big") + s.to_bytes(n, "big")))
+    assert g.verify(
+        bytearray(key.x.to_bytes(n, "big") + key.y.to_bytes(n, "big")),
+        bytearray(digest_to_int(digest).to_bytes(n, "big")),
+        bytearray(r.to_bytes(n, "big") + s.to_bytes(n, "big")),
+    )
     other = pki.make_ca(kind=kind, paramset=paramset, slot=7)
     assert not signed_by(ee.cert, other.cert)
 
@@ -123,8 +142,13 @@ def test_rsa_and_ecdsa(kind: str) -> None:
     tampered = bytearray(ee.cert.signature)
     tampered[-1] ^= 1
     c = ee.cert
-    assert not verify_signature(ca.cert.spki, c.signature_algorithm.oid,
-                                c.signature_algorithm.params, bytes(tampered), c.tbs)
+    assert not verify_signature(
+        ca.cert.spki,
+        c.signature_algorithm.oid,
+        c.signature_algorithm.params,
+        bytes(tampered),
+        c.tbs,
+    )
 
 
 def test_gost2001_legacy() -> None:
@@ -168,26 +192,65 @@ def _timed(fn) -> float:  # type: ignore[no-untyped-def]
 @needs_openssl_gost
 @pytest.mark.parametrize(
     ("algorithm", "paramset"),
-    [("gost2012_256", "A"), ("gost2012_256", "B"), ("gost2012_256", "C"), ("gost2012_256", "TCA"),
-     ("gost2012_256", "XA"), ("gost2012_512", "A"), ("gost2012_512", "B"),
-     ("gost2012_512", "C")],
+    [
+        ("gost2012_256", "A"),
+        ("gost2012_256", "B"),
+        ("gost2012_256", "C"),
+        ("gost2012_256", "TCA"),
+        ("gost2012_256", "XA"),
+        ("gost2012_512", "A"),
+        ("gost2012_512", "B"),
+        ("gost2012_512", "C"),
+    ],
 )
 def test_openssl_made_certificates_verify(openssl: OpenSSL, algorithm: str, paramset: str) -> None:
     """Byte orders checked against certificates signed by OpenSSL's GOST engine."""
-    r = openssl.run("genpkey", "-algorithm", algorithm, "-pkeyopt", f"paramset:{paramset}",
-                    "-out", "ca.key")
+    r = openssl.run(
+        "genpkey", "-algorithm", algorithm, "-pkeyopt", f"paramset:{paramset}", "-out", "ca.key"
+    )
     assert r.returncode == 0, r.stderr
-    r = openssl.run("req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=OpenSSL CA/O=Test",
-                    "-days", "30", "-outform", "DER", "-out", "ca.cer")
+    r = openssl.run(
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=OpenSSL CA/O=Test",
+        "-days",
+        "30",
+        "-outform",
+        "DER",
+        "-out",
+        "ca.cer",
+    )
     assert r.returncode == 0, r.stderr
-    r = openssl.run("genpkey", "-algorithm", algorithm, "-pkeyopt", f"paramset:{paramset}",
-                    "-out", "ee.key")
+    r = openssl.run(
+        "genpkey", "-algorithm", algorithm, "-pkeyopt", f"paramset:{paramset}", "-out", "ee.key"
+    )
     assert r.returncode == 0, r.stderr
     r = openssl.run("req", "-new", "-key", "ee.key", "-subj", "/CN=Participant", "-out", "ee.csr")
     assert r.returncode == 0, r.stderr
-    r = openssl.run("x509", "-req", "-in", "ee.csr", "-CA", "ca.cer", "-CAform", "DER",
-                    "-CAkey", "ca.key", "-set_serial", "4098", "-days", "10", "-outform", "DER",
-                    "-out", "ee.cer")
+    r = openssl.run(
+        "x509",
+        "-req",
+        "-in",
+        "ee.csr",
+        "-CA",
+        "ca.cer",
+        "-CAform",
+        "DER",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "4098",
+        "-days",
+        "10",
+        "-outform",
+        "DER",
+        "-out",
+        "ee.cer",
+    )
     assert r.returncode == 0, r.stderr
     ca = load_certificate((openssl.workdir / "ca.cer").read_bytes())
     ee = load_certificate((openssl.workdir / "ee.cer").read_bytes())
@@ -210,9 +273,19 @@ def test_openssl_accepts_factory_certificates_and_crls(openssl: OpenSSL, kind: s
     openssl.file("crl.der", pki.make_crl(ca, [pki.Revoked(0x1002)]))
     assert openssl.run("crl", "-inform", "DER", "-in", "crl.der", "-out", "crl.pem").returncode == 0
     at = str(int(pki.NOW.timestamp()))
-    ok = openssl.run("verify", "-CAfile", "ca.pem", "-CRLfile", "crl.pem", "-crl_check",
-                     "-attime", at, "good.pem")
+    ok = openssl.run(
+        "verify",
+        "-CAfile",
+        "ca.pem",
+        "-CRLfile",
+        "crl.pem",
+        "-crl_check",
+        "-attime",
+        at,
+        "good.pem",
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    revoked = openssl.run("verify", "-CAfile", "ca.pem", "-CRLfile", "crl.pem", "-crl_check",
-                          "-attime", at, "bad.pem")
+    revoked = openssl.run(
+        "verify", "-CAfile", "ca.pem", "-CRLfile", "crl.pem", "-crl_check", "-attime", at, "bad.pem"
+    )
     assert revoked.returncode != 0 and "revoked" in revoked.stdout + revoked.stderr

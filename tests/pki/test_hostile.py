@@ -26,8 +26,10 @@ def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
-       st.integers(0, 10**6))
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+    st.integers(0, 10**6),
+)
 def test_mutated_certificates(edits: list[tuple[int, int]], cut: int) -> None:
     data = _mutate(_EE_DER, edits, cut)
     try:
@@ -46,8 +48,10 @@ def test_random_bytes_certificates(data: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
-       st.integers(0, 10**6))
+@given(
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=4),
+    st.integers(0, 10**6),
+)
 def test_mutated_crls(edits: list[tuple[int, int]], cut: int) -> None:
     data = _mutate(_CRL_DER, edits, cut)
     try:
@@ -85,7 +89,14 @@ def test_classic_hostile_der(data: bytes) -> None:
 def test_deep_nesting_is_bounded() -> None:
     nested = b"\x05\x00"
     for _ in range(500):
-        nested = b"\x30" + (bytes([len(nested)]) if len(nested) < 128 else
-                            b"\x82" + len(nested).to_bytes(2, "big")) + nested
+        nested = (
+            b"\x30"
+            + (
+                bytes([len(nested)])
+                if len(nested) < 128
+                else b"\x82" + len(nested).to_bytes(2, "big")
+            )
+            + nested
+        )
     with pytest.raises(PkiError, match=r"deep|DER|certificate"):
         load_certificate(nested)

@@ -28,8 +28,11 @@ def _pem(der_bytes: bytes, newline: str = "\r\n") -> bytes:
 
 def _p7b(*certs: bytes) -> bytes:
     signed_data = seq(
-        b"\x02\x01\x01", der.encode_tlv(0x31, b""), seq(oid("1.2.840.113549.1.7.1")),
-        der.encode_tlv(0xA0, b"".join(certs)), der.encode_tlv(0x31, b""),
+        b"\x02\x01\x01",
+        der.encode_tlv(0x31, b""),
+        seq(oid("1.2.840.113549.1.7.1")),
+        der.encode_tlv(0xA0, b"".join(certs)),
+        der.encode_tlv(0x31, b""),
     )
     return seq(oid("1.2.840.113549.1.7.2"), der.encode_tlv(0xA0, signed_data))
 
@@ -99,8 +102,12 @@ def test_fields(ee: pki.Issued, gost_ca: pki.Issued) -> None:
     assert c.subject.get("L") == "Красногорск"
     assert c.subject.get("ST") == "50 Московская область"
     assert c.subject.get("E") == "ivanov@example.ru"
-    assert (c.snils, c.inn, c.innle, c.ogrn) == ("11223344595", "500100732259", "5001000010",
-                                                 "1025000000010")
+    assert (c.snils, c.inn, c.innle, c.ogrn) == (
+        "11223344595",
+        "500100732259",
+        "5001000010",
+        "1025000000010",
+    )
     snils_attr = next(a for a in c.subject.attributes if a.short_name == "SNILS")
     assert snils_attr.tag == "NumericString"
     assert c.subject.rfc4514().startswith("SNILS=11223344595,")
@@ -129,8 +136,10 @@ def test_real_russian_ca_certificates_parse() -> None:
     assert root.is_ca and root.key_paramset_name == "CryptoPro-A"
     assert sub.issuer.der == root.subject.der
     assert sub.authority_key_identifier == root.subject_key_identifier
-    assert sub.crl_urls == ("http://crl.gosuslugi.ru/cdp/guc2022.crl",
-                            "http://crl2.gosuslugi.ru/cdp/guc2022.crl")
+    assert sub.crl_urls == (
+        "http://crl.gosuslugi.ru/cdp/guc2022.crl",
+        "http://crl2.gosuslugi.ru/cdp/guc2022.crl",
+    )
     assert sub.basic_constraints is not None and sub.basic_constraints.path_length == 0
 
 
@@ -160,8 +169,14 @@ def test_oddities_do_not_break_parsing(gost_ca: pki.Issued) -> None:
 
 @pytest.mark.parametrize(
     ("snils", "ok"),
-    [("11223344595", True), ("12345678964", True), ("08765430300", True),
-     ("11223344596", False), ("123", False), ("00100199800", True)],
+    [
+        ("11223344595", True),
+        ("12345678964", True),
+        ("08765430300", True),
+        ("11223344596", False),
+        ("123", False),
+        ("00100199800", True),
+    ],
 )
 def test_snils_checksum(snils: str, ok: bool) -> None:
     assert snils_checksum_ok(snils) is ok

@@ -36,8 +36,11 @@ def _directory(*cas: pki.Issued) -> InMemoryCaDirectory:
 def test_valid_revoked_and_evidence(gost_ca: pki.Issued, store: CrlStore) -> None:
     good = pki.make_end_entity(gost_ca, serial=0x2001)
     bad = pki.make_end_entity(gost_ca, serial=0x2002)
-    store.ingest(pki.make_crl(gost_ca, [Revoked(0x2002, reason=1)], number=7), gost_ca.cert,
-                 source_url="http://cdp.example.ru/cdp/test.crl")
+    store.ingest(
+        pki.make_crl(gost_ca, [Revoked(0x2002, reason=1)], number=7),
+        gost_ca.cert,
+        source_url="http://cdp.example.ru/cdp/test.crl",
+    )
     directory = _directory(gost_ca)
     source = StaticCrlSource(store)
     ok = validate(good.cert, directory, source, NOW)
@@ -65,8 +68,10 @@ def test_validity_period_comes_first(gost_ca: pki.Issued, store: CrlStore) -> No
 
 def test_unknown_ca_and_unregistered_rekey(gost_ca: pki.Issued, store: CrlStore) -> None:
     ee = pki.make_end_entity(gost_ca)
-    assert validate(ee.cert, InMemoryCaDirectory(), StaticCrlSource(store), NOW).verdict is \
-        Verdict.UNKNOWN_CA
+    assert (
+        validate(ee.cert, InMemoryCaDirectory(), StaticCrlSource(store), NOW).verdict
+        is Verdict.UNKNOWN_CA
+    )
     # same CA name, new key not registered: the AKI decides → unknown CA, not "bad signature"
     rekey = pki.make_ca(slot=11)
     ee_new = pki.make_end_entity(rekey)
@@ -87,16 +92,18 @@ def test_same_dn_rekeys_without_aki_pick_the_verifying_key(store: CrlStore) -> N
 
 def test_forgery_is_a_bad_signature(gost_ca: pki.Issued, store: CrlStore) -> None:
     forger = pki.make_key(slot=31)
-    forged = pki.issue(CertSpec(subject=[("CN", "Подделка")]), pki.make_key(slot=1), gost_ca,
-                       signing_key=forger)
+    forged = pki.issue(
+        CertSpec(subject=[("CN", "Подделка")]), pki.make_key(slot=1), gost_ca, signing_key=forger
+    )
     result = validate(forged.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
     assert (result.verdict, result.reason) == (Verdict.INVALID, Reason.BAD_CA_SIGNATURE)
     assert result.evidence.ca_thumbprint_sha1 == gost_ca.cert.thumbprint_sha1
 
 
 def test_issuer_must_be_a_valid_ca(store: CrlStore) -> None:
-    expired_ca = pki.make_ca(slot=41, not_before=NOW - timedelta(days=900),
-                             not_after=NOW - timedelta(days=1))
+    expired_ca = pki.make_ca(
+        slot=41, not_before=NOW - timedelta(days=900), not_after=NOW - timedelta(days=1)
+    )
     ee = pki.make_end_entity(expired_ca)
     r = validate(ee.cert, _directory(expired_ca), StaticCrlSource(store), NOW)
     assert (r.verdict, r.reason) == (Verdict.INVALID, Reason.CA_NOT_USABLE)
@@ -110,8 +117,12 @@ def test_indeterminate_without_crl_and_when_stale(gost_ca: pki.Issued, store: Cr
     ee = pki.make_end_entity(gost_ca, crl_urls=())
     r = validate(ee.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
     assert (r.verdict, r.reason) == (Verdict.INDETERMINATE, Reason.NO_USABLE_CRL)
-    store.ingest(pki.make_crl(gost_ca, this_update=NOW - timedelta(days=10),
-                              next_update=NOW - timedelta(days=3)), gost_ca.cert)
+    store.ingest(
+        pki.make_crl(
+            gost_ca, this_update=NOW - timedelta(days=10), next_update=NOW - timedelta(days=3)
+        ),
+        gost_ca.cert,
+    )
     r2 = validate(ee.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
     assert (r2.verdict, r2.reason) == (Verdict.INDETERMINATE, Reason.CRL_STALE)
     assert r2.evidence.crl_next_update is not None
@@ -157,8 +168,14 @@ def test_index_survives_restart_and_slow_path_entries(gost_ca: pki.Issued, tmp_p
 
     odd = [  # forms the fast path does not take: GeneralizedTime, invalidityDate, long serial
         seq(_int(0x77), encode_tlv(0x18, b"20260101000000Z")),
-        seq(_int(0x78), der_time(NOW), seq(_ext("2.5.29.24", encode_tlv(0x18, b"20251231000000Z")),
-                                          _ext("2.5.29.21", b"\x0a\x01\x04"))),
+        seq(
+            _int(0x78),
+            der_time(NOW),
+            seq(
+                _ext("2.5.29.24", encode_tlv(0x18, b"20251231000000Z")),
+                _ext("2.5.29.21", b"\x0a\x01\x04"),
+            ),
+        ),
         seq(encode_tlv(0x02, b"\x01" + b"\xaa" * 21), der_time(NOW)),
     ]
     bulk = pki.bulk_entries(20000)

@@ -117,8 +117,9 @@ def backend() -> Backend:
             note = _load_provider()
         if _openssl_works(STREEBOG_256):
             algos = {STREEBOG_256, STREEBOG_512} | ({GOST94} if _openssl_works(GOST94) else set())
-            _backend = Backend("openssl-gostprov", f"hashlib via OpenSSL gostprov ({note})",
-                               frozenset(algos))
+            _backend = Backend(
+                "openssl-gostprov", f"hashlib via OpenSSL gostprov ({note})", frozenset(algos)
+            )
         else:
             _backend = Backend(
                 "gostcrypto",
