@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.doctor",
     "mailbot.cli.db_commands",
     "mailbot.cli.directory_commands",
+    "mailbot.cli.ca_commands",
     "mailbot.cli.store_commands",
     "mailbot.cli.journal_commands",
     "mailbot.cli.process_commands",

@@ -1,0 +1,185 @@
+"""``mailbot ca`` (the CA directory) and ``mailbot crl list|refresh`` (the CRL cache)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from mailbot.app import crl_source_factory, crl_store
+from mailbot.cli.common import (
+    CliError,
+    add_config_option,
+    add_format_option,
+    command_group,
+    config_from_args,
+    render_rows,
+)
+from mailbot.cli.directory_commands import FORMATS, transaction
+from mailbot.directory.adapters import DbCaDirectory, parsed
+from mailbot.directory.authorities import get_ca, list_cas, register_ca
+from mailbot.pki.crl_fetch import CachingCrlSource
+from mailbot.pki.errors import PkiError
+from mailbot.pki.load import load_certificates
+
+CA_COLUMNS = ("id", "name", "ski", "not_before", "not_after", "active", "source", "crl_urls")
+CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entries", "source")
+
+
+def register(subparsers: Any) -> None:
+    """Add ``ca add|list|show|deactivate`` and ``crl list|refresh``."""
+    ca = command_group(
+        subparsers, "ca", "the CA directory", "Manage registered CAs (справочник УЦ)."
+    )
+    add = ca.add_parser(
+        "add",
+        help="register CA certificate(s) from a file",
+        description="Register every CA certificate in FILE (DER, PEM or PKCS#7).",
+    )
+    add.add_argument("file", type=Path)
+    add.add_argument("--crl-url", action="append", default=[], help="extra CRL URL (repeat)")
+    add_config_option(add)
+    add.set_defaults(handler=ca_add)
+    listing = ca.add_parser("list", help="list CAs", description="List registered CAs.")
+    add_config_option(listing)
+    add_format_option(listing, FORMATS)
+    listing.set_defaults(handler=ca_list)
+    for action, text in (("show", "show one CA"), ("deactivate", "stop trusting a CA")):
+        parser = ca.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
+        parser.add_argument("id", type=int)
+        add_config_option(parser)
+        if action == "show":
+            add_format_option(parser, FORMATS)
+        parser.set_defaults(handler=ca_show if action == "show" else ca_deactivate)
+
+    crl = command_group(subparsers, "crl", "CRLs", "Inspect, list and refresh CRLs.")
+    listing = crl.add_parser(
+        "list", help="the cached CRL of every CA", description="Show the cached CRL of every CA."
+    )
+    add_config_option(listing)
+    add_format_option(listing, FORMATS)
+    listing.set_defaults(handler=crl_list)
+    refresh = crl.add_parser(
+        "refresh",
+        help="fetch current CRLs now",
+        description="Fetch a current CRL for every active CA whose cached one is not current "
+        "(drop folder first, then the CA's URLs). Exits 1 when some CA has none.",
+    )
+    add_config_option(refresh)
+    refresh.set_defaults(handler=crl_refresh)
+
+
+def ca_add(args: argparse.Namespace) -> int:
+    """Register the CA certificates found in a file."""
+    try:
+        certificates = load_certificates(args.file.read_bytes())
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except PkiError as exc:
+        raise CliError(f"{args.file}: {exc}") from None
+    authorities = [c for c in certificates if c.is_ca]
+    if not authorities:
+        raise CliError(f"{args.file}: no CA certificate in the file")
+    with transaction(args) as session:
+        for certificate in authorities:
+            row, created = register_ca(session, certificate, args.crl_url)
+            verb = "registered" if created else "already registered; refreshed"
+            print(f"CA {row.id} {verb}: {row.name} (SKI {row.ski}, {row.thumbprint_sha1})")
+    return 0
+
+
+def _ca_row(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "ski": row.ski,
+        "not_before": row.not_before.date().isoformat(),
+        "not_after": row.not_after.date().isoformat(),
+        "active": row.active,
+        "source": row.source,
+        "crl_urls": " ".join(row.crl_urls),
+        "subject": row.subject_dn,
+        "thumbprint_sha1": row.thumbprint_sha1,
+        "aia_urls": " ".join(row.aia_urls),
+    }
+
+
+def ca_list(args: argparse.Namespace) -> int:
+    """``ca list``."""
+    with transaction(args, commit=False) as session:
+        rows = [_ca_row(row) for row in list_cas(session)]
+    print(render_rows(rows, CA_COLUMNS, args.format))
+    return 0
+
+
+def ca_show(args: argparse.Namespace) -> int:
+    """``ca show``."""
+    with transaction(args, commit=False) as session:
+        row = _ca_row(get_ca(session, args.id))
+    columns = (*CA_COLUMNS, "subject", "thumbprint_sha1", "aia_urls")
+    if args.format == "table":
+        for column in columns:
+            print(f"{column:16} {row[column]}")
+    else:
+        print(render_rows([row], columns, args.format))
+    return 0
+
+
+def ca_deactivate(args: argparse.Namespace) -> int:
+    """``ca deactivate``."""
+    with transaction(args) as session:
+        get_ca(session, args.id).active = False
+    print(f"CA {args.id} deactivated: its certificates now count as from an unknown CA")
+    return 0
+
+
+def crl_list(args: argparse.Namespace) -> int:
+    """``crl list``."""
+    config = config_from_args(args)
+    store = crl_store(config)
+    rows = []
+    with transaction(args, commit=False) as session:
+        for row in list_cas(session):
+            certificate = parsed(row)
+            index = store.current(certificate) if certificate is not None else None
+            meta = index.meta if index is not None else None
+            rows.append(
+                {
+                    "ca_id": row.id,
+                    "ca": row.name,
+                    "crl_number": meta.crl_number if meta else None,
+                    "this_update": meta.this_update if meta else None,
+                    "next_update": meta.next_update if meta else None,
+                    "entries": meta.entries if meta else None,
+                    "source": meta.source_url if meta else "(none cached)",
+                }
+            )
+    print(render_rows(rows, CRL_COLUMNS, args.format))
+    return 0
+
+
+def crl_refresh(args: argparse.Namespace) -> int:
+    """``crl refresh``."""
+    config = config_from_args(args)
+    now = dt.datetime.now(dt.UTC)
+    missing = 0
+    with transaction(args, commit=False) as session:
+        directory = DbCaDirectory(session)
+        source = crl_source_factory(config)(directory)
+        assert isinstance(source, CachingCrlSource)
+        for row in list_cas(session):
+            certificate = parsed(row)
+            if not row.active or certificate is None:
+                continue
+            index, problem = source.fresh_index(certificate, now)
+            if problem is None and index is not None:
+                meta = index.meta
+                print(
+                    f"CA {row.id} {row.name}: CRL {meta.crl_number}, next update {meta.next_update}"
+                )
+            else:
+                missing += 1
+                detail = problem.detail if problem is not None else "no CRL"
+                print(f"CA {row.id} {row.name}: NO CURRENT CRL: {detail}")
+    return 1 if missing else 0
