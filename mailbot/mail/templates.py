@@ -114,11 +114,3 @@ def format_reply_datetime(moment: datetime, timezone: str) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("a naive datetime has no defined local time; pass an aware one")
     return moment.astimezone(ZoneInfo(timezone)).strftime(REPLY_DATE_FORMAT)
-
-
-def format_serial(serial: int) -> str:
-    """A certificate serial number as Windows shows it: upper-case hex, whole bytes."""
-    if serial < 0:
-        raise ValueError("negative serial number")
-    text = f"{serial:X}"
-    return text.zfill(len(text) + len(text) % 2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailbot.identifiers import IdentifierError, normalise_snils
 from mailbot.pki import der
 from mailbot.pki.errors import DerError
 
@@ -165,19 +166,8 @@ class Name:
 
 def snils_checksum_ok(snils: str) -> bool:
     """Whether an 11-digit SNILS has the right check number (≤ 001-001-998 carry none)."""
-    digits = "".join(ch for ch in snils if ch.isdigit())
-    if len(digits) != 11:
+    try:
+        normalise_snils(snils)
+    except IdentifierError:
         return False
-    body, check = digits[:9], int(digits[9:])
-    if int(body) <= 1001998:
-        return True
-    total = sum(int(d) * w for d, w in zip(body, range(9, 0, -1), strict=True))
-    if total < 100:
-        expected = total
-    elif total in (100, 101):
-        expected = 0
-    else:
-        expected = total % 101
-        if expected == 100:
-            expected = 0
-    return check == expected
+    return True

@@ -16,7 +16,6 @@ from mailbot.mail.templates import (
     PLACEHOLDERS,
     TemplateError,
     format_reply_datetime,
-    format_serial,
     load_templates,
 )
 from mailbot.pipeline.decision import Outcome
@@ -114,14 +113,12 @@ def test_missing_or_undecodable_template_file(tmp_path: Path) -> None:
     assert "no_cer.txt: cannot read as UTF-8" in str(info.value)
 
 
-def test_date_and_serial_helpers() -> None:
+def test_reply_dates_are_local_time() -> None:
     moment = datetime(2025, 1, 1, 0, 0, 5, tzinfo=UTC)
     assert format_reply_datetime(moment, "Europe/Moscow") == "01.01.2025 03:00:05"
     assert format_reply_datetime(moment, "Asia/Vladivostok") == "01.01.2025 10:00:05"
     with pytest.raises(ValueError, match="naive"):
         format_reply_datetime(datetime(2025, 1, 1), "Europe/Moscow")
-    assert format_serial(0x0191BEB900FCB08BA240275D9525313540) == SERIAL
-    assert format_serial(0xABC) == "0ABC"
 
 
 # --- the reply letter ------------------------------------------------------------------------
