@@ -279,3 +279,20 @@ def test_untrusted_sender_gets_no_reply(world: World) -> None:
     assert outbox(world) == []
     with world.sessions() as session:
         assert session.scalars(select(Letter)).one().outcome == "no_reply"
+
+
+def test_database_failure_leaves_no_store_file(world: World) -> None:
+    """A failing transaction (here: the outbox table is gone) removes the file it wrote."""
+    from sqlalchemy import text
+
+    engine = world.sessions.kw["bind"]
+    with engine.begin() as connection:
+        cascade = " CASCADE" if engine.dialect.name == "postgresql" else ""
+        connection.execute(text("DROP TABLE outbox" + cascade))
+    participant = factory.make_end_entity(world.ca, snils=SNILS)
+    with pytest.raises(Exception, match="outbox"):
+        world.process(cert_letter(participant))
+    assert list(world.config.certificate_store.glob("*.cer")) == []
+    with world.sessions() as session:
+        assert session.scalar(select(func.count(Certificate.id))) == 0
+        assert session.scalar(select(func.count(Letter.id))) == 0
