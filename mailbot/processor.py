@@ -57,6 +57,24 @@ class LetterSource:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """The journal's answer when processing of a letter starts."""
+
+    letter_id: int
+    #: How many times processing of this letter has started (1 the first time).
+    attempts: int
+    #: ``claimed`` (go on), or the state of an earlier, finished processing.
+    state: str
+    outcome: str | None
+    filed_to: str | None
+
+    @property
+    def finished(self) -> bool:
+        """True when the letter was already processed (only filing may be left)."""
+        return self.state != "claimed"
+
+
+@dataclass(frozen=True)
 class ProcessResult:
     """What became of one letter."""
 
@@ -111,12 +129,13 @@ class LetterProcessor:
         digest = hashlib.sha256(raw).hexdigest()
         with self.sessions() as session, bind_letter(sha256=digest[:16], uid=source.uid):
             previous = self._journaled(session, source, raw, digest)
-            if previous is not None:
+            claimed = previous if previous is not None and previous.state == "claimed" else None
+            if previous is not None and claimed is None:
                 log.info("letter already journaled", letter_id=previous.id)
                 return ProcessResult(
                     previous.id,
                     previous.outcome or "",
-                    _filing(previous.outcome, previous.state),
+                    filing_for(previous.outcome, previous.state),
                     duplicate=True,
                 )
             intake = decide(
@@ -143,8 +162,9 @@ class LetterProcessor:
                 )
             written: list[Path] = []
             try:
-                result = self._record(session, source, raw, digest, intake, handler, now,
-                                      dry_run, written)  # fmt: skip
+                result = self._record(
+                    session, claimed, source, raw, digest, intake, handler, now, dry_run, written
+                )
                 result = replace(
                     result,
                     route=intake.route.name if intake.route else None,
@@ -171,6 +191,53 @@ class LetterProcessor:
             )
             return result
 
+    def claim(self, raw: bytes, source: LetterSource) -> Claim:
+        """Record that processing of a letter starts, in its own committed transaction.
+
+        The claim's attempt counter survives a crash in the pipeline, so a letter
+        that keeps crashing the daemon is recognised (Mailman's ``.bak`` count).
+        """
+        now = self.clock()
+        digest = hashlib.sha256(raw).hexdigest()
+        with self.sessions() as session:
+            row = self._journaled(session, source, raw, digest)
+            if row is not None and row.state != "claimed":
+                return Claim(row.id, row.attempts, row.state, row.outcome, row.filed_to)
+            if row is None:
+                row = LetterRow(
+                    mailbox=source.mailbox,
+                    uidvalidity=source.uidvalidity,
+                    uid=source.uid,
+                    sha256=digest,
+                    received_at=now,
+                    state="claimed",
+                    attempts=0,
+                )
+                session.add(row)
+            row.attempts += 1
+            session.commit()
+            return Claim(row.id, row.attempts, "claimed", None, None)
+
+    def give_up(self, letter_id: int, reason: str) -> None:
+        """Mark a claimed letter that kept failing as ``failed`` (a poison letter)."""
+        with self.sessions() as session:
+            row = session.get(LetterRow, letter_id)
+            if row is None:
+                return
+            row.state = "failed"
+            row.outcome = "failed"
+            row.processed_at = self.clock()
+            row.detail = {**(row.detail or {}), "failure": reason[:2000]}
+            session.commit()
+
+    def mark_filed(self, letter_id: int, folder: str) -> None:
+        """Remember where the letter was filed on the server."""
+        with self.sessions() as session:
+            row = session.get(LetterRow, letter_id)
+            if row is not None:
+                row.filed_to = folder
+                session.commit()
+
     def _journaled(
         self, session: Session, source: LetterSource, raw: bytes, digest: str
     ) -> LetterRow | None:
@@ -187,7 +254,10 @@ class LetterProcessor:
         # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
         return session.scalar(
             select(LetterRow)
-            .where(LetterRow.sha256 == digest, LetterRow.state.in_(("done", "deferred")))
+            .where(
+                LetterRow.sha256 == digest,
+                LetterRow.state.in_(("done", "deferred", "failed")),
+            )
             .limit(1)
         )
 
@@ -196,6 +266,7 @@ class LetterProcessor:
     def _record(
         self,
         session: Session,
+        claimed: LetterRow | None,
         source: LetterSource,
         raw: bytes,
         digest: str,
@@ -206,22 +277,22 @@ class LetterProcessor:
         written: list[Path],
     ) -> ProcessResult:
         letter = intake.letter
-        row = LetterRow(
+        row = claimed or LetterRow(
             mailbox=source.mailbox,
             uidvalidity=source.uidvalidity,
             uid=source.uid,
-            message_id=(letter.message_id or "")[:998] or None,
             sha256=digest,
-            sender=(intake.sender or _first_from(intake) or "")[:320].lower() or None,
-            subject=letter.subject,
             received_at=now,
-            processed_at=now,
-            state="done",
             attempts=1,
-            route=intake.route.name if intake.route else None,
-            rule_hits=[h.as_dict() for h in intake.rule_hits],
-            detail={"intake": {"stage": intake.stage.value, "reason": intake.reason}},
         )
+        row.message_id = (letter.message_id or "")[:998] or None
+        row.sender = (intake.sender or _first_from(intake) or "")[:320].lower() or None
+        row.subject = letter.subject
+        row.processed_at = now
+        row.state = "done"
+        row.route = intake.route.name if intake.route else None
+        row.rule_hits = [h.as_dict() for h in intake.rule_hits]
+        row.detail = {"intake": {"stage": intake.stage.value, "reason": intake.reason}}
         session.add(row)
         session.flush()
         if not dry_run:
@@ -362,9 +433,11 @@ def _first_from(intake: IntakeDecision) -> str | None:
     return mailboxes[0].address if mailboxes else None
 
 
-def _filing(outcome: str | None, state: str) -> str:
+def filing_for(outcome: str | None, state: str) -> str:
     if state == "deferred":
         return "deferred"
+    if state == "failed":
+        return "failed"
     if outcome == "leave":
         return "leave"
     return "processed" if outcome == "success" else "rejected"
