@@ -123,8 +123,18 @@ class LetterProcessor:
 
     # -- the whole letter ------------------------------------------------------------
 
-    def process(self, raw: bytes, source: LetterSource, dry_run: bool = False) -> ProcessResult:
-        """Decide and record one letter. With *dry_run* nothing is written anywhere."""
+    def process(
+        self,
+        raw: bytes,
+        source: LetterSource,
+        dry_run: bool = False,
+        declared_size: int | None = None,
+    ) -> ProcessResult:
+        """Decide and record one letter. With *dry_run* nothing is written anywhere.
+
+        *declared_size* is the server's size when *raw* holds only the header
+        section of a letter too large to fetch.
+        """
         now = self.clock()
         digest = hashlib.sha256(raw).hexdigest()
         with self.sessions() as session, bind_letter(sha256=digest[:16], uid=source.uid):
@@ -145,6 +155,7 @@ class LetterProcessor:
                 directory=DbSenderDirectory(session),
                 reply_counter=DbReplyCounter(session, self.config.general.timezone),
                 now=now,
+                declared_size=declared_size,
             )
             handler: AddCertDecision | None = None
             if intake.accepted and intake.certificate is not None:

@@ -229,8 +229,8 @@ class _Converter:
             if isinstance(value, bool) or not isinstance(value, int):
                 self.problems.append(f"{dotted}: must be an integer, got {_kind(value)}")
                 return 0
-            if value <= 0:
-                self.problems.append(f"{dotted}: must be a positive integer, got {value}")
+            if value < 0:
+                self.problems.append(f"{dotted}: must not be negative, got {value}")
             return value
         if annotation is str:
             if not isinstance(value, str):

@@ -159,6 +159,25 @@ class SenderAuthConfig:
 
 
 @dataclass(frozen=True)
+class DaemonConfig:
+    """The long-running process."""
+
+    #: A letter whose processing started this many times without finishing is a
+    #: poison letter: it goes to the failed folder and administrators are alerted.
+    max_attempts: int = 3
+    #: How often the outbox is flushed besides right after each letter.
+    outbox_interval_seconds: int = 30
+    #: How often CRLs of registered CAs are refreshed ahead of their nextUpdate.
+    crl_refresh_minutes: int = 60
+    #: How often a standby daemon checks whether the active one is gone.
+    lease_poll_seconds: int = 2
+    #: Raw letters older than this are deleted from the archive (0 keeps them forever).
+    archive_retention_days: int = 365
+    #: Journal rows older than this are deleted (0 keeps them forever).
+    journal_retention_days: int = 0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Structured logs."""
 
@@ -182,6 +201,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     crl: CrlConfig = field(default_factory=CrlConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     # Resolved locations. The loader fills every path, so these never return None.

@@ -80,9 +80,13 @@ class Letter:
         return raw_header_values(self.message, name)
 
 
-def parse_letter(raw: bytes, max_letter_bytes: int) -> Letter:
-    """Parse *raw*; never raises. Letters over *max_letter_bytes* keep only their headers."""
-    oversized = len(raw) > max_letter_bytes
+def parse_letter(raw: bytes, max_letter_bytes: int, declared_size: int | None = None) -> Letter:
+    """Parse *raw*; never raises. Letters over *max_letter_bytes* keep only their headers.
+
+    *declared_size* is the server's RFC822.SIZE when only the header section of
+    an oversized letter was fetched.
+    """
+    oversized = max(len(raw), declared_size or 0) > max_letter_bytes
     source = _header_section(raw) if oversized else raw
     try:
         message: Message = BytesParser(policy=policy.default).parsebytes(source)

@@ -113,9 +113,10 @@ def decide(
     directory: SenderDirectory,
     reply_counter: ReplyCounter,
     now: datetime,
+    declared_size: int | None = None,
 ) -> IntakeDecision:
     """Decide SPEC steps 1-4 for the raw letter *raw*; never raises on any input."""
-    letter = parse_letter(raw, settings.limits.max_letter_bytes)
+    letter = parse_letter(raw, settings.limits.max_letter_bytes, declared_size)
     with bind_letter(message_id=letter.message_id, size=letter.size):
         decision = _decide(letter, settings, routes, directory, reply_counter, now)
         log.info(

@@ -1,0 +1,77 @@
+"""Retention: old raw letters leave the archive, old journal rows leave the database."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.config import Config
+from mailbot.directory.models import Certificate, Letter, OutboxMessage, QuarantinedCertificate
+from mailbot.log import get_logger
+
+log = get_logger(__name__)
+
+
+def prune_archive(config: Config, now: float | None = None) -> int:
+    """Delete archived raw letters older than ``daemon.archive_retention_days``."""
+    days = config.daemon.archive_retention_days
+    if days <= 0 or not config.archive_dir.is_dir():
+        return 0
+    cutoff = (now or time.time()) - days * 86400
+    removed = 0
+    for path in config.archive_dir.glob("*/*.eml"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def prune_journal(
+    config: Config, sessions: sessionmaker[Session], now: dt.datetime | None = None
+) -> int:
+    """Delete finished journal rows older than ``daemon.journal_retention_days``.
+
+    Their sent or failed outbox rows go with them; references from registered
+    certificates and quarantine rows are cleared, never the certificates.
+    """
+    days = config.daemon.journal_retention_days
+    if days <= 0:
+        return 0
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
+    with sessions() as session:
+        old = select(Letter.id).where(
+            Letter.received_at < cutoff, Letter.state.in_(("done", "failed"))
+        )
+        pending = select(OutboxMessage.letter_id).where(OutboxMessage.status == "pending")
+        finished_with_replies_sent = old.where(
+            Letter.id.not_in(pending.where(OutboxMessage.letter_id.is_not(None)))
+        )
+        ids = list(session.scalars(finished_with_replies_sent))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            session.execute(
+                update(Certificate).where(Certificate.letter_id.in_(chunk)).values(letter_id=None)
+            )
+            session.execute(
+                update(QuarantinedCertificate)
+                .where(QuarantinedCertificate.letter_id.in_(chunk))
+                .values(letter_id=None)
+            )
+            session.execute(delete(OutboxMessage).where(OutboxMessage.letter_id.in_(chunk)))
+            session.execute(delete(Letter).where(Letter.id.in_(chunk)))
+        session.commit()
+    return len(ids)
+
+
+def run(config: Config, sessions: sessionmaker[Session]) -> None:
+    """Both retention jobs, logged."""
+    letters = prune_archive(config)
+    rows = prune_journal(config, sessions)
+    if letters or rows:
+        log.info("housekeeping.done", archive_removed=letters, journal_removed=rows)
