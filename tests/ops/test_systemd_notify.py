@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog.testing
 
 from mailbot.daemon import systemd
 
@@ -85,9 +86,12 @@ def test_no_op_without_a_usable_socket(monkeypatch: pytest.MonkeyPatch, value: s
     assert systemd.notify_watchdog() is False
 
 
-def test_a_vanished_socket_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_vanished_socket_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", "/nonexistent/mailbot-notify")
-    assert systemd.notify_stopping() is False
+    with structlog.testing.capture_logs() as logs:
+        assert systemd.notify_stopping() is False
+    assert [entry["event"] for entry in logs] == ["sd_notify_failed"]
+    assert logs[0]["log_level"] == "warning"
 
 
 def test_watchdog_interval_is_half_of_watchdog_usec(monkeypatch: pytest.MonkeyPatch) -> None:
