@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything mailbot and its tests need, idempotently:
 #   Debian packages: Dovecot (IMAP + LMTP, the test and demo mail server),
-#   OpenSSL with the GOST engine/provider, PostgreSQL (when absent);
+#   OpenSSL with the GOST engine/provider, PostgreSQL and systemd-analyze (when absent);
 #   a Python virtual environment in .venv with mailbot and its test tools.
 # Safe to run again: what is already there is skipped.
 set -euo pipefail
@@ -21,6 +21,14 @@ fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 packages=(dovecot-imapd dovecot-lmtpd libengine-gost-openssl openssl python3-venv)
+# systemd-analyze, for the test that verifies systemd/*.service. The 'systemd'
+# package is safe in a container: it does not become PID 1 (that is
+# systemd-sysv, which this script never installs) and its scripts skip
+# daemon-reexec when systemd is not running. Only when the tool is absent:
+# hosts booted with systemd always have it.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  packages+=(systemd)
+fi
 installed_postgres_here=0
 if ! command -v pg_ctlcluster >/dev/null 2>&1 && ! installed postgresql; then
   packages+=(postgresql)

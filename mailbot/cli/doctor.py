@@ -79,6 +79,32 @@ def check_gost_backend(_config: Config) -> Finding:
     )
 
 
+def check_metrics(config: Config) -> Finding:
+    """The ``[metrics]`` endpoint: disabled, served by a running daemon, free, or taken."""
+    import http.client
+
+    if not config.metrics.enabled:
+        return Finding("metrics", True, "disabled ([metrics] enabled = false)")
+    host, port = config.metrics.address
+    url = f"http://{config.metrics.listen}/metrics"
+    connection = http.client.HTTPConnection(host, port, timeout=2)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        body = response.read(1 << 20)
+    except ConnectionRefusedError:
+        # Nothing listens: normal when the daemon is stopped or runs from the timer.
+        return Finding("metrics", True, f"{url}: not answering (daemon not running?)")
+    except (OSError, http.client.HTTPException) as exc:
+        return Finding("metrics", False, f"{url}: {type(exc).__name__}: {exc}")
+    finally:
+        connection.close()
+    if response.status == 200 and b"mailbot_up" in body:
+        return Finding("metrics", True, f"{url}: answering")
+    # Someone else's server on our port: the daemon would fail to bind.
+    return Finding("metrics", False, f"{url}: another program answers (HTTP {response.status})")
+
+
 #: The checks, in report order. Modules may append their own.
 CHECKS: list[Callable[[Config], Finding]] = [
     check_python,
@@ -86,6 +112,7 @@ CHECKS: list[Callable[[Config], Finding]] = [
     check_directories,
     check_system_tools,
     check_gost_backend,
+    check_metrics,
 ]
 
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from mailbot.config.schema import Config
+from mailbot.config.schema import Config, parse_listen
 from mailbot.config.secrets import SecretSource
 
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
@@ -112,6 +112,10 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         problems.append(
             "sender_auth.trusted_authserv_ids: required when require_authentication_results is true"
         )
+    try:
+        parse_listen(config.metrics.listen)
+    except ValueError as exc:
+        problems.append(f"metrics.listen: {exc}")
     if problems:
         raise ConfigError(source, problems)
     return config

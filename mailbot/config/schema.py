@@ -7,6 +7,7 @@ and reports every problem with the file and the dotted key.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -187,6 +188,46 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics over HTTP, for the local monitoring agent."""
+
+    enabled: bool = False
+    #: ``host:port`` on a loopback address (``127.0.0.1:9468`` or ``[::1]:9468``):
+    #: the endpoint has no authentication, so it never listens on the network.
+    listen: str = "127.0.0.1:9468"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``; the loader has already checked it."""
+        return parse_listen(self.listen)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """Split ``host:port`` or ``[v6]:port`` into an IP literal and a port.
+
+    Raises :class:`ValueError` with a message for the administrator.
+    """
+    host, separator, port_text = text.rpartition(":")
+    if not separator or not host or not port_text.isdigit():
+        raise ValueError(f"{text!r} is not host:port (e.g. 127.0.0.1:9468 or [::1]:9468)")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, e.g. [::1]:9468")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        # A name could resolve to anything (and differently tomorrow): IP literals only.
+        raise ValueError(f"{text!r}: the host must be an IP address, not a name") from None
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"{text!r}: port must be 1-65535")
+    if not address.is_loopback:
+        raise ValueError(f"{text!r}: only a loopback address is allowed (no authentication)")
+    return str(address), port
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration, with paths already resolved."""
 
@@ -203,6 +244,7 @@ class Config:
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     # Resolved locations. The loader fills every path, so these never return None.
     @property
