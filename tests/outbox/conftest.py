@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import email.utils
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import policy
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +31,16 @@ from mailbot.testing.tls import make_self_signed
 NOW = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 FROM = "reestrin@fund.test"
 ADMIN = "admin@fund.test"
+
+
+@pytest.fixture(autouse=True)
+def _default_logging() -> Iterator[None]:
+    """Log to the real stderr: CLI tests elsewhere leave structlog on a closed captured one."""
+    handlers = logging.getLogger().handlers[:]
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+    logging.getLogger().handlers[:] = handlers
 
 
 @pytest.fixture
