@@ -404,6 +404,22 @@ async def test_slow_server_hits_the_row_deadline_and_the_row_is_retried(
     assert first.message["Message-ID"] == second.message["Message-ID"] == after.message_id
 
 
+async def test_421_ends_the_flush_and_leaves_the_other_rows_alone(
+    sessions: sessionmaker[Session], smtp_factory: ServerFactory
+) -> None:
+    server = smtp_factory()
+    server.handler.fail_with = "421 4.3.2 service shutting down"
+    ids = [queue(sessions, f"user{i}@example.test", created=NOW + i * SECOND) for i in range(3)]
+    report = await make_sender(make_config(server.port), sessions).flush(
+        NOW + dt.timedelta(minutes=1)
+    )
+    assert report.connection_error is not None
+    assert "421" in report.connection_error
+    assert (report.sent, report.retried, report.failed) == (0, 1, 0)
+    assert [row(sessions, i).attempts for i in ids] == [1, 0, 0]
+    assert len(handler_of(server).peers) == 1
+
+
 # -- the backoff itself ------------------------------------------------------------------
 
 
