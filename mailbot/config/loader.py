@@ -95,6 +95,12 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         problems.append("imap.tls: 'none' is allowed only for a server on the loopback address")
     if not _ADDRESS.match(config.smtp.from_address):
         problems.append(f"smtp.from_address: {config.smtp.from_address!r} is not an address")
+    if config.smtp.timeout_seconds <= 0:
+        problems.append("smtp.timeout_seconds: must be positive")
+    if config.smtp.retry_base_seconds <= 0:
+        problems.append("smtp.retry_base_seconds: must be positive")
+    if config.smtp.retry_max_seconds < config.smtp.retry_base_seconds:
+        problems.append("smtp.retry_max_seconds: must not be below smtp.retry_base_seconds")
     for index, address in enumerate(config.admin.alert_addresses):
         if not _ADDRESS.match(address):
             problems.append(f"admin.alert_addresses[{index}]: {address!r} is not an address")

@@ -76,7 +76,14 @@ class SmtpConfig:
     password: SecretSource = field(default_factory=SecretSource)
     #: The fund's address; replies carry it in From and as the envelope sender.
     from_address: str = "reestrin@localhost"
+    #: Hard deadline for connecting and for sending one letter (MAIL FROM to the final 250).
     timeout_seconds: int = 30
+    #: A letter the server did not take (4xx, connection trouble) is retried after this
+    #: many seconds, doubling with every further attempt (with jitter, so that letters
+    #: queued together do not hit a recovering server together) ...
+    retry_base_seconds: int = 30
+    #: ... but never waiting longer than this between two attempts.
+    retry_max_seconds: int = 3600
 
 
 @dataclass(frozen=True)

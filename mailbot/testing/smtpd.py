@@ -134,9 +134,8 @@ class SmtpServer:
 
     def start(self) -> SmtpServer:
         """Start serving (returns self)."""
-        if self.tls == "implicit":
-            # aiosmtpd's readiness probe speaks plain SMTP; skip it for implicit TLS.
-            self._controller._trigger_server = lambda: None  # type: ignore[method-assign]
+        # aiosmtpd's readiness probe wraps itself in TLS when the server has an
+        # ssl_context (implicit TLS); skipping it makes start() time out.
         self._controller.start()
         return self
 
