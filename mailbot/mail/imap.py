@@ -268,9 +268,11 @@ class MailboxClient:
         awaitable is cancelled). Raises MailboxConnectionError when the
         connection is lost, and maps library/socket errors to MailboxError.
         """
-        if self._imap is None:
-            raise RuntimeError(f"{what}: not connected")
-        if self._broken is not None:
+        if self._imap is None or self._broken is not None:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()  # never started: avoid "never awaited" warnings
+            if self._imap is None:
+                raise RuntimeError(f"{what}: not connected")
             raise MailboxConnectionError(f"{what}: {self._broken}")
         task: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
         lost: asyncio.Future[Any] = asyncio.ensure_future(self._lost.wait())
@@ -375,10 +377,17 @@ class MailboxClient:
     # -- searching and fetching -----------------------------------------------
 
     async def search_uids(self, criteria: str = "ALL") -> list[int]:
-        """UID SEARCH in the selected mailbox; sorted UIDs. *criteria* is ASCII IMAP syntax."""
+        """UID SEARCH in the selected mailbox; sorted UIDs. *criteria* is ASCII IMAP syntax.
+
+        Every letter delivered before the call is included (a NOOP syncs first).
+        """
         imap = self._require_selected()
         if not criteria.isascii() or any(ch in criteria for ch in "\r\n\0"):
             raise ValueError("search criteria must be one line of ASCII")
+        # A server answers SEARCH from its view of the mailbox as of the last sync and
+        # announces new letters with EXISTS only afterwards (which aioimaplib drops):
+        # NOOP first, so a letter delivered before this call is always found.
+        await self._command("NOOP", imap.noop())
         # charset=None: no "CHARSET utf-8", which some servers reject for ASCII criteria.
         response = await self._command("UID SEARCH", imap.uid_search(criteria, charset=None))
         return parse_search(response.lines)

@@ -119,11 +119,12 @@ def check_keyword(keyword: str) -> str:
 
 def check_uids(uids: Iterable[int]) -> list[int]:
     """Sorted, de-duplicated UIDs; raises ValueError for anything but positive integers."""
-    result = sorted(set(uids))
-    for uid in result:
+    checked: set[int] = set()
+    for uid in uids:
         if isinstance(uid, bool) or not isinstance(uid, int) or uid < 1:
             raise ValueError(f"not a UID: {uid!r}")
-    return result
+        checked.add(uid)
+    return sorted(checked)
 
 
 def uid_set(uids: Sequence[int]) -> str:
