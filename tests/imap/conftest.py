@@ -19,7 +19,6 @@ USERS = {f"box{i}": f"box{i}-pw" for i in range(1, 61)}
 _next_user = itertools.count(1)
 
 
-
 @pytest.fixture(scope="package")
 def imap_server() -> Iterator[DovecotServer]:
     """One Dovecot for all of tests/imap (the session one's users are shared with others)."""
