@@ -72,14 +72,14 @@ def letter(number: int, subject: str = "Проверка", body: str = "") -> by
 def write_maildir(server: DovecotServer, user: str, letters: list[bytes]) -> None:
     """Drop letters straight into the user's Maildir ``new/`` (much faster than APPEND).
 
-    Dovecot creates the Maildir at the first login, so log in before calling this.
+    Dovecot creates the Maildir at the first SELECT, so select before calling this.
     The files belong to ``nobody`` like the ones Dovecot writes.
     """
     import pwd
 
     nobody = pwd.getpwnam("nobody")
     new = Path(server.directory, "mail", user, "Maildir", "new")
-    assert new.is_dir(), "log in once before writing into the Maildir"
+    assert new.is_dir(), "SELECT once before writing into the Maildir"
     stamp = int(time.time())
     for index, raw in enumerate(letters):
         # Maildir stores LF line ends; Dovecot sends CRLF over IMAP.
