@@ -13,7 +13,21 @@ Built on aioimaplib 2.0.3, whose traps shape this module (see
 * arguments are sent verbatim, so mailbox names are encoded and quoted here.
 
 IDLE is only a wake-up hint: after :meth:`MailboxClient.wait_for_change`
-returns, callers search again whatever it returned.
+returns, callers search again whatever it returned. A daemon loop::
+
+    backoff = Backoff(base=1, cap=300)
+    while True:
+        try:
+            async with MailboxClient(config.imap) as client:
+                await client.ensure_folders([...])
+                state = await client.select()
+                backoff.reset()
+                while True:
+                    for uid in await client.search_uids():
+                        ...  # key letters on (state.name, state.uidvalidity, uid)
+                    await client.wait_for_change()
+        except MailboxError:
+            await backoff.sleep()
 """
 
 from __future__ import annotations
@@ -215,12 +229,14 @@ class MailboxClient:
         if self._imap is None:
             return
         self._closing = True
-        if self._broken is None:
-            with contextlib.suppress(MailboxError):
-                await self._call(
-                    "LOGOUT", self._imap.logout(), timeout=min(_LOGOUT_TIMEOUT, self._timeout)
-                )
-        await self._close()
+        try:
+            if self._broken is None:
+                with contextlib.suppress(MailboxError):
+                    await self._call(
+                        "LOGOUT", self._imap.logout(), timeout=min(_LOGOUT_TIMEOUT, self._timeout)
+                    )
+        finally:
+            await self._close()  # also when cancelled at shutdown
 
     async def _close(self) -> None:
         imap, self._imap = self._imap, None
