@@ -185,8 +185,9 @@ class MailboxClient:
 
     async def connect(self) -> None:
         """Open the connection (IMAPS or loopback plain), LOGIN and read CAPABILITY."""
-        if self._imap is not None:
-            raise RuntimeError("already connected; make a new MailboxClient to reconnect")
+        if self._imap is not None or self._broken is not None:
+            # Single use: the lost-connection state must never leak into a new connection.
+            raise RuntimeError("a MailboxClient connects once; make a new one to reconnect")
         try:
             password = (
                 self._password

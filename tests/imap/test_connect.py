@@ -97,6 +97,8 @@ async def test_wrong_password_is_a_refused_command(imap_server: DovecotServer, u
     assert caught.value.result == "NO"
     assert not client.usable
     await client.logout()  # harmless after a failed connect
+    with pytest.raises(RuntimeError, match="once"):
+        await client.connect()
 
 
 async def test_nothing_listening_is_a_connection_error() -> None:
