@@ -46,8 +46,11 @@ def _measure_main(cmd: list[str]) -> None:
     rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if r.returncode != 0:
         sys.stderr.write(r.stdout + r.stderr)
-    print(json.dumps({"wall": wall, "rss_mb": rss_kb / 1024, "rc": r.returncode,
-                      "stdout": r.stdout[-200:]}))
+    print(
+        json.dumps(
+            {"wall": wall, "rss_mb": rss_kb / 1024, "rc": r.returncode, "stdout": r.stdout[-200:]}
+        )
+    )
 
 
 def _ingest_main(crl_path: str, ca_path: str, cache: str) -> None:
@@ -84,8 +87,10 @@ def main() -> None:
     (tmp / "ca.pem").write_bytes(ca.pem())
 
     print("\n== CRL ingest (parse + verify + index), child processes ==")
-    print(f"{'entries':>9} {'MB':>6} | {'mailbot s':>9} {'RSS MB':>7} | {'openssl s':>9} "
-          f"{'RSS MB':>7} | ratio | lookup µs (hit/miss)")
+    print(
+        f"{'entries':>9} {'MB':>6} | {'mailbot s':>9} {'RSS MB':>7} | {'openssl s':>9} "
+        f"{'RSS MB':>7} | ratio | lookup µs (hit/miss)"
+    )
     big_index_dir = None
     for size in [int(s) for s in args.sizes.split(",") if s]:
         crl = pki.make_crl(ca, raw_entries=pki.bulk_entries(size), number=size)
@@ -94,11 +99,25 @@ def main() -> None:
         mb = len(crl) / 1e6
         del crl
         cache = tmp / f"cache-{size}"
-        ours = measure([sys.executable, __file__, "--ingest", str(crl_path),
-                        str(tmp / "ca.cer"), str(cache)])
+        ours = measure(
+            [sys.executable, __file__, "--ingest", str(crl_path), str(tmp / "ca.cer"), str(cache)]
+        )
         if openssl:
-            theirs = measure([openssl, "crl", "-inform", "DER", "-in", str(crl_path), "-CAfile",
-                              str(tmp / "ca.pem"), "-noout", "-verify"], env=env)
+            theirs = measure(
+                [
+                    openssl,
+                    "crl",
+                    "-inform",
+                    "DER",
+                    "-in",
+                    str(crl_path),
+                    "-CAfile",
+                    str(tmp / "ca.pem"),
+                    "-noout",
+                    "-verify",
+                ],
+                env=env,
+            )
             ok = theirs["rc"] == 0
             ratio = f"{ours['wall'] / theirs['wall']:.2f}x"
             o_wall = f"{theirs['wall']:9.2f}{'' if ok else '!'}"
@@ -118,8 +137,10 @@ def main() -> None:
         for s in misses:
             index.lookup(s)
         miss_us = (time.perf_counter() - t) / len(misses) * 1e6
-        print(f"{size:9d} {mb:6.1f} | {ours['wall']:9.2f} {ours['rss_mb']:7.0f} | {o_wall} "
-              f"{o_rss} | {ratio:>5} | {hit_us:.1f}/{miss_us:.1f}")
+        print(
+            f"{size:9d} {mb:6.1f} | {ours['wall']:9.2f} {ours['rss_mb']:7.0f} | {o_wall} "
+            f"{o_rss} | {ratio:>5} | {hit_us:.1f}/{miss_us:.1f}"
+        )
         big_index_dir = cache
 
     print("\n== one GOST 2012-256 signature verification (in-process) ==")
@@ -129,8 +150,9 @@ def main() -> None:
         t = time.perf_counter()
         assert signed_by(ee.cert, ca.cert)
         times.append(time.perf_counter() - t)
-    print(f"mailbot: median {statistics.median(times) * 1000:.2f} ms, "
-          f"min {min(times) * 1000:.2f} ms")
+    print(
+        f"mailbot: median {statistics.median(times) * 1000:.2f} ms, min {min(times) * 1000:.2f} ms"
+    )
     import gostcrypto.gostsignature as gs
 
     from mailbot.pki.gost.keys import decode_public_key, decode_signature, digest_to_int
@@ -140,8 +162,11 @@ def main() -> None:
     digest = digest_to_int(hashing.digest(hashing.STREEBOG_256, ee.cert.tbs)).to_bytes(32, "big")
     g = gs.new(gs.MODE_256, gs.CURVES_R_1323565_1_024_2019["id-tc26-gost-3410-2012-256-paramSetB"])
     t = time.perf_counter()
-    assert g.verify(bytearray(key.x.to_bytes(32, "big") + key.y.to_bytes(32, "big")),
-                    bytearray(digest), bytearray(r.to_bytes(32, "big") + s.to_bytes(32, "big")))
+    assert g.verify(
+        bytearray(key.x.to_bytes(32, "big") + key.y.to_bytes(32, "big")),
+        bytearray(digest),
+        bytearray(r.to_bytes(32, "big") + s.to_bytes(32, "big")),
+    )
     print(f"gostcrypto baseline: {(time.perf_counter() - t) * 1000:.1f} ms")
 
     print("\n== one full validation (validity, issuer, signature, CRL) ==")
@@ -163,28 +188,53 @@ def main() -> None:
         cert = load_certificate(ee.der)
         assert validate(cert, directory, source, pki.NOW).verdict is Verdict.VALID
         times.append(time.perf_counter() - t)
-    print(f"mailbot in-process (load + validate, CRL index warm): "
-          f"median {statistics.median(times) * 1000:.2f} ms")
+    print(
+        f"mailbot in-process (load + validate, CRL index warm): "
+        f"median {statistics.median(times) * 1000:.2f} ms"
+    )
     if big_index_dir is not None:
         big_source = StaticCrlSource(CrlStore(big_index_dir))
         t = time.perf_counter()
         result = validate(load_certificate(ee.der), directory, big_source, pki.NOW)
-        print(f"mailbot with the largest CRL's index (cold open): "
-              f"{(time.perf_counter() - t) * 1000:.2f} ms, verdict {result.verdict.value}")
+        print(
+            f"mailbot with the largest CRL's index (cold open): "
+            f"{(time.perf_counter() - t) * 1000:.2f} ms, verdict {result.verdict.value}"
+        )
     if openssl:
-        subprocess.run([openssl, "crl", "-inform", "DER", "-in", str(small_path), "-out",
-                        str(tmp / "small.pem")], check=True)
-        cmd = [openssl, "verify", "-CAfile", str(tmp / "ca.pem"), "-CRLfile",
-               str(tmp / "small.pem"), "-crl_check", "-attime", str(int(pki.NOW.timestamp())),
-               str(ee_path)]
+        subprocess.run(
+            [
+                openssl,
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                str(small_path),
+                "-out",
+                str(tmp / "small.pem"),
+            ],
+            check=True,
+        )
+        cmd = [
+            openssl,
+            "verify",
+            "-CAfile",
+            str(tmp / "ca.pem"),
+            "-CRLfile",
+            str(tmp / "small.pem"),
+            "-crl_check",
+            "-attime",
+            str(int(pki.NOW.timestamp())),
+            str(ee_path),
+        ]
         times = []
         for _ in range(10):
             t = time.perf_counter()
             r2 = subprocess.run(cmd, capture_output=True, text=True, env=env)
             times.append(time.perf_counter() - t)
             assert r2.returncode == 0, r2.stderr
-        print(f"openssl verify -crl_check subprocess: median "
-              f"{statistics.median(times) * 1000:.2f} ms")
+        print(
+            f"openssl verify -crl_check subprocess: median {statistics.median(times) * 1000:.2f} ms"
+        )
     if args.keep:
         print(f"\nfiles kept in {tmp}")
     else:
