@@ -90,6 +90,20 @@ def redact(
     return event_dict
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the moment of writing.
+
+    Binding the object found at configuration time breaks when it is later
+    replaced and closed (pytest's capture, a daemon re-opening its streams).
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(
     log_format: str = "console", level: str = "info", stream: TextIO | None = None
 ) -> None:
@@ -97,7 +111,7 @@ def configure_logging(
 
     ``log_format`` is ``json`` (one JSON object a line, for journald) or ``console``.
     """
-    output = stream if stream is not None else sys.stderr
+    output: Any = stream if stream is not None else _CurrentStderr()
     numeric_level = logging.getLevelName(level.upper())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,

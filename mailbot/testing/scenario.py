@@ -134,6 +134,8 @@ port = {smtp.port}
 tls = "none"
 from_address = "{FUND}@{DOMAIN}"
 timeout_seconds = 15
+retry_base_seconds = 1
+retry_max_seconds = 3
 
 [database]
 {database}

@@ -14,7 +14,10 @@ from mailbot.directory.engine import make_engine
 
 def test_postgres_lease_is_exclusive_and_passes_on_when_the_holder_dies(postgres_url: str) -> None:
     first_engine, second_engine = make_engine(postgres_url), make_engine(postgres_url)
-    first, second = PostgresLease(first_engine, "lease-test"), PostgresLease(second_engine, "lease-test")
+    first, second = (
+        PostgresLease(first_engine, "lease-test"),
+        PostgresLease(second_engine, "lease-test"),
+    )
     try:
         assert first.try_acquire()
         assert not second.try_acquire()

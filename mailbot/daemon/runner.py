@@ -1,0 +1,434 @@
+"""The daemon: watch the mailbox, process each letter exactly once, send replies, file letters.
+
+One pass over the mailbox (:meth:`Daemon.sync`):
+
+1. ``UID SEARCH ALL`` after every (re)connect and every wake-up (IDLE is only a hint);
+2. letters already journaled are only filed (a crash may have come between the
+   commit and the MOVE); ``leave`` letters and deferred ones stay put;
+3. a new letter is claimed in the journal (attempt counter), processed in one
+   transaction, then moved to the processed/rejected folder; a letter whose
+   processing started ``daemon.max_attempts`` times goes to the failed folder
+   and administrators are alerted;
+4. the outbox is flushed.
+
+Any IMAP error closes the connection and reconnects with backoff. Only the
+holder of the database lease works; a standby waits and takes over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from mailbot.app import crl_source_factory, load_rules_and_templates, make_processor
+from mailbot.backoff import Backoff
+from mailbot.config import Config
+from mailbot.daemon import housekeeping
+from mailbot.daemon.lease import Lease, acquire, lease_for
+from mailbot.daemon.metrics import METRICS, start_metrics_server
+from mailbot.daemon.systemd import (
+    notify_ready,
+    notify_reloading,
+    notify_status,
+    notify_stopping,
+    notify_watchdog,
+    watchdog_interval,
+)
+from mailbot.directory.adapters import DbCaDirectory, parsed
+from mailbot.directory.engine import engine_from_config
+from mailbot.directory.models import CertificationAuthority, OutboxMessage
+from mailbot.directory.models import Letter as LetterRow
+from mailbot.directory.session import ensure_current, session_factory
+from mailbot.log import bind_letter, get_logger
+from mailbot.mail.alerts import queue_alert
+from mailbot.mail.imap import MailboxClient, MailboxError
+from mailbot.mail.outbox import OutboxSender
+from mailbot.pki.crl_fetch import CachingCrlSource
+from mailbot.processor import LetterProcessor, LetterSource, filing_for
+
+log = get_logger(__name__)
+
+#: Replies are sent at least this often during a long pass over a full mailbox.
+FLUSH_EVERY_LETTERS = 25
+
+
+class Daemon:
+    """``mailbot run``: the around-the-clock process (or one pass with ``once``)."""
+
+    def __init__(self, config: Config, once: bool = False) -> None:
+        self.config = config
+        self.once = once
+        self.stop = asyncio.Event()
+        self.engine: Engine | None = None
+        self.processor: LetterProcessor | None = None
+        self.outbox: OutboxSender | None = None
+        self.lease: Lease | None = None
+        self._flush_lock = asyncio.Lock()
+        self._folders = {
+            "processed": config.imap.processed_folder,
+            "rejected": config.imap.rejected_folder,
+            "failed": config.imap.failed_folder,
+        }
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until stopped (SIGTERM/SIGINT) or, with ``once``, for one pass. Returns 0."""
+        config = self.config
+        self.engine = engine_from_config(config)
+        ensure_current(self.engine)
+        sessions = session_factory(self.engine)
+        self.processor = make_processor(config, sessions)
+        self.outbox = OutboxSender(config, sessions)
+        self.lease = lease_for(self.engine, config.general.instance_name, config.general.state_dir)
+        self._install_signal_handlers()
+        metrics_server = await start_metrics_server(config.metrics)
+        scheduler: AsyncIOScheduler | None = None
+        try:
+            if self.once:
+                if not self.lease.try_acquire():
+                    log.info("run.once.skipped", reason="another mailbot holds the mailbox")
+                    return 0
+            elif not await acquire(self.lease, self.stop, config.daemon.lease_poll_seconds):
+                return 0
+            METRICS.up.set(1)
+            notify_ready()
+            if self.once:
+                await self._one_pass()
+            else:
+                scheduler = self._start_scheduler()
+                await self._serve()
+        finally:
+            notify_stopping()
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+            with contextlib.suppress(Exception):
+                await self.flush_outbox()
+            if metrics_server is not None:
+                await metrics_server.close()
+            self.lease.release()
+            self.engine.dispose()
+            METRICS.up.set(0)
+            log.info("daemon.stopped")
+        return 0
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def _request_stop(self, signum: int) -> None:
+        # The letter in hand is finished; the loops check the flag between letters.
+        log.info("daemon.stopping", signal=signal.Signals(signum).name)
+        self.stop.set()
+
+    def reload(self) -> None:
+        """SIGHUP: load rules and templates again; keep the old ones if the new are invalid."""
+        assert self.processor is not None
+        notify_reloading()
+        try:
+            routes, templates = load_rules_and_templates(self.config)
+        except Exception as exc:  # RulesError, TemplateError, OSError: report and keep going
+            log.error("reload.failed", error=str(exc))
+            notify_ready("reload failed; old rules and templates kept")
+            return
+        self.processor.routes, self.processor.templates = routes, templates
+        log.info("reload.done", rules=str(self.config.rules_dir))
+        notify_ready("rules and templates reloaded")
+
+    # -- the mailbox loop ----------------------------------------------------------------
+
+    async def _one_pass(self) -> None:
+        async with MailboxClient(self.config.imap) as client:
+            METRICS.imap_connected.set(1)
+            await client.ensure_folders(list(self._folders.values()))
+            await self.sync(client)
+        METRICS.imap_connected.set(0)
+        await self.flush_outbox()
+
+    async def _serve(self) -> None:
+        backoff = Backoff()
+        assert self.lease is not None
+        while not self.stop.is_set():
+            if not self.lease.still_held():
+                log.warning("lease.lost", detail="standing by until the lease is ours again")
+                if not await acquire(self.lease, self.stop, self.config.daemon.lease_poll_seconds):
+                    return
+            try:
+                async with MailboxClient(self.config.imap) as client:
+                    METRICS.imap_connected.set(1)
+                    notify_status("connected")
+                    await client.ensure_folders(list(self._folders.values()))
+                    backoff.reset()
+                    while not self.stop.is_set() and self.lease.still_held():
+                        await self.sync(client)
+                        await self.flush_outbox()
+                        await self._wait_for_mail(client)
+            except MailboxError as exc:
+                METRICS.imap_connected.set(0)
+                delay = backoff.next_delay()
+                log.warning("imap.reconnect", error=str(exc), retry_in=round(delay, 1))
+                notify_status(f"IMAP unavailable: {exc}")
+                await self._sleep(delay)
+            except SQLAlchemyError as exc:
+                METRICS.imap_connected.set(0)
+                delay = backoff.next_delay()
+                log.warning("database.unavailable", error=str(exc).splitlines()[0], retry_in=delay)
+                await self._sleep(delay)
+        METRICS.imap_connected.set(0)
+
+    async def _wait_for_mail(self, client: MailboxClient) -> None:
+        """IDLE (or poll) until new mail, the IDLE period ends, or a stop is requested."""
+        idle = asyncio.create_task(client.wait_for_change(self.config.imap.idle_seconds))
+        stopped = asyncio.create_task(self.stop.wait())
+        done, _pending = await asyncio.wait({idle, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if idle in done:
+            stopped.cancel()
+            idle.result()  # re-raises MailboxError
+            return
+        idle.cancel()
+        with contextlib.suppress(asyncio.CancelledError, MailboxError):
+            await idle
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def sync(self, client: MailboxClient) -> int:
+        """One pass over the mailbox; returns how many letters were processed."""
+        assert self.processor is not None
+        mailbox = self.config.imap.mailbox
+        state = await client.select(mailbox)
+        uids = await client.search_uids("ALL")
+        known = await asyncio.to_thread(self._journal_for, mailbox, state.uidvalidity, uids)
+        fresh = [uid for uid in uids if uid not in known]
+        sizes = await client.fetch_sizes(fresh) if fresh else {}
+        handled = 0
+        for uid in uids:
+            if self.stop.is_set():
+                break
+            entry = known.get(uid)
+            if entry is not None:
+                await self._file_known(client, uid, entry)
+                continue
+            await self._handle(client, uid, state.uidvalidity, sizes.get(uid))
+            handled += 1
+            if handled % FLUSH_EVERY_LETTERS == 0:
+                await self.flush_outbox()
+        return handled
+
+    def _journal_for(
+        self, mailbox: str, uidvalidity: int, uids: list[int]
+    ) -> dict[int, tuple[int, str, str | None, str | None]]:
+        """Journaled letters among *uids*: uid -> (id, state, outcome, filed_to)."""
+        assert self.processor is not None
+        found: dict[int, tuple[int, str, str | None, str | None]] = {}
+        with self.processor.sessions() as session:
+            for start in range(0, len(uids), 500):
+                chunk = uids[start : start + 500]
+                rows = session.execute(
+                    select(
+                        LetterRow.uid, LetterRow.id, LetterRow.state, LetterRow.outcome,
+                        LetterRow.filed_to,
+                    ).where(
+                        LetterRow.mailbox == mailbox,
+                        LetterRow.uidvalidity == uidvalidity,
+                        LetterRow.uid.in_(chunk),
+                        LetterRow.state != "claimed",
+                    )
+                )  # fmt: skip
+                for uid, letter_id, state, outcome, filed_to in rows:
+                    if uid is not None:
+                        found[int(uid)] = (letter_id, state, outcome, filed_to)
+        return found
+
+    async def _file_known(
+        self, client: MailboxClient, uid: int, entry: tuple[int, str, str | None, str | None]
+    ) -> None:
+        """A journaled letter still in the mailbox: file it if it should not stay."""
+        letter_id, state, outcome, _filed_to = entry
+        await self._file(client, uid, letter_id, filing_for(outcome, state))
+
+    async def _handle(
+        self, client: MailboxClient, uid: int, uidvalidity: int, size: int | None
+    ) -> None:
+        assert self.processor is not None
+        processor = self.processor
+        limit = self.config.limits.max_letter_bytes
+        too_big = size is not None and size > limit
+        raw = await (client.fetch_headers(uid) if too_big else client.fetch_message(uid))
+        if raw is None:
+            return  # expunged meanwhile
+        source = LetterSource(self.config.imap.mailbox, uidvalidity, uid)
+        started = time.monotonic()
+        with bind_letter(uid=uid, uidvalidity=uidvalidity):
+            claim = await asyncio.to_thread(processor.claim, raw, source)
+            if claim.finished:
+                await self._file(
+                    client, uid, claim.letter_id, filing_for(claim.outcome, claim.state)
+                )
+                return
+            if claim.attempts > self.config.daemon.max_attempts:
+                await self._poison(client, uid, claim.letter_id, raw, claim.attempts)
+                return
+            try:
+                result = await asyncio.to_thread(
+                    processor.process, raw, source, False, size if too_big else None
+                )
+            except SQLAlchemyError:
+                raise  # the database is gone: reconnect loop, the letter stays claimed
+            except Exception:
+                # Counted by the claim; after max_attempts it is a poison letter.
+                log.exception("letter.crashed", letter_id=claim.letter_id, attempt=claim.attempts)
+                METRICS.letters.inc(outcome="crashed")
+                return
+            METRICS.letters.inc(outcome=result.outcome)
+            log.info(
+                "letter.done",
+                letter_id=result.letter_id,
+                outcome=result.outcome,
+                route=result.route,
+                duration_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            await self._file(client, uid, result.letter_id, result.filing)
+
+    async def _file(
+        self, client: MailboxClient, uid: int, letter_id: int | None, filing: str
+    ) -> None:
+        folder = self._folders.get(filing)
+        if folder is None or letter_id is None:
+            return  # "leave" and deferred letters stay in the mailbox
+        await client.move([uid], folder)
+        assert self.processor is not None
+        await asyncio.to_thread(self.processor.mark_filed, letter_id, folder)
+
+    async def _poison(
+        self, client: MailboxClient, uid: int, letter_id: int, raw: bytes, attempts: int
+    ) -> None:
+        assert self.processor is not None
+        reason = f"processing started {attempts - 1} times without finishing"
+        log.error("letter.poison", letter_id=letter_id, detail=reason)
+        await asyncio.to_thread(self.processor.give_up, letter_id, reason)
+        await asyncio.to_thread(self._alert_poison, letter_id, raw, reason)
+        METRICS.letters.inc(outcome="failed")
+        await self._file(client, uid, letter_id, "failed")
+
+    def _alert_poison(self, letter_id: int, raw: bytes, reason: str) -> None:
+        assert self.processor is not None
+        with self.processor.sessions() as session:
+            queue_alert(
+                session,
+                self.config,
+                kind="poison_letter",
+                dedup_key=f"poison_letter:{letter_id}",
+                subject=f"mailbot: letter {letter_id} moved to the failed folder",
+                body=(
+                    f"Letter {letter_id} could not be processed: {reason}.\n"
+                    f"It was moved to the IMAP folder '{self.config.imap.failed_folder}' and "
+                    "is attached. What to do: read the daemon's log for 'letter.crashed' with "
+                    f"letter_id={letter_id}, fix the cause, then move the letter back to "
+                    f"'{self.config.imap.mailbox}' and run `mailbot letter retry {letter_id}`.\n"
+                ),
+                attachments=[(f"letter-{letter_id}.eml", raw, "message/rfc822")],
+            )
+            session.commit()
+
+    # -- outbox and scheduled jobs -----------------------------------------------------------
+
+    async def flush_outbox(self) -> None:
+        """Send what is due; one flush at a time."""
+        if self.outbox is None:
+            return
+        async with self._flush_lock:
+            report = await self.outbox.flush()
+        METRICS.outbox_backlog.set(await asyncio.to_thread(self._backlog))
+        if report.sent or report.failed:
+            log.info(
+                "outbox.flushed", sent=report.sent, failed=report.failed, retried=report.retried
+            )
+
+    def _backlog(self) -> int:
+        assert self.processor is not None
+        with self.processor.sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "pending")
+                )
+                or 0
+            )
+
+    def _start_scheduler(self) -> AsyncIOScheduler:
+        daemon = self.config.daemon
+        scheduler = AsyncIOScheduler(timezone=dt.UTC)
+        scheduler.add_job(
+            self._guarded(self.flush_outbox), "interval", seconds=daemon.outbox_interval_seconds,
+            id="outbox", max_instances=1, coalesce=True,
+        )  # fmt: skip
+        scheduler.add_job(
+            self._guarded(self.refresh_crls), "interval", minutes=daemon.crl_refresh_minutes,
+            id="crl_refresh", max_instances=1, coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
+        )  # fmt: skip
+        scheduler.add_job(
+            self._guarded(self.housekeeping), "interval", hours=24, id="housekeeping",
+            max_instances=1, coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+        )  # fmt: skip
+        interval = watchdog_interval()
+        if interval:
+            scheduler.add_job(notify_watchdog, "interval", seconds=interval, id="watchdog")
+        scheduler.start()
+        return scheduler
+
+    def _guarded(self, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if not (self.lease and self.lease.still_held()):
+                return
+            try:
+                await job()
+            except Exception:
+                log.exception("job.failed", job=job.__name__)
+
+        run.__name__ = job.__name__
+        return run
+
+    async def refresh_crls(self) -> None:
+        """Fetch a CRL for every active CA whose cached one ends before the next run."""
+        await asyncio.to_thread(self._refresh_crls)
+
+    def _refresh_crls(self) -> None:
+        assert self.processor is not None
+        horizon = dt.datetime.now(dt.UTC) + dt.timedelta(
+            minutes=self.config.daemon.crl_refresh_minutes * 2
+        )
+        with self.processor.sessions() as session:
+            directory = DbCaDirectory(session)
+            source = crl_source_factory(self.config)(directory)
+            assert isinstance(source, CachingCrlSource)
+            rows = session.scalars(
+                select(CertificationAuthority).where(CertificationAuthority.active.is_(True))
+            ).all()
+            for row in rows:
+                certificate = parsed(row)
+                if certificate is None:
+                    continue
+                index, problem = source.fresh_index(certificate, horizon)
+                if index is not None:
+                    METRICS.crl_age.mark(index.meta.this_update_dt, ca=row.name)
+                if problem is not None:
+                    log.warning("crl.refresh_failed", ca=row.name, detail=problem.detail)
+
+    async def housekeeping(self) -> None:
+        """Retention of the raw-letter archive and the journal."""
+        assert self.processor is not None
+        await asyncio.to_thread(housekeeping.run, self.config, self.processor.sessions)
