@@ -171,7 +171,11 @@ class Daemon:
                     await client.ensure_folders(list(self._folders.values()))
                     backoff.reset()
                     while not self.stop.is_set() and self.lease.still_held():
-                        await self.sync(client)
+                        # Until a pass finds nothing new: a letter that arrived during
+                        # a pass may already have been announced (and that unsolicited
+                        # EXISTS dropped by aioimaplib), so IDLE would not report it.
+                        while await self.sync(client) and not self.stop.is_set():
+                            await self.flush_outbox()
                         await self.flush_outbox()
                         await self._wait_for_mail(client)
             except MailboxError as exc:
@@ -189,7 +193,11 @@ class Daemon:
 
     async def _wait_for_mail(self, client: MailboxClient) -> None:
         """IDLE (or poll) until new mail, the IDLE period ends, or a stop is requested."""
-        idle = asyncio.create_task(client.wait_for_change(self.config.imap.idle_seconds))
+        # IDLE is a hint: never wait longer than the safety resync interval.
+        imap = self.config.imap
+        idle = asyncio.create_task(
+            client.wait_for_change(min(imap.idle_seconds, imap.poll_seconds))
+        )
         stopped = asyncio.create_task(self.stop.wait())
         done, _pending = await asyncio.wait({idle, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if idle in done:
