@@ -101,6 +101,8 @@ class Daemon:
             elif not await acquire(self.lease, self.stop, config.daemon.lease_poll_seconds):
                 return 0
             METRICS.up.set(1)
+            # We are the only flusher now: claims of a flusher that died are void.
+            await asyncio.to_thread(self.outbox.resume)
             notify_ready()
             if self.once:
                 await self._one_pass()
@@ -164,6 +166,8 @@ class Daemon:
                 log.warning("lease.lost", detail="standing by until the lease is ours again")
                 if not await acquire(self.lease, self.stop, self.config.daemon.lease_poll_seconds):
                     return
+                assert self.outbox is not None
+                await asyncio.to_thread(self.outbox.resume)
             try:
                 async with MailboxClient(self.config.imap) as client:
                     METRICS.imap_connected.set(1)

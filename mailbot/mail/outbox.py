@@ -274,6 +274,22 @@ class OutboxSender:
 
     # -- the database: one short committed transaction per step ---------------------------
 
+    def resume(self, now: dt.datetime | None = None) -> int:
+        """Make every pending row due now; returns how many were waiting.
+
+        Called when a daemon becomes the only flusher (it holds the lease): rows
+        claimed by a flusher that died are then sent at once instead of after
+        the claim's lease, and backoff delays restart.
+        """
+        moment = now or dt.datetime.now(dt.UTC)
+        with self.sessions() as session, session.begin():
+            result = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at > moment)
+                .values(next_attempt_at=moment)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     def _due_ids(self, now: dt.datetime) -> list[int]:
         with self.sessions() as session:
             return list(

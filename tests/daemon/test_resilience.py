@@ -1,0 +1,310 @@
+"""The daemon as a real process: SIGKILL at random points, poison letters, a standby
+taking over, a PostgreSQL restart, SIGHUP and SIGTERM, a mailbox of 1,000 letters."""
+
+from __future__ import annotations
+
+import email
+import imaplib
+import os
+import random
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from email import policy
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mailbot.certstore import CertificateStore
+from mailbot.config import load_config
+from mailbot.directory.engine import engine_from_config
+from mailbot.directory.models import Certificate, Letter, OutboxMessage
+from mailbot.directory.session import session_factory
+from mailbot.testing import postgres
+from mailbot.testing.scenario import (
+    ADMIN,
+    FUND,
+    MAIL_USERS,
+    PARTICIPANT,
+    Scenario,
+    build_scenario,
+)
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
+
+
+@pytest.fixture
+def make_scenario() -> Iterator[Callable[..., Scenario]]:
+    made: list[Scenario] = []
+    databases: list[str] = []
+
+    def make(database: str = "sqlite", extra_config: str = "") -> Scenario:
+        url = None
+        if database == "postgresql":
+            url = postgres.create_database()
+            databases.append(url)
+        directory = Path(tempfile.mkdtemp(prefix="mailbot-chaos-"))
+        scenario = build_scenario(directory, database_url=url, extra_config=extra_config)
+        made.append(scenario)
+        return scenario
+
+    yield make
+    for scenario in made:
+        scenario.close()
+    for url in databases:
+        postgres.drop_database(url)
+
+
+def start_daemon(
+    scenario: Scenario, *extra: str, wait_ready: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start ``mailbot run``; with *wait_ready*, return once it told systemd READY=1."""
+    environment = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    notify = None
+    if wait_ready:
+        path = Path(tempfile.mkdtemp(prefix="mailbot-notify-")) / "notify.sock"
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(path))
+        notify.settimeout(60)
+        environment["NOTIFY_SOCKET"] = str(path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailbot", "run", "--config", str(scenario.config_path), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    if notify is not None:
+        with notify:
+            while b"READY=1" not in notify.recv(4096):
+                pass
+    return process
+
+
+def stop_daemon(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        if process.stderr is not None:
+            process.stderr.close()
+    return code
+
+
+def kill_daemon(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait(timeout=30)
+    if process.stderr is not None:
+        process.stderr.close()
+
+
+def messages(
+    scenario: Scenario, user: str, mailbox: str = "INBOX"
+) -> list[email.message.EmailMessage]:
+    with imaplib.IMAP4("127.0.0.1", scenario.dovecot.imap_port) as client:
+        client.login(user, MAIL_USERS[user])
+        client.select(mailbox, readonly=True)
+        _status, data = client.uid("SEARCH", "ALL")
+        found = []
+        uids = (data[0] or b"").split()
+        for start in range(0, len(uids), 200):
+            chunk = b",".join(uids[start : start + 200]).decode()
+            _status, parts = client.uid("FETCH", chunk, "(BODY.PEEK[HEADER])")
+            for part in parts:
+                if isinstance(part, tuple):
+                    message = email.message_from_bytes(part[1], policy=policy.default)
+                    assert isinstance(message, email.message.EmailMessage)
+                    found.append(message)
+        return found
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what or predicate}")
+
+
+def database_counts(scenario: Scenario) -> tuple[int, int, int]:
+    engine = engine_from_config(load_config(scenario.config_path))
+    try:
+        with session_factory(engine)() as session:
+            return (
+                int(session.scalar(select(func.count(Letter.id))) or 0),
+                int(session.scalar(select(func.count(Certificate.id))) or 0),
+                int(
+                    session.scalar(
+                        select(func.count(OutboxMessage.id)).where(OutboxMessage.status != "sent")
+                    )
+                    or 0
+                ),
+            )
+    finally:
+        engine.dispose()
+
+
+def deliver_many(scenario: Scenario, letters: list[bytes]) -> None:
+    """One LMTP connection for a burst, as an MTA would do it."""
+    with smtplib.LMTP("127.0.0.1", scenario.dovecot.lmtp_port, timeout=60) as lmtp:
+        for raw in letters:
+            lmtp.sendmail(scenario.address(PARTICIPANT), [scenario.address(FUND)], raw)
+
+
+def replies_by_letter(scenario: Scenario) -> Counter[str]:
+    """How many distinct replies (by Message-ID) each letter got (by In-Reply-To)."""
+    seen: dict[str, str] = {}
+    for message in messages(scenario, PARTICIPANT):
+        seen[str(message["Message-ID"])] = str(message["In-Reply-To"])
+    return Counter(seen.values())
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_sigkill_at_random_points_during_a_burst(
+    make_scenario: Callable[..., Scenario], database: str
+) -> None:
+    scenario = make_scenario(database, "[limits]\nreplies_per_sender_per_day = 1000\n")
+    letters = [scenario.add_cert_letter(scenario.participant_certificate()) for _ in range(50)]
+    deliver_many(scenario, letters)
+    rng = random.Random(20261122)
+    for _ in range(6):
+        process = start_daemon(scenario)
+        time.sleep(rng.uniform(0.3, 1.5))
+        kill_daemon(process)
+    process = start_daemon(scenario, wait_ready=True)
+    try:
+        wait_until(lambda: scenario.dovecot.message_count(FUND) == 0, what="mailbox emptied")
+        wait_until(lambda: database_counts(scenario)[2] == 0, what="outbox drained")
+        wait_until(lambda: len(replies_by_letter(scenario)) == 50, what="50 replies")
+    finally:
+        assert stop_daemon(process) == 0
+    per_letter = replies_by_letter(scenario)
+    assert len(per_letter) == 50 and set(per_letter.values()) == {1}
+    journaled, certificates, unsent = database_counts(scenario)
+    assert (journaled, certificates, unsent) == (50, 50, 0)
+    assert scenario.dovecot.message_count(FUND, "Processed") == 50
+    config = load_config(scenario.config_path)
+    engine = engine_from_config(config)
+    with session_factory(engine)() as session:
+        rows = session.execute(select(Certificate.thumbprint_sha1, Certificate.store_path)).all()
+    engine.dispose()
+    report = CertificateStore(config.certificate_store).verify((r[0], r[1]) for r in rows)
+    assert report.consistent, report
+
+
+def test_poison_letter_goes_to_the_failed_folder_and_alerts(
+    make_scenario: Callable[..., Scenario],
+) -> None:
+    # The install command kills the daemon (its parent) in the middle of the letter.
+    scenario = make_scenario(
+        "sqlite", '[store]\ninstall_command = ["/bin/sh", "-c", "kill -9 $PPID"]\n'
+    )
+    scenario.deliver(scenario.add_cert_letter(None))  # an ordinary letter before it
+    scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
+    max_attempts = 3
+    for _ in range(max_attempts):
+        process = start_daemon(scenario)
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+        if process.stderr is not None:
+            process.stderr.close()
+    process = start_daemon(scenario)
+    try:
+        wait_until(
+            lambda: scenario.dovecot.message_count(FUND, "Failed") == 1, what="failed folder"
+        )
+        wait_until(lambda: len(messages(scenario, ADMIN)) == 1, what="admin alert")
+    finally:
+        assert stop_daemon(process) == 0
+    (alert,) = messages(scenario, ADMIN)
+    assert "failed folder" in str(alert["Subject"])
+    assert scenario.dovecot.message_count(FUND) == 0
+    assert len(messages(scenario, PARTICIPANT)) == 1  # only the ordinary letter's reply
+
+
+def test_standby_takes_over_when_the_active_daemon_dies(
+    make_scenario: Callable[..., Scenario],
+) -> None:
+    scenario = make_scenario("postgresql")
+    active = start_daemon(scenario, wait_ready=True)
+    standby = start_daemon(scenario)
+    try:
+        scenario.deliver(scenario.add_cert_letter(None))
+        wait_until(lambda: len(messages(scenario, PARTICIPANT)) == 1, what="first reply")
+        kill_daemon(active)
+        scenario.deliver(scenario.add_cert_letter(None))
+        started = time.monotonic()
+        wait_until(lambda: len(messages(scenario, PARTICIPANT)) == 2, timeout=30, what="takeover")
+        assert time.monotonic() - started < 15
+    finally:
+        assert stop_daemon(standby) == 0
+    assert set(replies_by_letter(scenario).values()) == {1}
+    assert database_counts(scenario)[0] == 2
+
+
+def test_postgresql_restart_sighup_and_sigterm(
+    make_scenario: Callable[..., Scenario], tmp_path: Path
+) -> None:
+    templates = tmp_path / "templates"
+    shipped = Path(__file__).resolve().parents[2] / "templates"
+    templates.mkdir()
+    for template in shipped.iterdir():
+        (templates / template.name).write_bytes(template.read_bytes())
+    scenario = make_scenario("postgresql", f'[paths]\ntemplates_dir = "{templates}"\n')
+    process = start_daemon(scenario, wait_ready=True)
+    try:
+        scenario.deliver(scenario.add_cert_letter(None))
+        wait_until(lambda: len(messages(scenario, PARTICIPANT)) == 1, what="first reply")
+        version = subprocess.run(
+            ["pg_lsclusters", "--no-header"], capture_output=True, text=True, check=True
+        ).stdout.split()[:2]
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", *version, "restart"], check=True
+        )
+        postgres.ensure_server()
+        scenario.deliver(scenario.add_cert_letter(None))
+        wait_until(
+            lambda: len(messages(scenario, PARTICIPANT)) == 2, timeout=60, what="after restart"
+        )
+        # SIGHUP: a new text for no_cer is used from the next letter on.
+        path = templates / "no_cer.txt"
+        path.write_text("Нет файла *.cer. Новый текст шаблона.\n", encoding="utf-8")
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1.0)
+        scenario.deliver(scenario.add_cert_letter(None))
+        wait_until(lambda: len(messages(scenario, PARTICIPANT)) == 3, what="after reload")
+    finally:
+        assert stop_daemon(process) == 0  # SIGTERM: a clean exit
+    assert set(replies_by_letter(scenario).values()) == {1}
+    engine = engine_from_config(load_config(scenario.config_path))
+    with session_factory(engine)() as session:
+        newest = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    engine.dispose()
+    assert newest is not None
+    reply = email.message_from_bytes(newest.raw, policy=policy.default)
+    assert isinstance(reply, email.message.EmailMessage)
+    assert reply.get_content().strip() == "Нет файла *.cer. Новый текст шаблона."
+
+
+def test_a_thousand_letters_waiting_at_start(make_scenario: Callable[..., Scenario]) -> None:
+    scenario = make_scenario("sqlite", "[limits]\nreplies_per_sender_per_day = 5000\n")
+    deliver_many(scenario, [scenario.add_cert_letter(None) for _ in range(1000)])
+    assert scenario.dovecot.message_count(FUND) == 1000
+    process = start_daemon(scenario, "--once")
+    code = process.wait(timeout=240)
+    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    if process.stderr is not None:
+        process.stderr.close()
+    assert code == 0, stderr[-2000:]
+    assert "RecursionError" not in stderr
+    assert scenario.dovecot.message_count(FUND) == 0
+    assert scenario.dovecot.message_count(FUND, "Rejected") == 1000
+    assert database_counts(scenario) == (1000, 0, 0)
+    assert len(messages(scenario, PARTICIPANT)) == 1000
