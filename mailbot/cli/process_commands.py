@@ -79,7 +79,7 @@ def process(args: argparse.Namespace) -> int:
         return process_with_database(args)
     config = config_from_args(args)
     # Logs go to stderr so that --format json stays parseable on stdout.
-    configure_logging(config.logging.format, "warning", stream=sys.stderr)
+    configure_logging(config.logging.format, "warning")
     routes, templates = load_rules_and_templates(config)
     raw = _read_letter(args.file)
     now = datetime.now(UTC)
@@ -101,7 +101,7 @@ def process(args: argparse.Namespace) -> int:
 def process_with_database(args: argparse.Namespace) -> int:
     """The whole pipeline against the configured database, store and CRL cache."""
     config = config_from_args(args)
-    configure_logging(config.logging.format, "warning", stream=sys.stderr)
+    configure_logging(config.logging.format, "warning")
     raw = _read_letter(args.file)
     try:
         with database(config) as sessions:

@@ -58,19 +58,46 @@ def build_reply(
     letter: Letter, recipient: str, body: str, settings: ReplySettings, now: datetime
 ) -> EmailMessage:
     """The reply to *letter*, addressed to *recipient* (the trusted From address)."""
+    references = thread_references(letter.references, letter.in_reply_to, letter.message_id)
+    return build_notice(
+        recipient,
+        reply_subject(letter.subject),
+        body,
+        settings,
+        now,
+        in_reply_to=letter.message_id,
+        references=references,
+    )
+
+
+def build_notice(
+    recipient: str,
+    subject: str,
+    body: str,
+    settings: ReplySettings,
+    now: datetime,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    auto_submitted: str = "auto-replied",
+) -> EmailMessage:
+    """A letter of mailbot's to *recipient*: a reply, a follow-up or a reminder.
+
+    Every letter mailbot sends is marked automatic (RFC 3834) and carries our
+    loop marker, so that no robot answers it and our own intake ignores it.
+    """
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = settings.from_address
     message["To"] = recipient
-    message["Subject"] = reply_subject(letter.subject)
+    message["Subject"] = subject
     message["Date"] = email.utils.format_datetime(now)
     domain = settings.from_address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.utils.make_msgid(domain=domain)
-    if letter.message_id:
-        message["In-Reply-To"] = letter.message_id
-    references = thread_references(letter.references, letter.in_reply_to, letter.message_id)
+    if in_reply_to:
+        message["In-Reply-To"] = in_reply_to
     if references:
         message["References"] = " ".join(references)
-    message["Auto-Submitted"] = "auto-replied"
+    # RFC 3834: "auto-replied" answers a letter, "auto-generated" starts on its own.
+    message["Auto-Submitted"] = auto_submitted
     message["X-Auto-Response-Suppress"] = "All"
     message[LOOP_HEADER] = settings.instance
     message.set_content(body if body.endswith("\n") else body + "\n", charset="utf-8")

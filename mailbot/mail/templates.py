@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,7 +29,14 @@ PLACEHOLDERS: Mapping[Outcome, frozenset[str]] = {
     Outcome.INSTALL_ERROR: frozenset({"error"}),
     Outcome.SUCCESS: frozenset({"subject_cn", "valid_from", "valid_to"}),
     Outcome.UNKNOWN_SUBJECT: frozenset({"subject"}),
+    Outcome.UNKNOWN_CA_REJECTED: frozenset({"serial", "reason"}),
+    Outcome.EXPIRY_REMINDER: frozenset({"serial", "subject_cn", "valid_to", "days"}),
+    Outcome.REVOKED_NOTICE: frozenset({"serial", "subject_cn", "revoked_at", "reason"}),
 }
+#: Letters not answering a participant's letter need their own subject line
+#: (``<key>.subject.txt``, same placeholders as the body, any subset).
+OWN_SUBJECT = frozenset({Outcome.EXPIRY_REMINDER, Outcome.REVOKED_NOTICE})
+SUBJECT_SUFFIX = ".subject.txt"
 TEMPLATE_SUFFIX = ".txt"
 #: Dates in replies: ДД.ММ.ГГГГ ЧЧ:ММ:СС.
 REPLY_DATE_FORMAT = "%d.%m.%Y %H:%M:%S"
@@ -44,16 +51,27 @@ class Templates:
     """The loaded, validated templates, by outcome."""
 
     texts: Mapping[Outcome, str]
+    subjects: Mapping[Outcome, str] = field(default_factory=dict)
 
-    def render(self, outcome: Outcome, values: Mapping[str, str]) -> str:
-        """The reply text for *outcome*; *values* must match its placeholders exactly."""
-        if outcome not in self.texts:
-            raise TemplateError(f"no template for {outcome.value!r}")
+    def render_subject(self, outcome: Outcome, values: Mapping[str, str]) -> str:
+        """The subject line of a letter of *outcome* that answers no letter."""
+        if outcome not in self.subjects:
+            raise TemplateError(f"no subject template for {outcome.value!r}")
+        self._check_values(outcome, values)
+        return " ".join(self.subjects[outcome].format_map(dict(values)).split())
+
+    def _check_values(self, outcome: Outcome, values: Mapping[str, str]) -> None:
         expected = PLACEHOLDERS[outcome]
         if set(values) != expected:
             raise TemplateError(
                 f"template {outcome.value!r} takes {sorted(expected)}, given {sorted(values)}"
             )
+
+    def render(self, outcome: Outcome, values: Mapping[str, str]) -> str:
+        """The reply text for *outcome*; *values* must match its placeholders exactly."""
+        if outcome not in self.texts:
+            raise TemplateError(f"no template for {outcome.value!r}")
+        self._check_values(outcome, values)
         return self.texts[outcome].format_map({k: str(v) for k, v in values.items()})
 
 
@@ -104,9 +122,27 @@ def load_templates(templates_dir: Path) -> Templates:
         text = text.removesuffix("\n").removesuffix("\r")
         problems += [f"{path}: {p}" for p in check_template(outcome, text)]
         texts[outcome] = text
+    subjects: dict[Outcome, str] = {}
+    for outcome in OWN_SUBJECT:
+        path = templates_dir / f"{outcome.value}{SUBJECT_SUFFIX}"
+        try:
+            subject = path.read_text(encoding="utf-8").strip()
+            used = placeholders_of(subject)
+        except FileNotFoundError:
+            problems.append(f"{path}: missing")
+            continue
+        except (OSError, UnicodeDecodeError, TemplateError) as exc:
+            problems.append(f"{path}: {exc}")
+            continue
+        problems += [
+            f"{path}: unknown placeholder {{{n}}}" for n in sorted(used - PLACEHOLDERS[outcome])
+        ]
+        if not subject:
+            problems.append(f"{path}: empty template")
+        subjects[outcome] = subject
     if problems:
         raise TemplateError("\n".join(problems))
-    return Templates(texts)
+    return Templates(texts, subjects)
 
 
 def format_reply_datetime(moment: datetime, timezone: str) -> str:

@@ -29,6 +29,13 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     UNKNOWN_SUBJECT = "unknown_subject"
     NO_REPLY = "no_reply"
+    # Letters mailbot sends on its own initiative (not SPEC's replies):
+    #: the administrator rejected the CA of a quarantined certificate;
+    UNKNOWN_CA_REJECTED = "unknown_ca_rejected"
+    #: a registered certificate expires soon;
+    EXPIRY_REMINDER = "expiry_reminder"
+    #: a registered certificate appeared on its CA's CRL.
+    REVOKED_NOTICE = "revoked_notice"
 
     @property
     def has_reply(self) -> bool:

@@ -32,6 +32,19 @@ VALUES: dict[Outcome, dict[str, str]] = {
         "valid_to": "01.01.2026 03:00:00",
     },
     Outcome.UNKNOWN_SUBJECT: {"subject": "ADD CERT"},
+    Outcome.UNKNOWN_CA_REJECTED: {"serial": SERIAL, "reason": "УЦ не аккредитован"},
+    Outcome.EXPIRY_REMINDER: {
+        "serial": SERIAL,
+        "subject_cn": "Иванов Иван Иванович",
+        "valid_to": "01.01.2026 03:00:00",
+        "days": "7",
+    },
+    Outcome.REVOKED_NOTICE: {
+        "serial": SERIAL,
+        "subject_cn": "Иванов Иван Иванович",
+        "revoked_at": "20.12.2025 10:00:00",
+        "reason": "компрометация ключа",
+    },
 }
 # SPEC.md, "Reply templates (exact text)", with the values above substituted.
 SPEC_TEXTS = {
@@ -55,6 +68,17 @@ SPEC_TEXTS = {
     "03:00:00 по 01.01.2026 03:00:00",
     Outcome.UNKNOWN_SUBJECT: "Тема полученного от Вас письма «ADD CERT» не соответствует ни "
     "одному из известных шаблонов",
+    # Not in SPEC (letters of mailbot's own: quarantine decisions, reminders, revocations).
+    Outcome.UNKNOWN_CA_REJECTED: f"Сертификат ключа проверки электронной подписи: {SERIAL} не "
+    "установлен: удостоверяющий центр, выдавший сертификат, не прошёл проверку. Причина: УЦ не "
+    "аккредитован",
+    Outcome.EXPIRY_REMINDER: f"Срок действия сертификата ключа проверки электронной подписи: "
+    f"{SERIAL} (выдан: Иванов Иван Иванович) истекает 01.01.2026 03:00:00. Осталось дней: 7. "
+    "Чтобы не потерять доступ, получите новый сертификат и направьте его письмом с темой ADD_CERT",
+    Outcome.REVOKED_NOTICE: f"Сертификат ключа проверки электронной подписи: {SERIAL} (выдан: "
+    "Иванов Иван Иванович) отозван удостоверяющим центром 20.12.2025 10:00:00. Причина отзыва: "
+    "компрометация ключа. Работа с этим сертификатом невозможна. Получите новый сертификат и "
+    "направьте его письмом с темой ADD_CERT",
 }
 TEMPLATES = load_templates(shipped_dir("templates"))
 
@@ -67,6 +91,18 @@ def test_every_template_renders_spec_text_byte_for_byte(outcome: Outcome) -> Non
 
 def test_every_reply_outcome_has_a_template() -> None:
     assert set(PLACEHOLDERS) == {o for o in Outcome if o.has_reply}
+
+
+def test_notices_have_subjects() -> None:
+    values = VALUES[Outcome.EXPIRY_REMINDER]
+    assert (
+        TEMPLATES.render_subject(Outcome.EXPIRY_REMINDER, values)
+        == f"Срок действия сертификата {SERIAL} истекает 01.01.2026 03:00:00"
+    )
+    subject = TEMPLATES.render_subject(Outcome.REVOKED_NOTICE, VALUES[Outcome.REVOKED_NOTICE])
+    assert subject == f"Сертификат {SERIAL} отозван удостоверяющим центром"
+    with pytest.raises(TemplateError, match="no subject"):
+        TEMPLATES.render_subject(Outcome.SUCCESS, VALUES[Outcome.SUCCESS])
 
 
 def test_render_demands_exactly_the_declared_values() -> None:
