@@ -7,17 +7,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace *path* with *data* atomically and durably, creating parent folders."""
+def write_atomically(path: Path, data: bytes | Iterable[bytes], mode: int = 0o644) -> None:
+    """Replace *path* with *data* (bytes, or chunks of bytes) atomically and durably.
+
+    Parent folders are created. Chunks let a large file be written without
+    building it in memory first.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor, name = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     temporary = Path(name)
     try:
         with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
+            for chunk in [data] if isinstance(data, bytes | bytearray) else data:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
         temporary.chmod(mode)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mailbot.files import write_atomically
 from mailbot.log import get_logger
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl import ParsedCrl, parse_crl, to_der, verify_crl_signature
 from mailbot.pki.errors import CrlError, PkiError
-from mailbot.pki.revocation_index import IndexMeta, RevocationIndex, atomic_write, write_index
+from mailbot.pki.revocation_index import IndexMeta, RevocationIndex, write_index
 
 log = get_logger(__name__)
 
@@ -179,9 +180,9 @@ class CrlStore:
                 last_modified=last_modified,
                 fetched_at=(now or datetime.now(UTC)).isoformat(),
             )
-            atomic_write(self.cache_dir / f"{name}.crl", [bytes(raw)])
+            write_atomically(self.cache_dir / f"{name}.crl", [bytes(raw)])
             write_index(idx_path, parsed.records, meta)
-            atomic_write(
+            write_atomically(
                 self._state_path(key_id),
                 [
                     json.dumps(
@@ -220,7 +221,7 @@ class CrlStore:
         meta_path = idx_path.with_suffix(".json")
         meta = json.loads(meta_path.read_text("utf-8"))
         meta["etag"], meta["last_modified"] = etag, last_modified
-        atomic_write(meta_path, [json.dumps(meta, ensure_ascii=False, indent=1).encode()])
+        write_atomically(meta_path, [json.dumps(meta, ensure_ascii=False, indent=1).encode()])
 
     # --- administrator's drop directory ----------------------------------------------------
     def scan_drop_dir(self, drop_dir: Path | None, ca: Certificate) -> RevocationIndex | None:

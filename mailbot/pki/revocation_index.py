@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mailbot.files import write_atomically
 from mailbot.pki.crl import KEY_SIZE, NO_REASON, REASON_NAMES, RECORD_SIZE, serial_key
 from mailbot.pki.errors import CrlError
 
@@ -67,27 +67,6 @@ class IndexMeta:
         return datetime.fromisoformat(self.next_update) if self.next_update else None
 
 
-def atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write to a temporary file in the same directory, fsync, rename, fsync the directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_index(path: Path, records: list[bytes], meta: IndexMeta) -> None:
     """Persist sorted records and metadata (index first, so metadata never points at nothing)."""
     header = MAGIC + len(records).to_bytes(8, "big")
@@ -99,8 +78,8 @@ def write_index(path: Path, records: list[bytes], meta: IndexMeta) -> None:
         for i in range(0, len(records), step):
             yield b"".join(records[i : i + step])
 
-    atomic_write(path, chunks())
-    atomic_write(
+    write_atomically(path, chunks())
+    write_atomically(
         path.with_suffix(".json"), [json.dumps(asdict(meta), ensure_ascii=False, indent=1).encode()]
     )
 
