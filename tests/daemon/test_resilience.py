@@ -7,6 +7,7 @@ import email
 import imaplib
 import os
 import random
+import resource
 import signal
 import smtplib
 import socket
@@ -304,6 +305,9 @@ def test_a_thousand_letters_waiting_at_start(make_scenario: Callable[..., Scenar
         process.stderr.close()
     assert code == 0, stderr[-2000:]
     assert "RecursionError" not in stderr
+    # Memory stays bounded: letters are fetched one at a time, never the whole mailbox.
+    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    assert peak_mib < 400, f"peak RSS of a child process: {peak_mib:.0f} MiB"
     assert scenario.dovecot.message_count(FUND) == 0
     assert scenario.dovecot.message_count(FUND, "Rejected") == 1000
     assert database_counts(scenario) == (1000, 0, 0)
