@@ -210,10 +210,15 @@ def _decide(
     """One action per pending threshold; at most the nearest one becomes a letter."""
     row = candidate.certificate
 
-    def action(threshold: int, status: str, **extra: object) -> ReminderAction:
+    def action(
+        threshold: int,
+        status: str,
+        recipients: tuple[str, ...] = (),
+        superseded_by: int | None = None,
+    ) -> ReminderAction:
         return ReminderAction(
             row.id, row.subscriber_id, row.serial, row.subject_cn, row.not_after,
-            threshold, candidate.days_left, status, **extra,  # type: ignore[arg-type]
+            threshold, candidate.days_left, status, recipients, superseded_by,
         )  # fmt: skip
 
     newer = _newer_certificate(session, row)
