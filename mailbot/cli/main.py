@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.journal_commands",
     "mailbot.cli.process_commands",
     "mailbot.cli.run_commands",
+    "mailbot.cli.reminder_commands",
     "mailbot.cli.pki_commands",
 )
 

@@ -118,6 +118,7 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         problems.append(
             "sender_auth.trusted_authserv_ids: required when require_authentication_results is true"
         )
+    problems.extend(_check_reminders(config))
     try:
         parse_listen(config.metrics.listen)
     except ValueError as exc:
@@ -139,6 +140,20 @@ def _check_database_url(url: str) -> list[str]:
     if re.match(r"^[^:]+://[^/@:]*:[^/@]*@", url):
         return ["database.url: contains a password; use database.password_env or _file"]
     return []
+
+
+def _check_reminders(config: Config) -> list[str]:
+    reminders = config.reminders
+    problems: list[str] = []
+    if reminders.enabled and not reminders.expiry_days:
+        problems.append("reminders.expiry_days: empty; set enabled = false to send no reminders")
+    if any(days <= 0 for days in reminders.expiry_days):
+        problems.append("reminders.expiry_days: every threshold must be a positive number of days")
+    if len(set(reminders.expiry_days)) != len(reminders.expiry_days):
+        problems.append("reminders.expiry_days: a threshold is listed twice")
+    if reminders.interval_minutes <= 0:
+        problems.append("reminders.interval_minutes: must be positive")
+    return problems
 
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")

@@ -186,6 +186,18 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class RemindersConfig:
+    """Letters to participants before a registered certificate expires (beyond the regulation)."""
+
+    enabled: bool = True
+    #: Days before ``not_after`` at which a reminder is sent, once per threshold
+    #: and certificate. When several are crossed at once only the nearest is sent.
+    expiry_days: tuple[int, ...] = (30, 7)
+    #: How often the daemon looks for due reminders (and marks expired certificates).
+    interval_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Structured logs."""
 
@@ -250,6 +262,7 @@ class Config:
     crl: CrlConfig = field(default_factory=CrlConfig)
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 

@@ -1,4 +1,5 @@
-"""Retention: old raw letters leave the archive, old journal rows leave the database."""
+"""Retention and status upkeep: old raw letters and journal rows go, expired certificates
+are marked ``expired``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config
 from mailbot.directory.models import Certificate, Letter, OutboxMessage, QuarantinedCertificate
 from mailbot.log import get_logger
+from mailbot.reminders import expire_certificates
 
 log = get_logger(__name__)
 
@@ -69,9 +71,20 @@ def prune_journal(
     return len(ids)
 
 
+def mark_expired(sessions: sessionmaker[Session], now: dt.datetime | None = None) -> int:
+    """Valid certificates past their ``not_after`` become ``expired``; returns how many."""
+    with sessions() as session:
+        count = expire_certificates(session, now or dt.datetime.now(dt.UTC))
+        session.commit()
+    return count
+
+
 def run(config: Config, sessions: sessionmaker[Session]) -> None:
-    """Both retention jobs, logged."""
+    """Both retention jobs and the expiry marking, logged."""
     letters = prune_archive(config)
     rows = prune_journal(config, sessions)
-    if letters or rows:
-        log.info("housekeeping.done", archive_removed=letters, journal_removed=rows)
+    # The reminders job marks them too, hourly; this covers reminders.enabled = false.
+    expired = mark_expired(sessions)
+    if letters or rows or expired:
+        log.info("housekeeping.done", archive_removed=letters, journal_removed=rows,
+                 certificates_expired=expired)  # fmt: skip

@@ -29,6 +29,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailbot import reminders
 from mailbot.app import crl_source_factory, load_rules_and_templates, make_processor
 from mailbot.backoff import Backoff
 from mailbot.config import Config
@@ -156,6 +157,8 @@ class Daemon:
             await client.ensure_folders(list(self._folders.values()))
             await self.sync(client)
         METRICS.imap_connected.set(0)
+        # A systemd timer runs only --once: without this its reminders never go.
+        await self._guarded(self.send_reminders)()
         await self.flush_outbox()
 
     async def _serve(self) -> None:
@@ -396,6 +399,11 @@ class Daemon:
             max_instances=1, coalesce=True,
             next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
         )  # fmt: skip
+        scheduler.add_job(
+            self._guarded(self.send_reminders), "interval",
+            minutes=self.config.reminders.interval_minutes, id="reminders", max_instances=1,
+            coalesce=True, next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
+        )  # fmt: skip
         interval = watchdog_interval()
         if interval:
             scheduler.add_job(notify_watchdog, "interval", seconds=interval, id="watchdog")
@@ -444,3 +452,18 @@ class Daemon:
         """Retention of the raw-letter archive and the journal."""
         assert self.processor is not None
         await asyncio.to_thread(housekeeping.run, self.config, self.processor.sessions)
+
+    async def send_reminders(self) -> None:
+        """Expiry reminders that are due: mark expired certificates, queue and send letters."""
+        if not self.config.reminders.enabled:
+            return
+        assert self.processor is not None
+        report = await asyncio.to_thread(
+            reminders.send_due_reminders,
+            self.config,
+            self.processor.sessions,
+            self.processor.templates,  # reloaded on SIGHUP like the replies
+            dt.datetime.now(dt.UTC),
+        )
+        if report.sent:
+            await self.flush_outbox()

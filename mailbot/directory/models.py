@@ -8,7 +8,8 @@ Tables, in the regulation's words:
 * ``letters``: the journal, one row per letter that reached the mailbox;
 * ``outbox``: every letter mailbot sends (replies, follow-ups, alerts);
 * ``quarantine``: certificates from unknown CAs waiting for an administrator;
-* ``alerts``: administrative alerts, deduplicated by key.
+* ``alerts``: administrative alerts, deduplicated by key;
+* ``expiry_reminders``: one row per certificate and reminder threshold (sent or not).
 
 Migrations live in ``mailbot/directory/migrations``; a test checks that the
 migrated schema equals this module.
@@ -292,4 +293,31 @@ class Alert(Base):
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExpiryReminder(Base):
+    """What became of one reminder threshold of one certificate; at most one row per pair.
+
+    The unique constraint is what makes "once per threshold" survive restarts and
+    a CLI run racing the daemon: the second insert fails and is rolled back.
+    """
+
+    __tablename__ = "expiry_reminders"
+    __table_args__ = (UniqueConstraint("certificate_id", "threshold_days"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("certificates.id"))
+    #: The configured threshold (``reminders.expiry_days``) this row settles.
+    threshold_days: Mapped[int] = mapped_column(Integer)
+    #: "sent" (queued in the outbox), "skipped" (a nearer threshold was due at the
+    #: same time), "superseded" (a later certificate is registered) or
+    #: "undeliverable" (no active trusted address).
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    #: Whole days left when the threshold was settled.
+    days_left: Mapped[int] = mapped_column(Integer)
+    recipients: Mapped[list[Any]] = mapped_column(default=list)
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    #: For "superseded": the newer certificate.
+    superseded_by_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

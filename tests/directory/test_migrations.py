@@ -19,6 +19,7 @@ TABLES = {
     "outbox",
     "quarantine",
     "alerts",
+    "expiry_reminders",
 }
 
 
@@ -52,3 +53,27 @@ def test_db_upgrade_command(tmp_path, capsys) -> None:  # type: ignore[no-untype
     assert f"at revision {migrate.head_revision()}" in capsys.readouterr().out
     assert main(["db", "current", "--config", str(config)]) == 0
     assert "up to date" in capsys.readouterr().out
+
+
+def test_0002_adds_and_removes_expiry_reminders_keeping_data(engine: Engine) -> None:
+    """0001 -> 0002 on a database with data, and back: only the new table comes and goes."""
+    from sqlalchemy import text
+
+    migrate.upgrade(engine, "0001")
+    assert "expiry_reminders" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organisations (name, active, created_at, updated_at) "
+                "VALUES ('Больница', true, '2026-01-01 00:00:00+00', '2026-01-01 00:00:00+00')"
+            )
+        )
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0002"
+    unique = inspect(engine).get_unique_constraints("expiry_reminders")
+    assert [u["column_names"] for u in unique] == [["certificate_id", "threshold_days"]]
+    migrate.downgrade(engine, "0001")
+    assert migrate.current_revision(engine) == "0001"
+    assert "expiry_reminders" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT name FROM organisations")) == "Больница"
