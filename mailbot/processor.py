@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.certificate_alerts import alert_forgery, alert_install_failure
 from mailbot.certstore import CertificateStore, InstallError
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
@@ -43,6 +44,7 @@ from mailbot.pipeline.intake import IntakeDecision, IntakeSettings, decide
 from mailbot.pipeline.routes import RouteTable
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.issuer import CaDirectory
+from mailbot.quarantine_digest import alert_unknown_ca
 
 log = get_logger(__name__)
 
@@ -322,6 +324,9 @@ class LetterProcessor:
                 row.state = "deferred"
                 row.outcome = "deferred"
                 return ProcessResult(row.id, "deferred", "deferred", detail=row.detail)
+            if handler.alert and handler.certificate is not None and not dry_run:
+                alert_forgery(session, self.config, handler.certificate, handler.alert,
+                              intake.sender, row.id, now)  # fmt: skip
             if handler.action is Action.REGISTER:
                 outcome, values = self._register(session, row, handler, now, dry_run, written)
             elif handler.action is Action.QUARANTINE and not dry_run:
@@ -374,6 +379,8 @@ class LetterProcessor:
         except InstallError as exc:
             log.warning("install failed", error=str(exc))
             row.detail = {**row.detail, "install": {"error": str(exc)}}
+            alert_install_failure(session, self.config, handler.certificate, str(exc),
+                                  row.sender, row.id, now)  # fmt: skip
             return Outcome.INSTALL_ERROR, {"error": str(exc)}
         if registration.stored_created:
             written.append(Path(registration.row.store_path))
@@ -416,21 +423,23 @@ class LetterProcessor:
         subscriber_id = (
             int(intake.subscribers[0].subscriber_id) if len(intake.subscribers) == 1 else None
         )
-        session.add(
-            QuarantinedCertificate(
-                letter_id=row.id,
-                subscriber_id=subscriber_id,
-                sender=intake.sender or "",
-                thumbprint_sha1=certificate.thumbprint_sha1,
-                serial=certificate.serial_hex,
-                issuer_dn=certificate.issuer.rfc4514(),
-                authority_key_id=aki.hex().upper() if aki else None,
-                aia_urls=list(certificate.ca_issuer_urls),
-                path=str(path),
-                status="pending",
-                created_at=now,
-            )
+        quarantined = QuarantinedCertificate(
+            letter_id=row.id,
+            subscriber_id=subscriber_id,
+            sender=intake.sender or "",
+            thumbprint_sha1=certificate.thumbprint_sha1,
+            serial=certificate.serial_hex,
+            issuer_dn=certificate.issuer.rfc4514(),
+            authority_key_id=aki.hex().upper() if aki else None,
+            aia_urls=list(certificate.ca_issuer_urls),
+            path=str(path),
+            status="pending",
+            created_at=now,
         )
+        session.add(quarantined)
+        # Same transaction as the journal row: no alert without the letter, and vice versa.
+        alert_unknown_ca(session, self.config, quarantined, now,
+                         {certificate.thumbprint_sha1: certificate.der})  # fmt: skip
 
     def _archive(self, raw: bytes, digest: str) -> Path:
         path = self.config.archive_dir / digest[:2] / f"{digest}.eml"

@@ -17,6 +17,7 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
+from mailbot.cli.quarantine_commands import add_by_option, recheck_for_cas
 from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.authorities import get_ca, list_cas, register_ca
 from mailbot.pki.crl_fetch import CachingCrlSource
@@ -35,10 +36,12 @@ def register(subparsers: Any) -> None:
     add = ca.add_parser(
         "add",
         help="register CA certificate(s) from a file",
-        description="Register every CA certificate in FILE (DER, PEM or PKCS#7).",
+        description="Register every CA certificate in FILE (DER, PEM or PKCS#7), then "
+        "re-check every quarantined certificate of those CAs and answer its sender.",
     )
     add.add_argument("file", type=Path)
     add.add_argument("--crl-url", action="append", default=[], help="extra CRL URL (repeat)")
+    add_by_option(add)
     add_config_option(add)
     add.set_defaults(handler=ca_add)
     listing = ca.add_parser("list", help="list CAs", description="List registered CAs.")
@@ -86,6 +89,8 @@ def ca_add(args: argparse.Namespace) -> int:
             row, created = register_ca(session, certificate, args.crl_url)
             verb = "registered" if created else "already registered; refreshed"
             print(f"CA {row.id} {verb}: {row.name} (SKI {row.ski}, {row.thumbprint_sha1})")
+    # After the commit: each waiting certificate is then decided in its own transaction.
+    recheck_for_cas(args, authorities)
     return 0
 
 

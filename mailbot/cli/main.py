@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.db_commands",
     "mailbot.cli.directory_commands",
     "mailbot.cli.ca_commands",
+    "mailbot.cli.quarantine_commands",
     "mailbot.cli.store_commands",
     "mailbot.cli.journal_commands",
     "mailbot.cli.process_commands",

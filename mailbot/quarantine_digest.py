@@ -1,0 +1,188 @@
+"""The unknown-CA alert: one letter per unknown CA key per day, listing every waiting certificate.
+
+A CA is identified by the key that signed the certificate: its Authority Key
+Identifier, or the issuer DN when the certificate has no AKI. The alert's
+dedup key is ``unknown_ca:<key>:<local day>``. When a second certificate of
+that key is quarantined the same day:
+
+* the day's alert is still unsent in the outbox → the letter is rebuilt in
+  place to list (and attach) every pending certificate of the key;
+* it was sent (or a sender holds it right now) → nothing is queued; the next
+  day's alert lists every certificate still pending.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mailbot.certificate_alerts import CERT_MIME, config_hint, local_day
+from mailbot.config import Config
+from mailbot.directory.models import Alert, OutboxMessage, QuarantinedCertificate
+from mailbot.log import get_logger
+from mailbot.mail.alerts import Attachment, build_alert_letter, queue_alert
+from mailbot.mail.templates import format_reply_datetime
+from mailbot.pki.certificate import Certificate
+from mailbot.pki.errors import PkiError
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class CaKey:
+    """What identifies an unknown CA: its key identifier, or its name without one."""
+
+    authority_key_id: str | None
+    issuer_dn: str
+
+    @classmethod
+    def of(cls, row: QuarantinedCertificate) -> CaKey:
+        """The key of a quarantined certificate's issuer."""
+        return cls(row.authority_key_id, row.issuer_dn)
+
+    @property
+    def dedup_part(self) -> str:
+        """A short, stable text for the alert's dedup key (DNs can be long)."""
+        if self.authority_key_id:
+            return f"aki:{self.authority_key_id}"
+        return "dn:" + hashlib.sha256(self.issuer_dn.encode()).hexdigest()[:32]
+
+    def pending(self, session: Session) -> list[QuarantinedCertificate]:
+        """Every pending quarantined certificate of this key, oldest first."""
+        query = select(QuarantinedCertificate).where(QuarantinedCertificate.status == "pending")
+        if self.authority_key_id:
+            query = query.where(QuarantinedCertificate.authority_key_id == self.authority_key_id)
+        else:
+            query = query.where(
+                QuarantinedCertificate.authority_key_id.is_(None),
+                QuarantinedCertificate.issuer_dn == self.issuer_dn,
+            )
+        return list(session.scalars(query.order_by(QuarantinedCertificate.id)))
+
+
+def alert_unknown_ca(
+    session: Session,
+    config: Config,
+    quarantined: QuarantinedCertificate,
+    now: dt.datetime,
+    known_der: Mapping[str, bytes] | None = None,
+) -> str:
+    """Queue or rebuild the day's alert for *quarantined*'s CA; the caller commits.
+
+    *known_der* maps thumbprints to DER already in memory (saves re-reading the
+    file just written). Returns ``queued``, ``rebuilt`` or ``already_sent``.
+    """
+    session.flush()  # the new quarantine row must be among the pending ones
+    key = CaKey.of(quarantined)
+    rows = key.pending(session)
+    subject, body, attachments = render_digest(config, key, rows, known_der or {})
+    dedup_key = f"unknown_ca:{key.dedup_part}:{local_day(now, config.general.timezone)}"
+    alert = session.scalar(select(Alert).where(Alert.dedup_key == dedup_key))
+    if alert is None:
+        queue_alert(session, config, "unknown_ca", dedup_key, subject, body, attachments, now)
+        return "queued"
+    if alert.outbox_id is not None:
+        letter = build_alert_letter(config, subject, body, attachments, now)
+        # Compare-and-swap against the outbox sender: a claim moves next_attempt_at
+        # into the future, a send sets the status. Either way the old text is (being)
+        # sent and must not change under the sender's feet.
+        result = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == alert.outbox_id,
+                OutboxMessage.status == "pending",
+                OutboxMessage.next_attempt_at <= now,
+            )
+            .values(raw=bytes(letter), message_id=str(letter["Message-ID"]))
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            log.info("unknown-CA alert already sent today", dedup_key=dedup_key)
+            return "already_sent"
+    alert.subject, alert.body = subject, body
+    log.info("unknown-CA alert rebuilt", dedup_key=dedup_key, certificates=len(rows))
+    return "rebuilt"
+
+
+def render_digest(
+    config: Config,
+    key: CaKey,
+    rows: Sequence[QuarantinedCertificate],
+    known_der: Mapping[str, bytes],
+) -> tuple[str, str, list[Attachment]]:
+    """Subject, body and attachments of the alert for *rows* (pending, one CA key)."""
+    zone = config.general.timezone
+    hint = config_hint(config)
+    attachments: list[Attachment] = []
+    attached: dict[str, str] = {}
+    listed: list[str] = []
+    aia: dict[str, None] = {}
+    issuer_cn = ""
+    for row in rows:
+        aia.update(dict.fromkeys(row.aia_urls))
+        der = known_der.get(row.thumbprint_sha1) or _read(row.path)
+        certificate = _parse(der)
+        if certificate is not None:
+            issuer_cn = issuer_cn or certificate.issuer.get("CN") or ""
+        owner = certificate.subject_cn if certificate is not None else None
+        # The same certificate sent twice is two rows but one attachment.
+        name = attached.get(row.thumbprint_sha1, f"quarantine-{row.id}-{row.serial}.cer")
+        if der is None:
+            name = f"(файл {row.path} не найден)"
+        elif row.thumbprint_sha1 not in attached:
+            attached[row.thumbprint_sha1] = name
+            attachments.append((name, der, CERT_MIME))
+        listed.append(
+            f"  №{row.id}: серийный номер {row.serial}, владелец {owner or '-'}, "
+            f"отправитель {row.sender}, получен {format_reply_datetime(row.created_at, zone)}, "
+            f"вложение {name}"
+        )
+    lines = [
+        "Сертификаты участников выданы удостоверяющим центром, которого нет в справочнике УЦ. "
+        "Они сохранены в технологической папке; участники получили ответ unknown_ca "
+        "и ждут уведомления о результате проверки.",
+        "",
+        f"Издатель (issuer DN): {key.issuer_dn}",
+        f"Идентификатор ключа УЦ (AKI): {key.authority_key_id or '- (в сертификатах нет AKI)'}",
+        "Сертификат УЦ можно получить (AIA caIssuers): "
+        + (", ".join(aia) if aia else "- (адресов нет)"),
+        "",
+        f"Ожидают решения ({len(rows)}), сертификаты приложены:",
+        *listed,
+        "",
+        "Что делать:",
+        "1. Получите сертификат УЦ (по адресу выше или с сайта УЦ) и убедитесь, что УЦ "
+        "аккредитован и отпечаток его сертификата совпадает с опубликованным.",
+        f"2. Доверять: mailbot ca add CA.cer{hint} — все ожидающие сертификаты этого УЦ "
+        "будут проверены заново и установлены, каждый участник получит ответ.",
+        f'3. Не доверять: mailbot quarantine reject ID --reason "ПРИЧИНА"{hint} '
+        "(ID — номер из списка выше) — участник получит уведомление об отказе с этой причиной.",
+        f"Список технологической папки: mailbot quarantine list{hint}",
+    ]
+    subject = (
+        f"Неизвестный УЦ {issuer_cn or key.issuer_dn}: "
+        f"сертификатов в технологической папке — {len(rows)}"
+    )
+    return subject, "\n".join(lines), attachments
+
+
+def _read(path: str) -> bytes | None:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None
+
+
+def _parse(der: bytes | None) -> Certificate | None:
+    if der is None:
+        return None
+    try:
+        return Certificate.from_der(der)
+    except PkiError:
+        return None
