@@ -11,6 +11,10 @@ One pass over the mailbox (:meth:`Daemon.sync`):
    and administrators are alerted;
 4. the outbox is flushed.
 
+Scheduled jobs: the outbox, the CRL refresh (followed by the revocation watch,
+:mod:`mailbot.revocation_watch`), deferred letters' retries
+(:mod:`mailbot.deferral`, every ``crl.retry_minutes``) and housekeeping.
+
 Any IMAP error closes the connection and reconnects with backoff. Only the
 holder of the database lease works; a standby waits and takes over.
 """
@@ -29,6 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailbot import deferral
 from mailbot.app import crl_source_factory, load_rules_and_templates, make_processor
 from mailbot.backoff import Backoff
 from mailbot.config import Config
@@ -54,6 +59,7 @@ from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.processor import LetterProcessor, LetterSource, filing_for
+from mailbot.revocation_watch import RevocationWatch
 
 log = get_logger(__name__)
 
@@ -73,6 +79,11 @@ class Daemon:
         self.outbox: OutboxSender | None = None
         self.lease: Lease | None = None
         self._flush_lock = asyncio.Lock()
+        #: Set by jobs that decided letters: the mailbox loop stops waiting and files them.
+        self.wake = asyncio.Event()
+        #: How often deferred letters are retried (tests shorten it below a minute).
+        self.deferred_retry_every = dt.timedelta(minutes=config.crl.retry_minutes)
+        self.watch: RevocationWatch | None = None
         self._folders = {
             "processed": config.imap.processed_folder,
             "rejected": config.imap.rejected_folder,
@@ -89,6 +100,7 @@ class Daemon:
         sessions = session_factory(self.engine)
         self.processor = make_processor(config, sessions)
         self.outbox = OutboxSender(config, sessions)
+        self.watch = RevocationWatch(config, sessions, self.processor.templates)
         self.lease = lease_for(self.engine, config.general.instance_name, config.general.state_dir)
         self._install_signal_handlers()
         metrics_server = await start_metrics_server(config.metrics)
@@ -203,11 +215,17 @@ class Daemon:
             client.wait_for_change(min(imap.idle_seconds, imap.poll_seconds))
         )
         stopped = asyncio.create_task(self.stop.wait())
-        done, _pending = await asyncio.wait({idle, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        woken = asyncio.create_task(self.wake.wait())
+        done, _pending = await asyncio.wait(
+            {idle, stopped, woken}, return_when=asyncio.FIRST_COMPLETED
+        )
+        self.wake.clear()
+        woken.cancel()
         if idle in done:
             stopped.cancel()
             idle.result()  # re-raises MailboxError
             return
+        stopped.cancel()
         idle.cancel()
         with contextlib.suppress(asyncio.CancelledError, MailboxError):
             await idle
@@ -338,18 +356,24 @@ class Daemon:
     def _alert_poison(self, letter_id: int, raw: bytes, reason: str) -> None:
         assert self.processor is not None
         with self.processor.sessions() as session:
+            row = session.get(LetterRow, letter_id)
+            resets = len((row.detail or {}).get("resets", [])) if row is not None else 0
+            # A letter reset by `letter retry` that fails again is news again.
+            round_ = f":reset{resets}" if resets else ""
             queue_alert(
                 session,
                 self.config,
                 kind="poison_letter",
-                dedup_key=f"poison_letter:{letter_id}",
+                dedup_key=f"poison_letter:{letter_id}{round_}",
                 subject=f"mailbot: letter {letter_id} moved to the failed folder",
                 body=(
                     f"Letter {letter_id} could not be processed: {reason}.\n"
                     f"It was moved to the IMAP folder '{self.config.imap.failed_folder}' and "
                     "is attached. What to do: read the daemon's log for 'letter.crashed' with "
-                    f"letter_id={letter_id}, fix the cause, then move the letter back to "
-                    f"'{self.config.imap.mailbox}' and run `mailbot letter retry {letter_id}`.\n"
+                    f"letter_id={letter_id}, fix the cause, run "
+                    f"`mailbot letter retry {letter_id}`, then move the letter back to "
+                    f"'{self.config.imap.mailbox}' (in this order: "
+                    "a letter moved back before the retry is filed to the failed folder again).\n"
                 ),
                 attachments=[(f"letter-{letter_id}.eml", raw, "message/rfc822")],
             )
@@ -391,6 +415,7 @@ class Daemon:
             id="crl_refresh", max_instances=1, coalesce=True,
             next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
         )  # fmt: skip
+        self._every(scheduler, self.retry_deferred, self.deferred_retry_every, first_in=30)
         scheduler.add_job(
             self._guarded(self.housekeeping), "interval", hours=24, id="housekeeping",
             max_instances=1, coalesce=True,
@@ -401,6 +426,21 @@ class Daemon:
             scheduler.add_job(notify_watchdog, "interval", seconds=interval, id="watchdog")
         scheduler.start()
         return scheduler
+
+    def _every(
+        self,
+        scheduler: AsyncIOScheduler,
+        job: Callable[[], Awaitable[Any]],
+        interval: dt.timedelta,
+        first_in: float,
+    ) -> None:
+        """Add *job* (lease-guarded, never overlapping itself) every *interval*."""
+        scheduler.add_job(
+            self._guarded(job), "interval", seconds=interval.total_seconds(), id=job.__name__,
+            max_instances=1, coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC)
+            + min(dt.timedelta(seconds=first_in), interval),
+        )  # fmt: skip
 
     def _guarded(self, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
@@ -439,6 +479,17 @@ class Daemon:
                     METRICS.crl_age.mark(index.meta.this_update_dt, ca=row.name)
                 if problem is not None:
                     log.warning("crl.refresh_failed", ca=row.name, detail=problem.detail)
+        # New CRLs (fetched here, by a letter, or dropped by hand) against registered certificates.
+        if self.watch is not None:
+            self.watch.run()
+
+    async def retry_deferred(self) -> None:
+        """Decide letters waiting for a CRL again; file what got decided right away."""
+        assert self.processor is not None
+        report = await asyncio.to_thread(deferral.retry_and_alert, self.processor)
+        await self.flush_outbox()
+        if report.decided:
+            self.wake.set()
 
     async def housekeeping(self) -> None:
         """Retention of the raw-letter archive and the journal."""
