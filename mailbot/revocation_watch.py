@@ -33,7 +33,10 @@ from mailbot.mail.alerts import queue_alert
 from mailbot.mail.reply import ReplySettings, build_notice
 from mailbot.mail.templates import Templates, format_reply_datetime
 from mailbot.pipeline.decision import Outcome
+from mailbot.pki.certificate import Certificate as CertificateInfo
+from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.crl_store import CrlStore
+from mailbot.pki.errors import PkiError
 from mailbot.pki.revocation_index import RevocationEntry, RevocationIndex
 
 log = get_logger(__name__)
@@ -262,3 +265,39 @@ class RevocationWatch:
             body="\n".join(lines) + "\n",
             now=now,
         )
+
+
+def poll_newer_crl(source: CachingCrlSource, ca: CertificateInfo) -> RevocationIndex | None:
+    """Look for a CRL newer than the cached, still fresh one: the drop folder, then HTTP.
+
+    ``fresh_index`` fetches only when the cached CRL runs out, which may be a
+    week away; revocations published meanwhile would wait that long. This asks
+    once per refresh: every dropped file, and the URL of the cached CRL (then
+    the directory's) with a conditional GET, so an unchanged CRL costs a 304.
+    Failures are only logged: the cached CRL is still current.
+    """
+    newest = source.store.scan_drop_dir(source.drop_dir, ca)
+    current = source.store.current(ca)
+    meta = current.meta if current is not None else None
+    urls = [meta.source_url] if meta is not None and meta.source_url else []
+    if source.directory is not None:
+        urls += [u for u in source.directory.crl_urls(ca) if u not in urls]
+    for url in urls:
+        if source.fetcher is None or not url.lower().startswith(("http://", "https://")):
+            continue
+        conditional = meta is not None and meta.source_url == url
+        try:
+            result = source.fetcher.fetch(
+                url,
+                meta.etag if conditional and meta else None,
+                meta.last_modified if conditional and meta else None,
+            )
+            if result.not_modified or result.body is None:
+                return newest
+            return source.store.ingest(
+                result.body, ca, source_url=url, etag=result.etag,
+                last_modified=result.last_modified,
+            )  # fmt: skip
+        except PkiError as exc:  # CrlFetchError, or an older/invalid CRL
+            log.info("crl.poll_failed", url=url, error=str(exc))
+    return newest

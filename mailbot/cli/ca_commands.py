@@ -27,7 +27,7 @@ from mailbot.mail.templates import TemplateError, load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.errors import PkiError
 from mailbot.pki.load import load_certificates
-from mailbot.revocation_watch import RevocationWatch
+from mailbot.revocation_watch import RevocationWatch, poll_newer_crl
 
 CA_COLUMNS = ("id", "name", "ski", "not_before", "not_after", "active", "source", "crl_urls")
 CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entries", "source")
@@ -181,6 +181,8 @@ def crl_refresh(args: argparse.Namespace) -> int:
             if not row.active or certificate is None:
                 continue
             index, problem = source.fresh_index(certificate, now)
+            if problem is None:
+                index = poll_newer_crl(source, certificate) or index
             if problem is None and index is not None:
                 meta = index.meta
                 print(

@@ -59,7 +59,7 @@ from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.processor import LetterProcessor, LetterSource, filing_for
-from mailbot.revocation_watch import RevocationWatch
+from mailbot.revocation_watch import RevocationWatch, poll_newer_crl
 
 log = get_logger(__name__)
 
@@ -475,6 +475,9 @@ class Daemon:
                 if certificate is None:
                     continue
                 index, problem = source.fresh_index(certificate, horizon)
+                if problem is None:
+                    # Fresh enough, but a newer CRL may list new revocations (the watch).
+                    index = poll_newer_crl(source, certificate) or index
                 if index is not None:
                     METRICS.crl_age.mark(index.meta.this_update_dt, ca=row.name)
                 if problem is not None:
