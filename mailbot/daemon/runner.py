@@ -455,10 +455,12 @@ class Daemon:
         return run
 
     async def refresh_crls(self) -> None:
-        """Fetch a CRL for every active CA whose cached one ends before the next run."""
-        await asyncio.to_thread(self._refresh_crls)
+        """Refresh CRLs (due ones, and newer ones), then run the revocation watch."""
+        revoked = await asyncio.to_thread(self._refresh_crls)
+        if revoked:
+            await self.flush_outbox()  # notices and the alert go out now, not at the next tick
 
-    def _refresh_crls(self) -> None:
+    def _refresh_crls(self) -> int:
         assert self.processor is not None
         horizon = dt.datetime.now(dt.UTC) + dt.timedelta(
             minutes=self.config.daemon.crl_refresh_minutes * 2
@@ -483,8 +485,7 @@ class Daemon:
                 if problem is not None:
                     log.warning("crl.refresh_failed", ca=row.name, detail=problem.detail)
         # New CRLs (fetched here, by a letter, or dropped by hand) against registered certificates.
-        if self.watch is not None:
-            self.watch.run()
+        return len(self.watch.run().revoked) if self.watch is not None else 0
 
     async def retry_deferred(self) -> None:
         """Decide letters waiting for a CRL again; file what got decided right away."""
