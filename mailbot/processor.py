@@ -10,6 +10,9 @@ store, the quarantine folder and the raw-letter archive:
    quarantine row, and the reply in the outbox (12); files written before the
    commit are removed again when it fails.
 
+A letter deferred for want of a CRL (policy ``defer``) is decided again later by
+:meth:`LetterProcessor.retry` from its archived copy, on the same journal row.
+
 Sending the outbox and filing the letter on the server belong to the daemon.
 """
 

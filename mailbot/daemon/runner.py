@@ -491,6 +491,8 @@ class Daemon:
         """Decide letters waiting for a CRL again; file what got decided right away."""
         assert self.processor is not None
         report = await asyncio.to_thread(deferral.retry_and_alert, self.processor)
+        for _letter_id, outcome in report.decided:
+            METRICS.letters.inc(outcome=outcome)
         await self.flush_outbox()
         if report.decided:
             self.wake.set()
