@@ -10,6 +10,9 @@ store, the quarantine folder and the raw-letter archive:
    quarantine row, and the reply in the outbox (12); files written before the
    commit are removed again when it fails.
 
+A letter deferred for want of a CRL (policy ``defer``) is decided again later by
+:meth:`LetterProcessor.retry` from its archived copy, on the same journal row.
+
 Sending the outbox and filing the letter on the server belong to the daemon.
 """
 
@@ -24,7 +27,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.certificate_alerts import alert_forgery, alert_install_failure
@@ -43,10 +46,15 @@ from mailbot.pipeline.decision import Disposition, Outcome
 from mailbot.pipeline.intake import IntakeDecision, IntakeSettings, decide
 from mailbot.pipeline.routes import RouteTable
 from mailbot.pki.crl_fetch import CrlSource
+from mailbot.pki.crl_store import ca_key_id
 from mailbot.pki.issuer import CaDirectory
 from mailbot.quarantine_digest import alert_unknown_ca
 
 log = get_logger(__name__)
+
+
+class RetryError(Exception):
+    """A letter cannot be retried (not in the journal, wrong state, no archived copy)."""
 
 
 @dataclass(frozen=True)
@@ -150,59 +158,168 @@ class LetterProcessor:
                     filing_for(previous.outcome, previous.state),
                     duplicate=True,
                 )
-            intake = decide(
-                raw,
-                settings=self.intake_settings,
-                routes=self.routes,
-                directory=DbSenderDirectory(session),
-                reply_counter=DbReplyCounter(session, self.config.general.timezone),
-                now=now,
-                declared_size=declared_size,
+            intake, handler = self._decide(session, raw, now, declared_size)
+            return self._commit(
+                session, claimed, source, raw, digest, intake, handler, now, dry_run
             )
-            handler: AddCertDecision | None = None
-            if intake.accepted and intake.certificate is not None:
-                ca_directory = DbCaDirectory(session)
-                handler = decide_add_cert(
-                    intake.certificate,
-                    intake.subscribers,
-                    ca_directory,
-                    self.crl_source_for(ca_directory),
-                    AddCertSettings(
-                        now=now,
-                        timezone=self.config.general.timezone,
-                        crl_policy=self.config.crl.unavailable_policy,
-                    ),
+
+    def retry(self, letter_id: int) -> ProcessResult:
+        """Decide a ``deferred`` letter again from its archived raw copy, in one transaction.
+
+        The same journal row is updated; once the letter is decided its reply is
+        queued (exactly once: a concurrent retry of the same letter loses the
+        compare-and-set on ``attempts`` and changes nothing). Raises
+        :class:`RetryError` when the letter is not deferred or its copy is gone.
+        """
+        now = self.clock()
+        with self.sessions() as session, bind_letter(letter_id=letter_id):
+            row = session.get(LetterRow, letter_id)
+            if row is None:
+                raise RetryError(f"letter {letter_id} is not in the journal")
+            if row.state != "deferred":
+                raise RetryError(f"letter {letter_id} is {row.state}, not deferred")
+            raw = self._archived(row)
+            seen = row.attempts
+            intake, handler = self._decide(session, raw, now, None)
+            # Compare-and-set: the first write of the transaction. On PostgreSQL a
+            # concurrent retry waits for our row lock, then matches nothing.
+            claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(LetterRow)
+                .where(
+                    LetterRow.id == letter_id,
+                    LetterRow.state == "deferred",
+                    LetterRow.attempts == seen,
                 )
-            written: list[Path] = []
-            try:
-                result = self._record(
-                    session, claimed, source, raw, digest, intake, handler, now, dry_run, written
-                )
-                result = replace(
-                    result,
-                    route=intake.route.name if intake.route else None,
-                    rule_hits=[
-                        h.as_dict() for h in (*intake.rule_hits, *(handler.hits if handler else ()))
-                    ],
-                )
-                if dry_run:
-                    session.rollback()
-                else:
-                    session.commit()
-            except BaseException:
+                .values(attempts=seen + 1)
+                .execution_options(synchronize_session=False)
+            )
+            if claimed.rowcount != 1:
                 session.rollback()
-                for path in written:
-                    self.store.discard(path)
-                raise
-            log.info(
-                "letter processed",
-                letter_id=result.letter_id,
-                outcome=result.outcome,
-                filing=result.filing,
-                route=intake.route.name if intake.route else None,
-                sender=intake.sender,
+                log.info("letter retried elsewhere meanwhile", letter_id=letter_id)
+                fresh = session.get(LetterRow, letter_id)
+                state = fresh.state if fresh is not None else "done"
+                outcome = fresh.outcome if fresh is not None else None
+                return ProcessResult(
+                    letter_id, outcome or "", filing_for(outcome, state), duplicate=True
+                )
+            row.attempts = seen + 1
+            source = LetterSource(row.mailbox, row.uidvalidity, row.uid)
+            return self._commit(session, row, source, raw, row.sha256, intake, handler, now)
+
+    def reset_failed(self, letter_id: int) -> None:
+        """Let a ``failed`` (poison) letter be processed again when it is back in the mailbox.
+
+        The row becomes ``claimed`` with no attempts and no mailbox position (the
+        letter sits in the failed folder; moved back it gets a new UID). The
+        daemon's next pass finds it by content (SHA-256) and adopts the row.
+        """
+        with self.sessions() as session:
+            row = session.get(LetterRow, letter_id)
+            if row is None:
+                raise RetryError(f"letter {letter_id} is not in the journal")
+            if row.state != "failed":
+                raise RetryError(f"letter {letter_id} is {row.state}, not failed")
+            detail = dict(row.detail or {})
+            resets = [*detail.get("resets", []), {
+                "at": self.clock().isoformat(),
+                "failure": detail.pop("failure", None),
+                "filed_to": row.filed_to,
+            }]  # fmt: skip
+            row.detail = {**detail, "resets": resets}
+            row.state = "claimed"
+            row.outcome = None
+            row.attempts = 0
+            row.processed_at = None
+            row.filed_to = None
+            row.uid = None
+            row.uidvalidity = None
+            session.commit()
+            log.info("failed letter reset", letter_id=letter_id, resets=len(resets))
+
+    def _decide(
+        self, session: Session, raw: bytes, now: dt.datetime, declared_size: int | None
+    ) -> tuple[IntakeDecision, AddCertDecision | None]:
+        """Intake (steps 1-4) and, for an accepted certificate letter, steps 5-9. Read-only."""
+        intake = decide(
+            raw,
+            settings=self.intake_settings,
+            routes=self.routes,
+            directory=DbSenderDirectory(session),
+            reply_counter=DbReplyCounter(session, self.config.general.timezone),
+            now=now,
+            declared_size=declared_size,
+        )
+        handler: AddCertDecision | None = None
+        if intake.accepted and intake.certificate is not None:
+            ca_directory = DbCaDirectory(session)
+            handler = decide_add_cert(
+                intake.certificate,
+                intake.subscribers,
+                ca_directory,
+                self.crl_source_for(ca_directory),
+                AddCertSettings(
+                    now=now,
+                    timezone=self.config.general.timezone,
+                    crl_policy=self.config.crl.unavailable_policy,
+                ),
             )
-            return result
+        return intake, handler
+
+    def _commit(
+        self,
+        session: Session,
+        claimed: LetterRow | None,
+        source: LetterSource,
+        raw: bytes,
+        digest: str,
+        intake: IntakeDecision,
+        handler: AddCertDecision | None,
+        now: dt.datetime,
+        dry_run: bool = False,
+    ) -> ProcessResult:
+        """Record the decision in the session's transaction and commit (or roll back)."""
+        written: list[Path] = []
+        try:
+            result = self._record(
+                session, claimed, source, raw, digest, intake, handler, now, dry_run, written
+            )
+            result = replace(
+                result,
+                route=intake.route.name if intake.route else None,
+                rule_hits=[
+                    h.as_dict() for h in (*intake.rule_hits, *(handler.hits if handler else ()))
+                ],
+            )
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
+        except BaseException:
+            session.rollback()
+            for path in written:
+                self.store.discard(path)
+            raise
+        log.info(
+            "letter processed",
+            letter_id=result.letter_id,
+            outcome=result.outcome,
+            filing=result.filing,
+            route=intake.route.name if intake.route else None,
+            sender=intake.sender,
+        )
+        return result
+
+    def _archived(self, row: LetterRow) -> bytes:
+        """The raw letter from the archive, checked against the journal's SHA-256."""
+        if not row.archive_path:
+            raise RetryError(f"letter {row.id} has no archived copy")
+        try:
+            raw = Path(row.archive_path).read_bytes()
+        except OSError as exc:
+            raise RetryError(f"letter {row.id}: archived copy unreadable: {exc}") from None
+        if hashlib.sha256(raw).hexdigest() != row.sha256:
+            raise RetryError(f"letter {row.id}: archived copy does not match the journal")
+        return raw
 
     def claim(self, raw: bytes, source: LetterSource) -> Claim:
         """Record that processing of a letter starts, in its own committed transaction.
@@ -216,6 +333,11 @@ class LetterProcessor:
             row = self._journaled(session, source, raw, digest)
             if row is not None and row.state != "claimed":
                 return Claim(row.id, row.attempts, row.state, row.outcome, row.filed_to)
+            if row is not None and row.uid is None and source.uid is not None:
+                # A reset letter is back in the mailbox: the row takes its new position.
+                row.mailbox, row.uidvalidity, row.uid = (
+                    source.mailbox, source.uidvalidity, source.uid,
+                )  # fmt: skip
             if row is None:
                 row = LetterRow(
                     mailbox=source.mailbox,
@@ -265,12 +387,17 @@ class LetterProcessor:
             if row is not None:
                 return row
         # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
+        # A reset poison letter (claimed, no position) is found by content too.
         return session.scalar(
             select(LetterRow)
             .where(
                 LetterRow.sha256 == digest,
-                LetterRow.state.in_(("done", "deferred", "failed")),
+                or_(
+                    LetterRow.state.in_(("done", "deferred", "failed")),
+                    and_(LetterRow.state == "claimed", LetterRow.uid.is_(None)),
+                ),
             )
+            .order_by(LetterRow.id)
             .limit(1)
         )
 
@@ -305,7 +432,9 @@ class LetterProcessor:
         row.state = "done"
         row.route = intake.route.name if intake.route else None
         row.rule_hits = [h.as_dict() for h in intake.rule_hits]
-        row.detail = {"intake": {"stage": intake.stage.value, "reason": intake.reason}}
+        # A retried letter keeps the history of its waiting (and of poison resets).
+        history = {k: v for k, v in (row.detail or {}).items() if k in ("deferral", "resets")}
+        row.detail = {**history, "intake": {"stage": intake.stage.value, "reason": intake.reason}}
         session.add(row)
         session.flush()
         if not dry_run:
@@ -323,7 +452,13 @@ class LetterProcessor:
             if handler.action is Action.DEFER:
                 row.state = "deferred"
                 row.outcome = "deferred"
+                row.detail = {**row.detail, "deferral": self._deferral(session, row, handler, now)}
                 return ProcessResult(row.id, "deferred", "deferred", detail=row.detail)
+            if "deferral" in row.detail:
+                row.detail = {
+                    **row.detail,
+                    "deferral": {**row.detail["deferral"], "decided_at": now.isoformat()},
+                }
             if handler.alert and handler.certificate is not None and not dry_run:
                 alert_forgery(session, self.config, handler.certificate, handler.alert,
                               intake.sender, row.id, now)  # fmt: skip
@@ -440,6 +575,29 @@ class LetterProcessor:
         # Same transaction as the journal row: no alert without the letter, and vice versa.
         alert_unknown_ca(session, self.config, quarantined, now,
                          {certificate.thumbprint_sha1: certificate.der})  # fmt: skip
+
+    def _deferral(
+        self, session: Session, row: LetterRow, handler: AddCertDecision, now: dt.datetime
+    ) -> dict[str, Any]:
+        """What a waiting letter waits for: the CA, the URLs tried and what went wrong."""
+        previous = (row.detail or {}).get("deferral") or {}
+        certificate, ca = handler.certificate, handler.ca
+        assert certificate is not None and ca is not None
+        urls = list(certificate.crl_urls)
+        urls += [u for u in DbCaDirectory(session).crl_urls(ca) if u not in urls]
+        validation = handler.validation
+        return {
+            "since": previous.get("since") or now.isoformat(),
+            "retries": int(previous.get("retries", -1)) + 1,
+            "last_try": now.isoformat(),
+            "ca_key": ca_key_id(ca),
+            "ca_thumbprint_sha1": ca.thumbprint_sha1,
+            "ca_name": ca.subject_cn or ca.subject.rfc4514(),
+            "reason": handler.reason,
+            "problem": validation.detail if validation is not None else handler.reason,
+            "certificate_crl_urls": list(certificate.crl_urls),
+            "urls": urls,
+        }
 
     def _archive(self, raw: bytes, digest: str) -> Path:
         path = self.config.archive_dir / digest[:2] / f"{digest}.eml"

@@ -7,6 +7,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from mailbot.app import crl_source_factory, crl_store
 from mailbot.cli.common import (
     CliError,
@@ -18,11 +20,15 @@ from mailbot.cli.common import (
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.cli.quarantine_commands import add_by_option, recheck_for_cas
+from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.authorities import get_ca, list_cas, register_ca
+from mailbot.directory.session import database
+from mailbot.mail.templates import TemplateError, load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.errors import PkiError
 from mailbot.pki.load import load_certificates
+from mailbot.revocation_watch import RevocationWatch, poll_newer_crl
 
 CA_COLUMNS = ("id", "name", "ski", "not_before", "not_after", "active", "source", "crl_urls")
 CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entries", "source")
@@ -67,7 +73,9 @@ def register(subparsers: Any) -> None:
         "refresh",
         help="fetch current CRLs now",
         description="Fetch a current CRL for every active CA whose cached one is not current "
-        "(drop folder first, then the CA's URLs). Exits 1 when some CA has none.",
+        "(drop folder first, then the CA's URLs), then check registered certificates "
+        "against the current CRLs: a revoked one is marked, its owner notified and "
+        "administrators alerted (once). Exits 1 when some CA has no current CRL.",
     )
     add_config_option(refresh)
     refresh.set_defaults(handler=crl_refresh)
@@ -178,6 +186,8 @@ def crl_refresh(args: argparse.Namespace) -> int:
             if not row.active or certificate is None:
                 continue
             index, problem = source.fresh_index(certificate, now)
+            if problem is None:
+                index = poll_newer_crl(source, certificate) or index
             if problem is None and index is not None:
                 meta = index.meta
                 print(
@@ -187,4 +197,22 @@ def crl_refresh(args: argparse.Namespace) -> int:
                 missing += 1
                 detail = problem.detail if problem is not None else "no CRL"
                 print(f"CA {row.id} {row.name}: NO CURRENT CRL: {detail}")
+    _watch(config)
     return 1 if missing else 0
+
+
+def _watch(config: Config) -> None:
+    """The revocation watch over the CRLs now current (idempotent: status is the record)."""
+    try:
+        with database(config) as sessions:
+            report = RevocationWatch(config, sessions, load_templates(config.templates_dir)).run()
+    except TemplateError as exc:
+        raise CliError(f"templates are invalid:\n{exc}") from None
+    except SQLAlchemyError as exc:
+        raise CliError(f"database error: {exc}") from None
+    for item in report.revoked:
+        to = ", ".join(item.notified) or "nobody (no active trusted address)"
+        print(
+            f"certificate {item.certificate_id} (serial {item.serial}) REVOKED "
+            f"({item.reason or 'unspecified'}); notice queued to {to}; administrators alerted"
+        )

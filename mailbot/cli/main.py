@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.quarantine_commands",
     "mailbot.cli.store_commands",
     "mailbot.cli.journal_commands",
+    "mailbot.cli.letter_commands",
     "mailbot.cli.process_commands",
     "mailbot.cli.run_commands",
     "mailbot.cli.reminder_commands",

@@ -11,6 +11,10 @@ One pass over the mailbox (:meth:`Daemon.sync`):
    and administrators are alerted;
 4. the outbox is flushed.
 
+Scheduled jobs: the outbox, the CRL refresh (followed by the revocation watch,
+:mod:`mailbot.revocation_watch`), deferred letters' retries
+(:mod:`mailbot.deferral`, every ``crl.retry_minutes``) and housekeeping.
+
 Any IMAP error closes the connection and reconnects with backoff. Only the
 holder of the database lease works; a standby waits and takes over.
 """
@@ -29,7 +33,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import reminders
+from mailbot import deferral, reminders
 from mailbot.app import crl_source_factory, load_rules_and_templates, make_processor
 from mailbot.backoff import Backoff
 from mailbot.config import Config
@@ -55,6 +59,7 @@ from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.processor import LetterProcessor, LetterSource, filing_for
+from mailbot.revocation_watch import RevocationWatch, poll_newer_crl
 
 log = get_logger(__name__)
 
@@ -74,6 +79,11 @@ class Daemon:
         self.outbox: OutboxSender | None = None
         self.lease: Lease | None = None
         self._flush_lock = asyncio.Lock()
+        #: Set by jobs that decided letters: the mailbox loop stops waiting and files them.
+        self.wake = asyncio.Event()
+        #: How often deferred letters are retried (tests shorten it below a minute).
+        self.deferred_retry_every = dt.timedelta(minutes=config.crl.retry_minutes)
+        self.watch: RevocationWatch | None = None
         self._folders = {
             "processed": config.imap.processed_folder,
             "rejected": config.imap.rejected_folder,
@@ -90,6 +100,7 @@ class Daemon:
         sessions = session_factory(self.engine)
         self.processor = make_processor(config, sessions)
         self.outbox = OutboxSender(config, sessions)
+        self.watch = RevocationWatch(config, sessions, self.processor.templates)
         self.lease = lease_for(self.engine, config.general.instance_name, config.general.state_dir)
         self._install_signal_handlers()
         metrics_server = await start_metrics_server(config.metrics)
@@ -206,11 +217,17 @@ class Daemon:
             client.wait_for_change(min(imap.idle_seconds, imap.poll_seconds))
         )
         stopped = asyncio.create_task(self.stop.wait())
-        done, _pending = await asyncio.wait({idle, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        woken = asyncio.create_task(self.wake.wait())
+        done, _pending = await asyncio.wait(
+            {idle, stopped, woken}, return_when=asyncio.FIRST_COMPLETED
+        )
+        self.wake.clear()
+        woken.cancel()
         if idle in done:
             stopped.cancel()
             idle.result()  # re-raises MailboxError
             return
+        stopped.cancel()
         idle.cancel()
         with contextlib.suppress(asyncio.CancelledError, MailboxError):
             await idle
@@ -341,18 +358,24 @@ class Daemon:
     def _alert_poison(self, letter_id: int, raw: bytes, reason: str) -> None:
         assert self.processor is not None
         with self.processor.sessions() as session:
+            row = session.get(LetterRow, letter_id)
+            resets = len((row.detail or {}).get("resets", [])) if row is not None else 0
+            # A letter reset by `letter retry` that fails again is news again.
+            round_ = f":reset{resets}" if resets else ""
             queue_alert(
                 session,
                 self.config,
                 kind="poison_letter",
-                dedup_key=f"poison_letter:{letter_id}",
+                dedup_key=f"poison_letter:{letter_id}{round_}",
                 subject=f"mailbot: letter {letter_id} moved to the failed folder",
                 body=(
                     f"Letter {letter_id} could not be processed: {reason}.\n"
                     f"It was moved to the IMAP folder '{self.config.imap.failed_folder}' and "
                     "is attached. What to do: read the daemon's log for 'letter.crashed' with "
-                    f"letter_id={letter_id}, fix the cause, then move the letter back to "
-                    f"'{self.config.imap.mailbox}' and run `mailbot letter retry {letter_id}`.\n"
+                    f"letter_id={letter_id}, fix the cause, run "
+                    f"`mailbot letter retry {letter_id}`, then move the letter back to "
+                    f"'{self.config.imap.mailbox}' (in this order: "
+                    "a letter moved back before the retry is filed to the failed folder again).\n"
                 ),
                 attachments=[(f"letter-{letter_id}.eml", raw, "message/rfc822")],
             )
@@ -385,30 +408,42 @@ class Daemon:
     def _start_scheduler(self) -> AsyncIOScheduler:
         daemon = self.config.daemon
         scheduler = AsyncIOScheduler(timezone=dt.UTC)
-        scheduler.add_job(
-            self._guarded(self.flush_outbox), "interval", seconds=daemon.outbox_interval_seconds,
-            id="outbox", max_instances=1, coalesce=True,
-        )  # fmt: skip
-        scheduler.add_job(
-            self._guarded(self.refresh_crls), "interval", minutes=daemon.crl_refresh_minutes,
-            id="crl_refresh", max_instances=1, coalesce=True,
-            next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
-        )  # fmt: skip
-        scheduler.add_job(
-            self._guarded(self.housekeeping), "interval", hours=24, id="housekeeping",
-            max_instances=1, coalesce=True,
-            next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
-        )  # fmt: skip
-        scheduler.add_job(
-            self._guarded(self.send_reminders), "interval",
-            minutes=self.config.reminders.interval_minutes, id="reminders", max_instances=1,
-            coalesce=True, next_run_time=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5),
-        )  # fmt: skip
+        minutes = dt.timedelta(minutes=1)
+        self._every(
+            scheduler,
+            self.flush_outbox,
+            dt.timedelta(seconds=daemon.outbox_interval_seconds),
+            first_in=5,
+        )
+        self._every(scheduler, self.refresh_crls, daemon.crl_refresh_minutes * minutes, first_in=5)
+        self._every(scheduler, self.retry_deferred, self.deferred_retry_every, first_in=30)
+        self._every(scheduler, self.housekeeping, dt.timedelta(days=1), first_in=60)
+        self._every(
+            scheduler,
+            self.send_reminders,
+            self.config.reminders.interval_minutes * minutes,
+            first_in=5,
+        )
         interval = watchdog_interval()
         if interval:
             scheduler.add_job(notify_watchdog, "interval", seconds=interval, id="watchdog")
         scheduler.start()
         return scheduler
+
+    def _every(
+        self,
+        scheduler: AsyncIOScheduler,
+        job: Callable[[], Awaitable[Any]],
+        interval: dt.timedelta,
+        first_in: float,
+    ) -> None:
+        """Add *job* (lease-guarded, never overlapping itself) every *interval*."""
+        scheduler.add_job(
+            self._guarded(job), "interval", seconds=interval.total_seconds(), id=job.__name__,
+            max_instances=1, coalesce=True,
+            next_run_time=dt.datetime.now(dt.UTC)
+            + min(dt.timedelta(seconds=first_in), interval),
+        )  # fmt: skip
 
     def _guarded(self, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
@@ -423,10 +458,12 @@ class Daemon:
         return run
 
     async def refresh_crls(self) -> None:
-        """Fetch a CRL for every active CA whose cached one ends before the next run."""
-        await asyncio.to_thread(self._refresh_crls)
+        """Refresh CRLs (due ones, and newer ones), then run the revocation watch."""
+        revoked = await asyncio.to_thread(self._refresh_crls)
+        if revoked:
+            await self.flush_outbox()  # notices and the alert go out now, not at the next tick
 
-    def _refresh_crls(self) -> None:
+    def _refresh_crls(self) -> int:
         assert self.processor is not None
         horizon = dt.datetime.now(dt.UTC) + dt.timedelta(
             minutes=self.config.daemon.crl_refresh_minutes * 2
@@ -443,10 +480,25 @@ class Daemon:
                 if certificate is None:
                     continue
                 index, problem = source.fresh_index(certificate, horizon)
+                if problem is None:
+                    # Fresh enough, but a newer CRL may list new revocations (the watch).
+                    index = poll_newer_crl(source, certificate) or index
                 if index is not None:
                     METRICS.crl_age.mark(index.meta.this_update_dt, ca=row.name)
                 if problem is not None:
                     log.warning("crl.refresh_failed", ca=row.name, detail=problem.detail)
+        # New CRLs (fetched here, by a letter, or dropped by hand) against registered certificates.
+        return len(self.watch.run().revoked) if self.watch is not None else 0
+
+    async def retry_deferred(self) -> None:
+        """Decide letters waiting for a CRL again; file what got decided right away."""
+        assert self.processor is not None
+        report = await asyncio.to_thread(deferral.retry_and_alert, self.processor)
+        for _letter_id, outcome in report.decided:
+            METRICS.letters.inc(outcome=outcome)
+        await self.flush_outbox()
+        if report.decided:
+            self.wake.set()
 
     async def housekeeping(self) -> None:
         """Retention of the raw-letter archive and the journal."""

@@ -1,0 +1,232 @@
+"""Letters waiting for a CRL (``crl.unavailable_policy = "defer"``): listing, retries, alerts.
+
+A deferred letter keeps its journal row (state ``deferred``, no reply) and its
+raw copy in the archive. :func:`retry_deferred` decides every waiting letter
+again (oldest first) through :meth:`LetterProcessor.retry`; a letter whose CA
+still has no CRL makes the other letters waiting on the same CA and URLs skip
+this round, so an unreachable distribution point costs one timeout per round,
+not one per letter. :func:`alert_long_waits` tells administrators, once per CA
+key and day, which CA keeps letters waiting longer than
+``crl.alert_after_minutes`` and what to do about it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.config import Config
+from mailbot.directory.models import Alert
+from mailbot.directory.models import Letter as LetterRow
+from mailbot.log import get_logger
+from mailbot.mail.alerts import queue_alert
+from mailbot.processor import LetterProcessor, RetryError
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class DeferredLetter:
+    """One waiting letter, as the journal's ``detail["deferral"]`` describes it."""
+
+    id: int
+    sender: str | None
+    subject: str | None
+    received_at: dt.datetime
+    since: dt.datetime
+    last_try: dt.datetime | None
+    retries: int
+    ca_key: str | None
+    ca_name: str | None
+    reason: str | None
+    problem: str | None
+    urls: tuple[str, ...]
+    certificate_crl_urls: tuple[str, ...]
+
+    def waited(self, now: dt.datetime) -> dt.timedelta:
+        """How long the letter has been waiting at *now*."""
+        return now - self.since
+
+    @classmethod
+    def from_row(cls, row: LetterRow) -> DeferredLetter:
+        """Read a journal row (older rows without deferral details give what they can)."""
+        info: dict[str, Any] = (row.detail or {}).get("deferral") or {}
+        return cls(
+            id=row.id,
+            sender=row.sender,
+            subject=row.subject,
+            received_at=row.received_at,
+            since=_time(info.get("since")) or row.received_at,
+            last_try=_time(info.get("last_try")) or row.processed_at,
+            retries=int(info.get("retries", 0)),
+            ca_key=info.get("ca_key"),
+            ca_name=info.get("ca_name"),
+            reason=info.get("reason"),
+            problem=info.get("problem"),
+            urls=tuple(info.get("urls", ())),
+            certificate_crl_urls=tuple(info.get("certificate_crl_urls", ())),
+        )
+
+
+def _time(text: object) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def deferred_letters(session: Session) -> list[DeferredLetter]:
+    """Every waiting letter, oldest first."""
+    rows = session.scalars(
+        select(LetterRow).where(LetterRow.state == "deferred").order_by(LetterRow.id)
+    )
+    return [DeferredLetter.from_row(row) for row in rows]
+
+
+@dataclass
+class RetryReport:
+    """What one round of retries did."""
+
+    decided: list[tuple[int, str]] = field(default_factory=list)
+    still_waiting: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+def retry_deferred(processor: LetterProcessor) -> RetryReport:
+    """Decide every deferred letter again; the caller flushes the outbox and files letters."""
+    report = RetryReport()
+    with processor.sessions() as session:
+        waiting = deferred_letters(session)
+    hopeless: set[tuple[str | None, tuple[str, ...]]] = set()
+    for letter in waiting:
+        # Same CA key and same distribution points: the same fetch would fail again.
+        key = (letter.ca_key, letter.certificate_crl_urls)
+        if letter.ca_key is not None and key in hopeless:
+            report.skipped.append(letter.id)
+            continue
+        try:
+            result = processor.retry(letter.id)
+        except RetryError as exc:
+            log.warning("letter.retry_impossible", letter_id=letter.id, error=str(exc))
+            report.errors.append((letter.id, str(exc)))
+            continue
+        except Exception as exc:  # a crash in one letter must not stop the others
+            log.exception("letter.retry_crashed", letter_id=letter.id)
+            report.errors.append((letter.id, f"{type(exc).__name__}: {exc}"))
+            continue
+        if result.outcome == "deferred":
+            report.still_waiting.append(letter.id)
+            hopeless.add(key)
+        elif not result.duplicate:
+            report.decided.append((letter.id, result.outcome))
+    if report.decided or report.still_waiting or report.errors:
+        log.info(
+            "deferred.retried",
+            decided=len(report.decided),
+            waiting=len(report.still_waiting) + len(report.skipped),
+            errors=len(report.errors),
+        )
+    return report
+
+
+def alert_long_waits(
+    session: Session, config: Config, now: dt.datetime | None = None
+) -> list[Alert]:
+    """One alert per CA key and local day while letters wait longer than the threshold.
+
+    The caller commits. Returns the alerts queued now (deduplicated ones are not).
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    threshold = dt.timedelta(minutes=config.crl.alert_after_minutes)
+    overdue: dict[str, list[DeferredLetter]] = {}
+    for letter in deferred_letters(session):
+        if letter.waited(now) >= threshold:
+            overdue.setdefault(letter.ca_key or "unknown", []).append(letter)
+    zone = ZoneInfo(config.general.timezone)
+    day = now.astimezone(zone).date().isoformat()
+    queued = []
+    for ca_key, letters in overdue.items():
+        alert = queue_alert(
+            session,
+            config,
+            kind="crl_unavailable",
+            dedup_key=f"crl_unavailable:{ca_key}:{day}",
+            subject=f"mailbot: {len(letters)} letter(s) wait for a CRL of "
+            f"{letters[0].ca_name or ca_key}",
+            body=crl_unavailable_body(config, ca_key, letters, now),
+            now=now,
+        )
+        if alert is not None:
+            queued.append(alert)
+    return queued
+
+
+def crl_unavailable_body(
+    config: Config, ca_key: str, letters: list[DeferredLetter], now: dt.datetime
+) -> str:
+    """The alert text: which CA, which URLs failed how, who waits since when, what to do."""
+    zone = ZoneInfo(config.general.timezone)
+    oldest = min(letters, key=lambda x: x.since)
+    latest = max(letters, key=lambda x: x.last_try or x.since)
+    urls = sorted({u for letter in letters for u in letter.urls})
+    lines = [
+        f"Letters wait because no current CRL of the CA «{latest.ca_name or '?'}» "
+        f"(key identifier {ca_key}) could be obtained, and crl.unavailable_policy is "
+        f'"{config.crl.unavailable_policy}". They get no reply until a CRL is found; '
+        f"they are retried every {config.crl.retry_minutes} minutes.",
+        "",
+        f"Waiting: {len(letters)} letter(s); the oldest for {_duration(oldest.waited(now))} "
+        f"(since {oldest.since.astimezone(zone):%d.%m.%Y %H:%M:%S}).",
+    ]
+    lines += [
+        f"  letter {x.id} from {x.sender or '?'}, waiting {_duration(x.waited(now))}"
+        for x in letters[:20]
+    ]
+    if len(letters) > 20:
+        lines.append(f"  ... and {len(letters) - 20} more (mailbot letter list --deferred)")
+    lines += ["", "CRL URLs tried: " + (", ".join(urls) if urls else "none known"), ""]
+    when = latest.last_try.astimezone(zone) if latest.last_try else None
+    lines.append(f"Errors at the last attempt{f' ({when:%d.%m.%Y %H:%M:%S})' if when else ''}:")
+    lines += [f"  - {part.strip()}" for part in (latest.problem or "unknown").split("; ")]
+    lines += [
+        "",
+        "What to do (any one of these):",
+        f"  1. Place a current CRL file of this CA (DER or PEM) into {config.crl_drop_dir};",
+        "     the next retry picks it up (or run `mailbot letter retry ID` now).",
+        "  2. Fix the network path to the URLs above (proxy, firewall, DNS), or add a",
+        "     reachable URL with `mailbot ca add CA-FILE --crl-url URL`.",
+        '  3. Switch crl.unavailable_policy to "reject" or "accept" and restart mailbot:',
+        "     waiting letters are decided under the new policy at their next retry.",
+        "See the waiting letters with `mailbot letter list --deferred`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _duration(delta: dt.timedelta) -> str:
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h {minutes} min"
+    return f"{hours} h {minutes} min"
+
+
+def retry_and_alert(
+    processor: LetterProcessor, now: Callable[[], dt.datetime] | None = None
+) -> RetryReport:
+    """The daemon's job: one round of retries, then the long-wait alerts (committed)."""
+    report = retry_deferred(processor)
+    with processor.sessions() as session:
+        alert_long_waits(session, processor.config, (now or processor.clock)())
+        session.commit()
+    return report

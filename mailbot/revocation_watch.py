@@ -1,0 +1,303 @@
+"""Revocation watch (beyond the regulation): registered certificates against new CRLs.
+
+Whenever a CA's current CRL is one the watch has not checked yet (a new CRL
+number fetched by the daemon's refresh, by a letter's check, dropped by hand,
+or ``mailbot crl refresh``), every registered certificate of that CA that is
+still ``valid`` is looked up in it. A listed one is marked ``revoked`` (with
+the CRL's date and reason), its owner gets the ``revoked_notice`` letter at
+the subscriber's active trusted addresses, and administrators get one alert
+for the batch, all in one transaction per CA.
+
+The status change is the record: only a ``valid`` row can change (a
+compare-and-set), so a restart, a second CRL listing the same serial, or two
+watchers at once never notify twice. The in-memory "already checked" map only
+saves work; losing it on a restart just means one more (idempotent) pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.app import crl_store
+from mailbot.config import Config
+from mailbot.directory.adapters import parsed
+from mailbot.directory.models import Certificate, CertificationAuthority, OutboxMessage, Subscriber
+from mailbot.log import get_logger
+from mailbot.mail.alerts import queue_alert
+from mailbot.mail.reply import ReplySettings, build_notice
+from mailbot.mail.templates import Templates, format_reply_datetime
+from mailbot.pipeline.decision import Outcome
+from mailbot.pki.certificate import Certificate as CertificateInfo
+from mailbot.pki.crl_fetch import CachingCrlSource
+from mailbot.pki.crl_store import CrlStore
+from mailbot.pki.errors import PkiError
+from mailbot.pki.revocation_index import RevocationEntry, RevocationIndex
+
+log = get_logger(__name__)
+
+#: RFC 5280 reason codes as the participant reads them in the notice.
+REASON_TEXTS: dict[int | None, str] = {
+    None: "не указана",
+    0: "не указана",
+    1: "компрометация ключа",
+    2: "компрометация ключа удостоверяющего центра",
+    3: "изменение сведений о владельце сертификата",
+    4: "сертификат заменён новым",
+    5: "прекращение деятельности",
+    6: "действие сертификата приостановлено",
+    8: "исключение из списка отзыва",
+    9: "отзыв полномочий",
+    10: "компрометация ключа атрибутного центра",
+}
+#: The notice's date when the CRL entry's date is unreadable.
+UNKNOWN_DATE = "(дата не указана)"
+
+
+def reason_text(code: int | None) -> str:
+    """The Russian name of a revocation reason code."""
+    return REASON_TEXTS.get(code, "не указана")
+
+
+@dataclass(frozen=True)
+class RevokedCertificate:
+    """One certificate the watch found on a CRL."""
+
+    certificate_id: int
+    serial: str
+    subject_cn: str | None
+    subscriber_id: int
+    revoked_at: dt.datetime | None
+    reason: str | None
+    notified: tuple[str, ...]
+
+
+@dataclass
+class WatchReport:
+    """What one pass of the watch did."""
+
+    checked_crls: int = 0
+    revoked: list[RevokedCertificate] = field(default_factory=list)
+
+
+class RevocationWatch:
+    """Checks registered certificates against CRLs not checked before (by this process)."""
+
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        templates: Templates,
+        store: CrlStore | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.config = config
+        self.sessions = sessions
+        self.templates = templates
+        self.store = store or crl_store(config)
+        self.clock = clock
+        self.settings = ReplySettings(config.smtp.from_address, config.general.instance_name)
+        #: CA row id -> SHA-256 of the CRL last checked against its certificates.
+        self._checked: dict[int, str] = {}
+
+    def run(self) -> WatchReport:
+        """Check every CA with valid registered certificates whose current CRL is new to us."""
+        report = WatchReport()
+        now = self.clock()
+        with self.sessions() as session:
+            holders = select(Certificate.ca_id).where(Certificate.status == "valid")
+            cas = session.scalars(
+                select(CertificationAuthority)
+                .where(CertificationAuthority.id.in_(holders))
+                .order_by(CertificationAuthority.id)
+            ).all()
+            for ca_row in cas:
+                ca = parsed(ca_row)
+                index = self.store.current(ca) if ca is not None else None
+                if index is None or self._checked.get(ca_row.id) == index.meta.sha256:
+                    continue
+                found = self._check(session, ca_row, index, now)
+                session.commit()
+                self._checked[ca_row.id] = index.meta.sha256
+                report.checked_crls += 1
+                report.revoked += found
+        return report
+
+    def _check(
+        self,
+        session: Session,
+        ca_row: CertificationAuthority,
+        index: RevocationIndex,
+        now: dt.datetime,
+    ) -> list[RevokedCertificate]:
+        certificates = session.scalars(
+            select(Certificate)
+            .where(
+                Certificate.ca_id == ca_row.id,
+                Certificate.status == "valid",
+                # An expired certificate is of no use anyway; CAs drop them from CRLs.
+                Certificate.not_after > now,
+            )
+            .order_by(Certificate.id)
+        ).all()
+        found = []
+        for certificate in certificates:
+            try:
+                entry = index.lookup(bytes.fromhex(certificate.serial))
+            except ValueError:
+                continue  # not hex: an imported row we cannot compare
+            if entry is None:
+                continue
+            changed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                update(Certificate)
+                .where(Certificate.id == certificate.id, Certificate.status == "valid")
+                .values(
+                    status="revoked", revoked_at=entry.revoked_at, revocation_reason=entry.reason
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount != 1:
+                continue  # another watcher got there first and notified
+            notified = self._notify(session, certificate, entry, now)
+            found.append(
+                RevokedCertificate(
+                    certificate.id, certificate.serial, certificate.subject_cn,
+                    certificate.subscriber_id, entry.revoked_at, entry.reason, notified,
+                )
+            )  # fmt: skip
+            log.warning(
+                "certificate.revoked",
+                certificate_id=certificate.id,
+                serial=certificate.serial,
+                reason=entry.reason,
+                crl_number=index.meta.crl_number,
+            )
+        if found:
+            self._alert(session, ca_row, index, found, now)
+        return found
+
+    def _notify(
+        self, session: Session, certificate: Certificate, entry: RevocationEntry, now: dt.datetime
+    ) -> tuple[str, ...]:
+        """Queue the revoked_notice to the owner's active trusted addresses."""
+        subscriber = session.get(Subscriber, certificate.subscriber_id)
+        addresses = tuple(
+            sorted({a.address for a in subscriber.addresses if a.active}) if subscriber else ()
+        )
+        if not addresses:
+            return ()
+        zone = self.config.general.timezone
+        values = {
+            "serial": certificate.serial,
+            "subject_cn": certificate.subject_cn or certificate.subject_dn,
+            "revoked_at": (
+                format_reply_datetime(entry.revoked_at, zone) if entry.revoked_at else UNKNOWN_DATE
+            ),
+            "reason": reason_text(entry.reason_code),
+        }
+        subject = self.templates.render_subject(Outcome.REVOKED_NOTICE, values)
+        body = self.templates.render(Outcome.REVOKED_NOTICE, values)
+        message = build_notice(
+            ", ".join(addresses), subject, body, self.settings, now,
+            auto_submitted="auto-generated",
+        )  # fmt: skip
+        session.add(
+            OutboxMessage(
+                kind="notice",
+                template_key=Outcome.REVOKED_NOTICE.value,
+                recipients=list(addresses),
+                message_id=str(message["Message-ID"]),
+                raw=bytes(message),
+                status="pending",
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        return addresses
+
+    def _alert(
+        self,
+        session: Session,
+        ca_row: CertificationAuthority,
+        index: RevocationIndex,
+        found: list[RevokedCertificate],
+        now: dt.datetime,
+    ) -> None:
+        meta = index.meta
+        zone = self.config.general.timezone
+        lines = [
+            f"The CRL number {meta.crl_number} of the CA «{ca_row.name}» (thisUpdate "
+            f"{meta.this_update}, from {meta.source_url or 'unknown source'}) revokes "
+            f"{len(found)} certificate(s) registered through mailbot. They are now marked "
+            "revoked in the directory (`mailbot cert list`).",
+            "",
+        ]
+        for item in found:
+            when = format_reply_datetime(item.revoked_at, zone) if item.revoked_at else "?"
+            notice = (
+                "notice sent to " + ", ".join(item.notified)
+                if item.notified
+                else "NO notice: the subscriber has no active trusted address"
+            )
+            lines.append(
+                f"  - serial {item.serial} ({item.subject_cn or '?'}), subscriber "
+                f"{item.subscriber_id}, revoked {when}, reason {item.reason or 'unspecified'}; "
+                f"{notice}"
+            )
+        lines += [
+            "",
+            "What to do: remove the certificates from the systems that trust them (the "
+            "certificate store of the server, web login by serial) and expect new "
+            "certificates from their owners (ADD_CERT).",
+        ]
+        queue_alert(
+            session,
+            self.config,
+            kind="certificate_revoked",
+            # One alert per batch: the first certificate id makes the key unique per batch.
+            dedup_key=f"certificate_revoked:{ca_row.id}:{meta.sha256[:16]}:{found[0].certificate_id}",
+            subject=f"mailbot: {len(found)} registered certificate(s) revoked by {ca_row.name}",
+            body="\n".join(lines) + "\n",
+            now=now,
+        )
+
+
+def poll_newer_crl(source: CachingCrlSource, ca: CertificateInfo) -> RevocationIndex | None:
+    """Look for a CRL newer than the cached, still fresh one: the drop folder, then HTTP.
+
+    ``fresh_index`` fetches only when the cached CRL runs out, which may be a
+    week away; revocations published meanwhile would wait that long. This asks
+    once per refresh: every dropped file, and the URL of the cached CRL (then
+    the directory's) with a conditional GET, so an unchanged CRL costs a 304.
+    Failures are only logged: the cached CRL is still current.
+    """
+    newest = source.store.scan_drop_dir(source.drop_dir, ca)
+    current = source.store.current(ca)
+    meta = current.meta if current is not None else None
+    urls = [meta.source_url] if meta is not None and meta.source_url else []
+    if source.directory is not None:
+        urls += [u for u in source.directory.crl_urls(ca) if u not in urls]
+    for url in urls:
+        if source.fetcher is None or not url.lower().startswith(("http://", "https://")):
+            continue
+        conditional = meta is not None and meta.source_url == url
+        try:
+            result = source.fetcher.fetch(
+                url,
+                meta.etag if conditional and meta else None,
+                meta.last_modified if conditional and meta else None,
+            )
+            if result.not_modified or result.body is None:
+                return newest
+            return source.store.ingest(
+                result.body, ca, source_url=url, etag=result.etag,
+                last_modified=result.last_modified,
+            )  # fmt: skip
+        except PkiError as exc:  # CrlFetchError, or an older/invalid CRL
+            log.info("crl.poll_failed", url=url, error=str(exc))
+    return newest
