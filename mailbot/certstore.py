@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailbot.config import Config
 from mailbot.files import fsync_directory, write_atomically
 
 _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
@@ -64,6 +65,15 @@ class CertificateStore:
         self.directory = directory
         self.install_command = install_command
         self.install_timeout = install_timeout
+
+    @classmethod
+    def from_config(cls, config: Config) -> CertificateStore:
+        """The store configured by ``paths.certificate_store`` and ``[store]``."""
+        return cls(
+            config.certificate_store,
+            config.store.install_command,
+            config.store.install_timeout_seconds,
+        )
 
     def path_for(self, thumbprint: str) -> Path:
         """The file of the certificate with this SHA-1 thumbprint (upper-case hex)."""

@@ -121,15 +121,9 @@ class LetterProcessor:
         # The CRL source reads the CA directory's URLs through the letter's session.
         self.crl_source_for = crl_source_for
         self.clock = clock
-        self.store = CertificateStore(
-            config.certificate_store,
-            config.store.install_command,
-            config.store.install_timeout_seconds,
-        )
+        self.store = CertificateStore.from_config(config)
         self.intake_settings = IntakeSettings.from_config(config)
-        self.reply_settings = ReplySettings(
-            from_address=config.smtp.from_address, instance=config.general.instance_name
-        )
+        self.reply_settings = ReplySettings.from_config(config)
 
     # -- the whole letter ------------------------------------------------------------
 

@@ -139,14 +139,8 @@ class QuarantineReview:
         self.templates = templates
         self.crl_source_for = crl_source_for
         self.clock = clock
-        self.store = CertificateStore(
-            config.certificate_store,
-            config.store.install_command,
-            config.store.install_timeout_seconds,
-        )
-        self.reply_settings = ReplySettings(
-            from_address=config.smtp.from_address, instance=config.general.instance_name
-        )
+        self.store = CertificateStore.from_config(config)
+        self.reply_settings = ReplySettings.from_config(config)
         #: Store files written in the current transaction (removed if it fails).
         self._written: list[Path] = []
 

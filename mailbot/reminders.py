@@ -149,7 +149,7 @@ def send_due_reminders(
         session.commit()
         done: list[ReminderAction] = []
         raced = 0
-        settings = ReplySettings(config.smtp.from_address, config.general.instance_name)
+        settings = ReplySettings.from_config(config)
         for candidate in _candidates(session, thresholds, now):
             for action in candidate.actions:
                 _record(session, action, config, templates, settings, now)

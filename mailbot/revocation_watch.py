@@ -101,7 +101,7 @@ class RevocationWatch:
         self.templates = templates
         self.store = store or crl_store(config)
         self.clock = clock
-        self.settings = ReplySettings(config.smtp.from_address, config.general.instance_name)
+        self.settings = ReplySettings.from_config(config)
         #: CA row id -> SHA-256 of the CRL last checked against its certificates.
         self._checked: dict[int, str] = {}
 

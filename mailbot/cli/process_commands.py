@@ -207,7 +207,7 @@ def decision_report(
             letter,
             decision.reply_to,
             body,
-            ReplySettings(config.smtp.from_address, config.general.instance_name),
+            ReplySettings.from_config(config),
             now,
         )
         report["reply_subject"] = str(reply["Subject"])

@@ -18,6 +18,7 @@ from email import policy
 from email.header import Header
 from email.message import EmailMessage
 
+from mailbot.config import Config
 from mailbot.mail.letter import Letter
 from mailbot.pipeline.loop_guard import LOOP_HEADER
 
@@ -32,6 +33,11 @@ class ReplySettings:
 
     from_address: str
     instance: str
+
+    @classmethod
+    def from_config(cls, config: Config) -> ReplySettings:
+        """Our address and instance name from the configuration."""
+        return cls(config.smtp.from_address, config.general.instance_name)
 
 
 def thread_references(
