@@ -35,10 +35,11 @@ from mailbot.certstore import CertificateStore, InstallError
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
 from mailbot.directory.models import Letter as LetterRow
-from mailbot.directory.models import OutboxMessage, QuarantinedCertificate
+from mailbot.directory.models import QuarantinedCertificate
 from mailbot.directory.registration import register_certificate
 from mailbot.files import write_atomically
 from mailbot.log import bind_letter, get_logger
+from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_reply
 from mailbot.mail.templates import Templates
 from mailbot.pipeline.add_cert import Action, AddCertDecision, AddCertSettings, decide_add_cert
@@ -467,19 +468,10 @@ class LetterProcessor:
         row.template_key = outcome.value
         text = self.templates.render(outcome, values)
         reply = build_reply(letter, intake.sender, text, self.reply_settings, now)
-        session.add(
-            OutboxMessage(
-                letter_id=row.id,
-                kind="reply",
-                template_key=outcome.value,
-                recipients=[intake.sender],
-                message_id=str(reply["Message-ID"]),
-                raw=bytes(reply),
-                status="pending",
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        queue_message(
+            session, reply, kind="reply", recipients=[intake.sender], now=now,
+            letter_id=row.id, template_key=outcome.value,
+        )  # fmt: skip
         filing = "processed" if outcome is Outcome.SUCCESS else "rejected"
         return ProcessResult(
             row.id, outcome.value, filing, intake.sender, text, reply, detail=row.detail

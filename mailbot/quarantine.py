@@ -27,10 +27,11 @@ from mailbot.certificate_alerts import alert_forgery, alert_install_failure
 from mailbot.certstore import CertificateStore, InstallError
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbSenderDirectory
-from mailbot.directory.models import Letter, OutboxMessage, QuarantinedCertificate
+from mailbot.directory.models import Letter, QuarantinedCertificate
 from mailbot.directory.registration import register_certificate
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.log import get_logger
+from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice, reply_subject
 from mailbot.mail.templates import Templates
 from mailbot.mail.ziprules import CertificateFile
@@ -325,19 +326,10 @@ class QuarantineReview:
             in_reply_to=message_id,
             references=[message_id] if message_id else [],
         )
-        session.add(
-            OutboxMessage(
-                letter_id=row.letter_id,
-                kind="followup",
-                template_key=outcome.value,
-                recipients=[row.sender],
-                message_id=str(message["Message-ID"]),
-                raw=bytes(message),
-                status="pending",
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        queue_message(
+            session, message, kind="followup", recipients=[row.sender], now=now,
+            letter_id=row.letter_id, template_key=outcome.value,
+        )  # fmt: skip
 
 
 def _evidence(decision: AddCertDecision) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from mailbot.directory.models import (
     TrustedAddress,
 )
 from mailbot.log import get_logger
+from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
 from mailbot.mail.templates import Templates, format_reply_datetime
 from mailbot.pipeline.decision import Outcome
@@ -335,19 +336,10 @@ def _queue_letter(
         ", ".join(action.recipients), subject, body, settings, now,
         auto_submitted="auto-generated",
     )  # fmt: skip
-    outbox = OutboxMessage(
-        kind="reminder",
+    return queue_message(
+        session, letter, kind="reminder", recipients=action.recipients, now=now,
         template_key=Outcome.EXPIRY_REMINDER.value,
-        recipients=list(action.recipients),
-        message_id=str(letter["Message-ID"]),
-        raw=bytes(letter),
-        status="pending",
-        next_attempt_at=now,
-        created_at=now,
-    )
-    session.add(outbox)
-    session.flush()
-    return outbox
+    )  # fmt: skip
 
 
 def _log(action: ReminderAction) -> None:

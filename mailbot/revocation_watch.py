@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app import crl_store
 from mailbot.config import Config
 from mailbot.directory.adapters import parsed
-from mailbot.directory.models import Certificate, CertificationAuthority, OutboxMessage, Subscriber
+from mailbot.directory.models import Certificate, CertificationAuthority, Subscriber
 from mailbot.log import get_logger
 from mailbot.mail.alerts import queue_alert
+from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
 from mailbot.mail.templates import Templates, format_reply_datetime
 from mailbot.pipeline.decision import Outcome
@@ -206,18 +207,10 @@ class RevocationWatch:
             ", ".join(addresses), subject, body, self.settings, now,
             auto_submitted="auto-generated",
         )  # fmt: skip
-        session.add(
-            OutboxMessage(
-                kind="notice",
-                template_key=Outcome.REVOKED_NOTICE.value,
-                recipients=list(addresses),
-                message_id=str(message["Message-ID"]),
-                raw=bytes(message),
-                status="pending",
-                next_attempt_at=now,
-                created_at=now,
-            )
-        )
+        queue_message(
+            session, message, kind="notice", recipients=addresses, now=now,
+            template_key=Outcome.REVOKED_NOTICE.value,
+        )  # fmt: skip
         return addresses
 
     def _alert(

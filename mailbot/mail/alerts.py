@@ -26,8 +26,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
-from mailbot.directory.models import Alert, OutboxMessage, utcnow
+from mailbot.directory.models import Alert, utcnow
 from mailbot.log import get_logger
+from mailbot.mail.queue import queue_message
 from mailbot.pipeline.loop_guard import LOOP_HEADER
 
 log = get_logger(__name__)
@@ -72,17 +73,7 @@ def queue_alert(
     recipients = list(config.admin.alert_addresses)
     if recipients:
         letter = build_alert_letter(config, subject, body, attachments, now)
-        outbox = OutboxMessage(
-            kind="alert",
-            recipients=recipients,
-            message_id=str(letter["Message-ID"]),
-            raw=bytes(letter),
-            status="pending",
-            next_attempt_at=now,
-            created_at=now,
-        )
-        session.add(outbox)
-        session.flush()
+        outbox = queue_message(session, letter, kind="alert", recipients=recipients, now=now)
         alert.outbox_id = outbox.id
     else:
         log.warning(
