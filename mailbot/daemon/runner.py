@@ -34,7 +34,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot import deferral, reminders
-from mailbot.app import crl_source_factory, load_rules_and_templates, make_processor
+from mailbot.app import load_rules_and_templates, make_processor
 from mailbot.backoff import Backoff
 from mailbot.config import Config
 from mailbot.daemon import housekeeping
@@ -470,7 +470,7 @@ class Daemon:
         )
         with self.processor.sessions() as session:
             directory = DbCaDirectory(session)
-            source = crl_source_factory(self.config)(directory)
+            source = self.processor.crl_source_for(directory)
             assert isinstance(source, CachingCrlSource)
             rows = session.scalars(
                 select(CertificationAuthority).where(CertificationAuthority.active.is_(True))
