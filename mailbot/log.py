@@ -36,9 +36,17 @@ _SECRET_KEY_PARTS = (
 _CONTENT_KEYS = frozenset({"raw", "raw_letter", "body", "der", "certificate_der", "pem", "payload"})
 #: Keys holding personal identifiers; only the last two digits survive.
 _PERSONAL_KEYS = frozenset({"snils", "inn", "subscriber_snils", "certificate_snils"})
+#: A logged string is cut to this many characters (after scrubbing, so no secret
+#: is cut in half): a stranger's letter must not turn into megabyte log lines.
+MAX_LOGGED_CHARS = 16 * 1024
 
 # Passwords in URLs (postgresql://user:pw@host) and PEM private key blocks.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE)
+# The scheme is bounded (RFC 3986 schemes are short): unbounded, every position
+# of a long run of letters started an attempt scanning to the run's end, and a
+# stranger's 80 KB From address took over a minute to log.
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-z][a-z0-9+.-]{0,31}://[^/\s:@]*):[^@\s/]*@", re.IGNORECASE
+)
 _PRIVATE_KEY_BLOCK = re.compile(
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL
 )
@@ -61,6 +69,12 @@ def _scrub_text(text: str) -> str:
     return text
 
 
+def _bounded(text: str) -> str:
+    if len(text) <= MAX_LOGGED_CHARS:
+        return text
+    return f"{text[:MAX_LOGGED_CHARS]}…[{len(text) - MAX_LOGGED_CHARS} more characters]"
+
+
 def _scrub_value(key: str, value: Any) -> Any:
     lowered = key.lower()
     if any(part in lowered for part in _SECRET_KEY_PARTS):
@@ -73,7 +87,7 @@ def _scrub_value(key: str, value: Any) -> Any:
     if isinstance(value, bytes | bytearray):
         return f"[{len(value)} bytes withheld]"
     if isinstance(value, str):
-        return _scrub_text(value)
+        return _bounded(_scrub_text(value))
     if isinstance(value, dict):
         return {k: _scrub_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -11,6 +11,7 @@ the body is UTF-8 ``text/plain``.
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,12 @@ from mailbot.pipeline.loop_guard import LOOP_HEADER
 #: References longer than this keep the first and the last ids (RT keeps 4 + 6).
 MAX_REFERENCES = 10
 _KEEP_FIRST = 4
+#: How much of a letter's subject a reply's ``Subject`` echoes. A stranger
+#: controls the subject: echoing a megabyte would make a megabyte header (and
+#: folding it costs time that grows faster than its length).
+MAX_ECHOED_SUBJECT_CHARS = 250
+_CUT_MARK = "…"
+_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,26 @@ def thread_references(
 
 
 def reply_subject(original: str) -> str:
-    """``Re: <original>``, on one line."""
-    return "Re: " + " ".join(original.split())
+    """``Re: <original>`` on one line, the original cut to :data:`MAX_ECHOED_SUBJECT_CHARS`."""
+    return "Re: " + echo_text(original, MAX_ECHOED_SUBJECT_CHARS)
+
+
+def echo_text(text: str, limit: int) -> str:
+    """*text* on one line (whitespace runs made one space), cut to *limit* characters.
+
+    Linear in the part of *text* it reads: words are taken one at a time until
+    the limit is reached, so a huge subject costs no more than a short one.
+    """
+    words: list[str] = []
+    length = -1
+    for match in _WORD.finditer(text):
+        length += 1 + match.end() - match.start()
+        if length > limit:
+            room = limit - len(_CUT_MARK) - (length - (match.end() - match.start()))
+            words.append(match.group()[: max(room, 0)])
+            return " ".join(words).rstrip() + _CUT_MARK
+        words.append(match.group())
+    return " ".join(words)
 
 
 def build_reply(

@@ -105,3 +105,35 @@ def test_console_format_is_human_readable() -> None:
     assert "pw-console-123" not in text
     assert "hidden at info level" not in text
     assert not text.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "a" * 200_000,  # an 80 KB From local part took 80 s before the scheme was bounded
+        "a1" * 100_000,
+        "x://" + "b:" * 100_000,
+        ("-----BEGIN " + "A" * 100) * 2_000,
+    ],
+    ids=["letters", "alnum", "colons", "pem-headers"],
+)
+def test_hostile_strings_are_scrubbed_in_linear_time(stream: io.StringIO, hostile: str) -> None:
+    import time
+
+    started = time.monotonic()
+    get_logger().info("letter", sender=hostile + " postgresql://u:pw@h/db")
+    # Generous: linear scrubbing takes ~0.05 s here; the quadratic one took minutes.
+    assert time.monotonic() - started < 5
+    (record,) = lines(stream)
+    assert len(str(record["sender"])) < 20_000
+
+
+def test_long_strings_are_cut_after_scrubbing(stream: io.StringIO) -> None:
+    long_prefix = "z" * 40 + "1postgresql://bot:dbpass@h/db "
+    get_logger().info("x", detail=long_prefix + "y" * 100_000)
+    (record,) = lines(stream)
+    detail = str(record["detail"])
+    assert "dbpass" not in detail
+    assert "1postgresql://bot:[redacted]@h/db" in detail
+    assert detail.endswith("more characters]")
+    assert len(detail) < 17_000

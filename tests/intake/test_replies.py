@@ -11,7 +11,12 @@ import pytest
 
 from mailbot.config.schema import shipped_dir
 from mailbot.mail.letter import parse_letter
-from mailbot.mail.reply import ReplySettings, build_reply, thread_references
+from mailbot.mail.reply import (
+    MAX_ECHOED_SUBJECT_CHARS,
+    ReplySettings,
+    build_reply,
+    thread_references,
+)
 from mailbot.mail.templates import (
     PLACEHOLDERS,
     TemplateError,
@@ -205,3 +210,27 @@ def test_reply_subject_cannot_inject_headers() -> None:
     )
     out = reply_to(raw)
     assert b"\r\nBcc:" not in out
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["Вопрос " * 150_000, "ab " * 350_000, "я" * 1_000_000, " " * 500_000 + "ADD_CERT"],
+    ids=["cyrillic-words", "short-words", "one-word", "leading-space"],
+)
+def test_a_megabyte_subject_is_echoed_cut_and_fast(subject: str) -> None:
+    import time
+
+    raw = L.no_attachment_letter(subject=subject)
+    started = time.monotonic()
+    out = reply_to(raw)
+    # Generous bound: ~0.05 s here; building the uncut header took over a minute.
+    assert time.monotonic() - started < 5
+    parsed = BytesParser(policy=policy.default).parsebytes(out)
+    echoed = str(parsed["Subject"])
+    assert echoed.startswith("Re: ")
+    assert len(echoed) <= len("Re: ") + MAX_ECHOED_SUBJECT_CHARS
+    expected = " ".join(subject.split())
+    assert echoed == "Re: " + expected or (
+        echoed.endswith("…") and expected.startswith(echoed[4:-1])
+    )
+    assert len(out) < 10_000
