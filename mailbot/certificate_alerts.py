@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from mailbot.certstore import InstallError
 from mailbot.config import Config
 from mailbot.directory.models import Alert
 from mailbot.mail.alerts import queue_alert
@@ -102,7 +103,7 @@ def alert_install_failure(
     session: Session,
     config: Config,
     certificate: Certificate,
-    error: str,
+    error: InstallError,
     sender: str | None,
     letter_id: int | None,
     now: dt.datetime,
@@ -112,7 +113,7 @@ def alert_install_failure(
     One alert per error text per day: a broken store fails every letter the
     same way, and the administrator needs to hear of it once, not per letter.
     """
-    digest = hashlib.sha256(error.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(str(error).encode()).hexdigest()[:16]
     command = " ".join(config.store.install_command) or "(нет, только запись файла)"
     body = "\n".join(
         [
@@ -120,6 +121,7 @@ def alert_install_failure(
             "install_error с текстом ошибки. Ничего не записано.",
             "",
             f"Ошибка: {error}",
+            *([f"Сообщение системы: {error.detail}"] if error.detail else []),
             f"Хранилище: {config.certificate_store}",
             f"Команда установки: {command}",
             f"Письмо: №{letter_id} в журнале, отправитель {sender or '-'}",
@@ -139,7 +141,7 @@ def alert_install_failure(
         config,
         kind="install_error",
         dedup_key=f"install_error:{local_day(now, config.general.timezone)}:{digest}",
-        subject=f"Ошибка установки сертификата: {' '.join(error.split())[:120]}",
+        subject=f"Ошибка установки сертификата: {' '.join(str(error).split())[:120]}",
         body=body,
         attachments=[(f"{certificate.serial_hex}.cer", certificate.der, CERT_MIME)],
         now=now,

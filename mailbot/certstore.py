@@ -11,6 +11,7 @@ and the command's standard error becomes the ``install_error`` text.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import subprocess
@@ -25,10 +26,31 @@ _THUMBPRINT = re.compile(r"^[0-9A-F]{40}$")
 _SERIAL = re.compile(r"^[0-9A-F]{1,128}$")
 #: Longest error text passed on to a participant.
 MAX_ERROR_TEXT = 500
+#: Participants read Russian: the operating system's English ``strerror`` is
+#: replaced by what the failure means for them (the journal keeps the original).
+_OS_ERROR_TEXTS = {
+    errno.EACCES: "нет прав на запись в хранилище сертификатов",
+    errno.EPERM: "нет прав на запись в хранилище сертификатов",
+    errno.ENOSPC: "недостаточно места на диске сервера",
+    errno.EDQUOT: "превышена квота диска сервера",
+    errno.EROFS: "хранилище сертификатов доступно только для чтения",
+    errno.ENOENT: "папка хранилища сертификатов не найдена",
+    errno.ENOTDIR: "папка хранилища сертификатов не найдена",
+    errno.EEXIST: "в хранилище сертификатов мешает существующий файл",
+    errno.EISDIR: "в хранилище сертификатов мешает существующая папка",
+    errno.EIO: "ошибка ввода-вывода на диске сервера",
+}
 
 
 class InstallError(Exception):
-    """Installing a certificate failed; the message is fit for the ``install_error`` reply."""
+    """Installing a certificate failed; the message is fit for the ``install_error`` reply.
+
+    *detail* keeps what the operating system said, for the journal and the admins.
+    """
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -95,8 +117,9 @@ class CertificateStore:
                 write_atomically(path, der)
                 created = True
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise InstallError(f"не удалось записать файл сертификата: {reason}") from exc
+            raise InstallError(
+                f"не удалось записать файл сертификата: {os_error_text(exc)}", str(exc)
+            ) from exc
         try:
             self._run_install_command(path, thumbprint, serial)
         except InstallError:
@@ -131,7 +154,9 @@ class CertificateStore:
                 f"команда установки не завершилась за {self.install_timeout:g} с"
             ) from None
         except OSError as exc:
-            raise InstallError(f"команда установки не запущена: {exc.strerror or exc}") from None
+            raise InstallError(
+                f"команда установки не запущена: {os_error_text(exc)}", str(exc)
+            ) from None
         if result.returncode != 0:
             text = _decode(result.stderr).strip() or _decode(result.stdout).strip()
             text = " ".join(text.split())[:MAX_ERROR_TEXT]
@@ -154,6 +179,15 @@ class CertificateStore:
             if thumbprint in expected and not os.access(path, os.R_OK):
                 unreadable.append(str(path))
         return StoreReport(rows_without_files, files_without_rows, sorted(unreadable))
+
+
+def os_error_text(exc: OSError) -> str:
+    """A Russian explanation of *exc* for a participant's ``install_error`` reply."""
+    known = _OS_ERROR_TEXTS.get(exc.errno or 0)
+    if known is not None:
+        return known
+    code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return f"системная ошибка {code}"
 
 
 def _decode(data: bytes) -> str:

@@ -498,9 +498,9 @@ class LetterProcessor:
                 session, self.store, handler.certificate, handler.ca, subscriber_id, row.id, now
             )
         except InstallError as exc:
-            log.warning("install failed", error=str(exc))
-            row.detail = {**row.detail, "install": {"error": str(exc)}}
-            alert_install_failure(session, self.config, handler.certificate, str(exc),
+            log.warning("install failed", error=str(exc), os_error=exc.detail)
+            row.detail = {**row.detail, "install": {"error": str(exc), "os_error": exc.detail}}
+            alert_install_failure(session, self.config, handler.certificate, exc,
                                   row.sender, row.id, now)  # fmt: skip
             return Outcome.INSTALL_ERROR, {"error": str(exc)}
         if registration.stored_created:

@@ -245,9 +245,9 @@ class QuarantineReview:
                 session, self.store, certificate, ca, subscriber_id, row.letter_id, now
             )
         except InstallError as exc:
-            alert_install_failure(session, self.config, certificate, str(exc),
+            alert_install_failure(session, self.config, certificate, exc,
                                   row.sender, row.letter_id, now)  # fmt: skip
-            evidence["install"] = {"error": str(exc)}
+            evidence["install"] = {"error": str(exc), "os_error": exc.detail}
             return Outcome.INSTALL_ERROR, {"error": str(exc)}, "failed", f"install_error: {exc}"
         if registration.stored_created:
             self._written.append(Path(registration.row.store_path))

@@ -19,6 +19,12 @@ from mailbot.pki.gost.keys import parse_spki_algorithm
 from mailbot.pki.names import Name
 from mailbot.pki.signatures import SIGNATURE_ALGORITHM_NAMES
 
+#: Longest serial accepted. RFC 5280 4.1.2.2 lets conforming CAs use 20 octets
+#: and asks users to handle at least that; the directories store up to 64 octets
+#: (128 hex digits), so a longer serial is refused when the certificate is read,
+#: before anything could try to store it.
+MAX_SERIAL_OCTETS = 64
+
 EXT_SKI = "2.5.29.14"
 EXT_KEY_USAGE = "2.5.29.15"
 EXT_BASIC_CONSTRAINTS = "2.5.29.19"
@@ -373,6 +379,11 @@ def _parse(buf: bytes) -> Certificate:
     serial_tlv = fields[i]
     if serial_tlv.tag != der.TAG_INTEGER or serial_tlv.end == serial_tlv.start:
         raise DerError("serial is not an INTEGER")
+    if serial_tlv.end - serial_tlv.start > MAX_SERIAL_OCTETS:
+        raise DerError(
+            f"serial of {serial_tlv.end - serial_tlv.start} octets is longer than "
+            f"{MAX_SERIAL_OCTETS} (RFC 5280 allows CAs 20)"
+        )
     tbs_alg = parse_algorithm(buf, fields[i + 1])
     issuer = Name.from_der(buf[fields[i + 2].header_start : fields[i + 2].end])
     validity = der.children(buf, fields[i + 3])
