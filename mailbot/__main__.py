@@ -1,5 +1,5 @@
 """Allow ``python -m mailbot``."""
 
-from mailbot.cli.main import main
+from mailbot.cli.main import run
 
-raise SystemExit(main())
+run()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from mailbot import __version__
 from mailbot.cli.common import CliError
+from mailbot.files import restrict_umask
 
 #: Command modules, in the order their commands appear in ``mailbot --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -66,5 +67,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":  # pragma: no cover
+def run() -> None:
+    """The ``mailbot`` program: :func:`main` in a process that keeps its files private."""
+    # Letters, certificates and the database hold personal data: nothing this
+    # process creates may be readable by others, whatever umask it inherited.
+    # (Here, not in main(): tests call main() inside their own process.)
+    restrict_umask()
     raise SystemExit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -20,6 +20,7 @@ from typing import Protocol
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailbot.files import make_private_dirs
 from mailbot.log import get_logger
 
 log = get_logger(__name__)
@@ -119,7 +120,7 @@ class FileLease:
         """See :class:`Lease`."""
         if self._descriptor is not None:
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.path.parent)
         descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

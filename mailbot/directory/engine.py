@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from mailbot.config import Config
+from mailbot.files import make_private_dirs
 
 #: How long an SQLite writer waits for another writer before failing.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -31,7 +32,7 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     parsed = make_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            make_private_dirs(Path(parsed.database).parent)
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect)
         return engine
