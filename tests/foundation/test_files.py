@@ -62,7 +62,7 @@ def test_the_program_tightens_an_inherited_umask(tmp_path: Path) -> None:
         preexec_fn=lambda: os.umask(0o022),
         cwd=tmp_path,
     )
-    created = [p for p in (tmp_path / "state").rglob("*")] + [tmp_path / "state"]
+    created = [*(tmp_path / "state").rglob("*"), tmp_path / "state"]
     assert any(p.name == "mailbot.sqlite3" for p in created)
     for path in created:
         assert mode(path) & 0o007 == 0, f"{path} is {oct(mode(path))}"
