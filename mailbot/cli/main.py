@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import sys
 from collections.abc import Sequence
 
@@ -73,6 +74,11 @@ def run() -> None:
     # process creates may be readable by others, whatever umask it inherited.
     # (Here, not in main(): tests call main() inside their own process.)
     restrict_umask()
+    # A report may quote a stranger's undecodable bytes; writing it to a strict
+    # UTF-8 stream must not crash the command (nor a log line the daemon).
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     raise SystemExit(main())
 
 

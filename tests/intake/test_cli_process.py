@@ -98,3 +98,26 @@ def test_errors_are_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["process", eml, "--intake-only", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "route table is invalid" in err and "Traceback" not in err
+
+
+def test_json_report_on_a_strict_utf8_stdout_survives_8bit_headers(tmp_path: Path) -> None:
+    """Raw 8-bit bytes that are not UTF-8 (From, Message-ID) never crash the report."""
+    import os
+    import subprocess
+    import sys
+
+    eml = write(
+        tmp_path,
+        b"From: J\xf6e <j\xf6e@m\xe4chine.example>\r\nTo: reestrin@fund.example\r\n"
+        b"Subject: ADD_CERT \xff\r\nMessage-ID: <a\xff@x>\r\n\r\nbody\r\n",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mailbot", "process", "--intake-only", "--format", "json", eml],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    report = json.loads(done.stdout.decode("utf-8"))
+    assert report["outcome"] == "no_reply"
