@@ -50,6 +50,7 @@ from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.crl_store import ca_key_id
 from mailbot.pki.issuer import CaDirectory
 from mailbot.quarantine_digest import alert_unknown_ca
+from mailbot.sender_alerts import alert_reply_cap
 
 log = get_logger(__name__)
 
@@ -465,6 +466,14 @@ class LetterProcessor:
         row.outcome = outcome.value
         if not outcome.has_reply or intake.sender is None:
             return ProcessResult(row.id, outcome.value, "rejected", detail=row.detail)
+        filing = "processed" if outcome is Outcome.SUCCESS else "rejected"
+        if intake.reply_withheld:
+            # Everything above happened (registration, quarantine, alerts); only
+            # the answer stays unsent, and the admins hear of it once a day.
+            row.detail = {**row.detail, "reply": "withheld: daily reply cap reached"}
+            if not dry_run:
+                alert_reply_cap(session, self.config, intake.sender, now)
+            return ProcessResult(row.id, outcome.value, filing, detail=row.detail)
         row.template_key = outcome.value
         text = self.templates.render(outcome, values)
         reply = build_reply(letter, intake.sender, text, self.reply_settings, now)
@@ -472,7 +481,6 @@ class LetterProcessor:
             session, reply, kind="reply", recipients=[intake.sender], now=now,
             letter_id=row.id, template_key=outcome.value,
         )  # fmt: skip
-        filing = "processed" if outcome is Outcome.SUCCESS else "rejected"
         return ProcessResult(
             row.id, outcome.value, filing, intake.sender, text, reply, detail=row.detail
         )

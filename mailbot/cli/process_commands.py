@@ -198,6 +198,7 @@ def decision_report(
         "rule_hits": [h.as_dict() for h in decision.rule_hits],
         "attachments": _attachment_report(decision),
         "reply_to": decision.reply_to,
+        "reply_withheld": decision.reply_withheld,
         "reply_subject": None,
         "reply_text": None,
     }

@@ -66,7 +66,6 @@ class Stage(StrEnum):
     ROUTES = "routes"
     LOOP_GUARD = "loop_guard"
     SENDER_GATE = "sender_gate"
-    REPLY_CAP = "reply_cap"
     ATTACHMENTS = "attachments"
 
 

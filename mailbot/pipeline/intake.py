@@ -3,8 +3,8 @@
 Order: the route is looked up first, because letters of the fund's other
 processes (``leave`` routes) are theirs whoever sent them and must stay in the
 mailbox untouched. Then, for everything else: loop guard (step 1), sender gate
-(step 2), route or ``unknown_subject`` (step 3), the per-sender reply cap (only
-letters that would be answered), attachments (step 4). The checks are pure;
+(step 2), the per-sender reply cap (it only marks the reply as withheld), route
+or ``unknown_subject`` (step 3), attachments (step 4). The checks are pure;
 the directory and the reply counter are the only things consulted, through
 their protocols.
 """
@@ -86,6 +86,9 @@ class IntakeDecision:
     certificate: CertificateFile | None = None
     #: Values for the reply template (``unknown_subject`` takes the subject).
     template_values: dict[str, str] = field(default_factory=dict)
+    #: The sender reached the daily reply cap: every check and every admin-side
+    #: effect still happens, only the reply is not sent.
+    reply_withheld: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -100,7 +103,9 @@ class IntakeDecision:
     @property
     def reply_to(self) -> str | None:
         """Where the reply goes: only ever the trusted From address, only if a reply is due."""
-        if self.sender is None or (self.outcome is not None and not self.outcome.has_reply):
+        if self.sender is None or self.reply_withheld:
+            return None
+        if self.outcome is not None and not self.outcome.has_reply:
             return None
         return self.sender
 
@@ -178,13 +183,13 @@ def _decide(
     if verdict.stops or gate.sender is None:
         return ended(Stage.SENDER_GATE, verdict)
     sender = gate.sender.address
-    known = {"sender": sender, "subscribers": gate.candidates}
+    known: dict[str, object] = {"sender": sender, "subscribers": gate.candidates}
 
     today = now.astimezone(ZoneInfo(settings.timezone)).date()
     replies = reply_counter.replies_on(gate.sender.normalized, today)
-    verdict = rules.add(check_reply_cap(replies, settings.limits.replies_per_sender_per_day))
-    if verdict.stops:
-        return ended(Stage.REPLY_CAP, verdict, **known)
+    cap = check_reply_cap(replies, settings.limits.replies_per_sender_per_day)
+    rules.hits.append(cap)
+    known["reply_withheld"] = cap.hit
 
     if route is None:
         subject = normalize_subject(letter.subject)
@@ -209,4 +214,5 @@ def _decide(
         sender=sender,
         subscribers=gate.candidates,
         certificate=checked.certificate,
+        reply_withheld=cap.hit,
     )

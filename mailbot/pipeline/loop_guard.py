@@ -128,11 +128,13 @@ class InMemoryReplyCounter:
         self._counts[key] = self._counts.get(key, 0) + 1
 
 
-def check_reply_cap(replies_today: int, cap: int) -> Verdict:
-    """Past *cap* replies today, a sender's letters are journaled without a reply."""
+def check_reply_cap(replies_today: int, cap: int) -> RuleHit:
+    """Whether a sender has had *cap* replies today; a hit withholds only the reply.
+
+    The letter is still checked in full: a forgery still alerts the
+    administrators and an unknown CA's certificate is still quarantined, so the
+    cap (which stops a mail loop) cannot hide a letter's consequences.
+    """
     if replies_today >= cap:
-        detail = f"{replies_today} replies today, cap {cap}"
-        return stop(
-            Outcome.NO_REPLY, f"reply cap reached: {detail}", RuleHit("reply_cap", True, detail)
-        )
-    return go_on(RuleHit("reply_cap", False, f"{replies_today} of {cap}"))
+        return RuleHit("reply_cap", True, f"{replies_today} replies today, cap {cap}")
+    return RuleHit("reply_cap", False, f"{replies_today} of {cap}")

@@ -63,7 +63,8 @@ def test_json_untrusted_sender_and_reply_cap(
         "sender_gate",
     )
     capped = run_json(capsys, eml, "--trusted", L.TRUSTED_SENDER, "--replies-today", "20")
-    assert (capped["outcome"], capped["stage"]) == ("no_reply", "reply_cap")
+    # Over the cap the checks still run (no_cer here); only the reply is withheld.
+    assert (capped["outcome"], capped["reply_to"]) == ("no_cer", None)
 
 
 def test_text_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

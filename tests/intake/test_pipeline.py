@@ -87,13 +87,17 @@ def test_reply_cap_per_sender_per_day() -> None:
     assert run(good_letter(), counter=counter).accepted
     counter.record(L.TRUSTED_SENDER, day)
     capped = run(good_letter(), counter=counter)
-    assert capped.outcome is Outcome.NO_REPLY and capped.stage is Stage.REPLY_CAP
+    # Over the cap the letter is still checked in full; only the reply is withheld.
+    assert capped.accepted and capped.reply_withheld
     assert capped.reply_to is None and capped.sender == L.TRUSTED_SENDER
+    assert "reply_cap" in hit_rules(capped)
+    no_cer = run(L.no_attachment_letter(), counter=counter)
+    assert (no_cer.outcome, no_cer.reply_withheld, no_cer.reply_to) == (Outcome.NO_CER, True, None)
     other_day = InMemoryReplyCounter({(L.TRUSTED_SENDER, day.replace(day=2)): 50})
-    assert run(good_letter(), counter=other_day).accepted
+    assert not run(good_letter(), counter=other_day).reply_withheld
     custom = dataclasses.replace(SETTINGS, limits=LimitsConfig(replies_per_sender_per_day=1))
     counter_one = InMemoryReplyCounter({(L.TRUSTED_SENDER, day): 1})
-    assert run(good_letter(), counter=counter_one, settings=custom).outcome is Outcome.NO_REPLY
+    assert run(good_letter(), counter=counter_one, settings=custom).reply_withheld
 
 
 # --- step 2: sender gate ---------------------------------------------------------------------
