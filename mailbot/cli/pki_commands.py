@@ -102,6 +102,7 @@ def certificate_fields(cert: Certificate) -> dict[str, Any]:
         "key_algorithm": cert.key_algorithm,
         "key_paramset": cert.key_paramset,
         "key_paramset_name": cert.key_paramset_name,
+        "public_key": cert.public_key_check.describe(),
         "subject_key_identifier": (cert.subject_key_identifier or b"").hex().upper() or None,
         "authority_key_identifier": (cert.authority_key_identifier or b"").hex().upper() or None,
         "crl_urls": list(cert.crl_urls),

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mailbot.directory.models import CertificationAuthority, utcnow
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.pki.certificate import Certificate
+from mailbot.pki.public_key import KeyStatus
 
 
 def register_ca(
@@ -22,11 +23,18 @@ def register_ca(
 ) -> tuple[CertificationAuthority, bool]:
     """Register a CA certificate (or re-activate and refresh it). Returns (row, created).
 
-    The certificate must be a CA (basicConstraints cA). Its own CRL distribution
-    points are recorded together with *crl_urls*.
+    The certificate must be a CA (basicConstraints cA) with a valid public key.
+    Its own CRL distribution points are recorded together with *crl_urls*.
     """
     if not certificate.is_ca:
         raise DirectoryError("not a CA certificate (basicConstraints cA is not set)")
+    key = certificate.public_key_check
+    if key.status is KeyStatus.INVALID:
+        # Such a key can verify nothing; it must never reach the signature math.
+        raise DirectoryError(
+            f"CA certificate {certificate.thumbprint_sha1} refused: "
+            f"its public key is invalid ({key.detail})"
+        )
     moment = now or utcnow()
     urls = list(dict.fromkeys([*crl_urls, *certificate.crl_urls]))
     row = session.scalar(

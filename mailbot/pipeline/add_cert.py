@@ -30,6 +30,7 @@ from mailbot.pki.validation import (
     ValidationResult,
     Verdict,
     check_issuer,
+    check_public_key,
     check_revocation,
     check_validity_period,
 )
@@ -38,6 +39,7 @@ from mailbot.pki.validation import (
 INVALID_REASONS: dict[Reason, str] = {
     Reason.EXPIRED: "срок действия истёк",
     Reason.NOT_YET_VALID: "срок действия ещё не наступил",
+    Reason.INVALID_PUBLIC_KEY: "открытый ключ сертификата недопустим",
     Reason.REVOKED: "сертификат отозван удостоверяющим центром",
     Reason.BAD_CA_SIGNATURE: "подпись удостоверяющего центра неверна",
     Reason.CA_NOT_USABLE: "сертификат удостоверяющего центра недействителен",
@@ -152,6 +154,14 @@ def decide_add_cert(
     validation = check_validity_period(certificate, settings.now)
     hits.append(
         RuleHit("validity_period", validation is None, validation.detail if validation else "")
+    )
+    if validation is not None:
+        return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
+
+    # Step 5a: the certificate's own public key is a valid key.
+    validation = check_public_key(certificate, settings.now)
+    hits.append(
+        RuleHit("public_key_valid", validation is None, validation.detail if validation else "")
     )
     if validation is not None:
         return invalid(validation.reason.value, INVALID_REASONS[validation.reason])

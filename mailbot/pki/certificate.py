@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
 from mailbot.pki import der
 from mailbot.pki.errors import CertificateParseError, DerError
 from mailbot.pki.gost.curves import PARAMSET_NAMES
 from mailbot.pki.gost.keys import parse_spki_algorithm
 from mailbot.pki.names import Name
+from mailbot.pki.public_key import KeyCheck, check_public_key
 from mailbot.pki.signatures import SIGNATURE_ALGORITHM_NAMES
 
 #: Longest serial accepted. RFC 5280 4.1.2.2 lets conforming CAs use 20 octets
@@ -320,6 +322,11 @@ class Certificate:
         if self.key_paramset is None:
             return None
         return PARAMSET_NAMES.get(self.key_paramset, self.key_paramset)
+
+    @cached_property
+    def public_key_check(self) -> KeyCheck:
+        """Whether the subject public key is a valid key (a GOST point on its curve, ...)."""
+        return check_public_key(self.spki)
 
     @property
     def unknown_critical_extensions(self) -> tuple[str, ...]:

@@ -27,6 +27,10 @@ class SignatureError(PkiError):
     """A signature could not be checked at all (malformed key or signature encoding)."""
 
 
+class InvalidPublicKeyError(SignatureError):
+    """A public key that decodes but is no valid key (off its curve, wrong subgroup, ...)."""
+
+
 class CrlError(PkiError):
     """A CRL that cannot be parsed or must be rejected (e.g. unknown critical extension)."""
 

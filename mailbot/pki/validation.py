@@ -1,6 +1,7 @@
 """One validation call with a tri-state verdict, built from small steps the handler can reuse.
 
-SPEC order: validity period (5) → CA lookup (6) → signature (7) → CRL (8).
+SPEC order: validity period (5) → the certificate's own public key (5a) →
+CA lookup (6) → signature (7) → CRL (8).
 Each ``check_*`` function is a step returning a result to stop with, or None
 to go on; :func:`validate` chains them. The CRL step asks a :class:`CrlSource`,
 so the caller decides the policy (defer/reject/accept) on INDETERMINATE.
@@ -16,6 +17,7 @@ from typing import Any
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.issuer import CaDirectory, IssuerStatus, ca_usable_problem, resolve_issuer
+from mailbot.pki.public_key import KeyStatus
 
 
 class Verdict(enum.Enum):
@@ -33,6 +35,7 @@ class Reason(enum.Enum):
     OK = "ok"
     EXPIRED = "expired"
     NOT_YET_VALID = "not_yet_valid"
+    INVALID_PUBLIC_KEY = "invalid_public_key"
     REVOKED = "revoked"
     BAD_CA_SIGNATURE = "bad_ca_signature"
     CA_NOT_USABLE = "ca_not_usable"
@@ -108,6 +111,21 @@ def check_validity_period(cert: Certificate, at: datetime) -> ValidationResult |
     return None
 
 
+def check_public_key(cert: Certificate, at: datetime) -> ValidationResult | None:
+    """Step 5a: the certificate's public key is a valid key (on its curve, in its subgroup).
+
+    Before the CA lookup: a certificate whose key is unusable is invalid whoever
+    issued it, so it is neither quarantined for an unknown CA nor worth a
+    signature check. An algorithm we cannot check is not held against it.
+    """
+    check = cert.public_key_check
+    if check.status is KeyStatus.INVALID:
+        return ValidationResult(
+            Verdict.INVALID, Reason.INVALID_PUBLIC_KEY, check.detail, _evidence(cert, at)
+        )
+    return None
+
+
 def check_issuer(
     cert: Certificate, directory: CaDirectory, at: datetime
 ) -> tuple[Certificate | None, ValidationResult | None]:
@@ -172,7 +190,7 @@ def validate(
     cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
 ) -> ValidationResult:
     """All steps in SPEC order; the first that decides ends the validation."""
-    early = check_validity_period(cert, at)
+    early = check_validity_period(cert, at) or check_public_key(cert, at)
     if early is not None:
         return early
     ca, problem = check_issuer(cert, directory, at)

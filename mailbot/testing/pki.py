@@ -212,6 +212,15 @@ def make_key(kind: str = GOST256, paramset: str | None = None, slot: int = 0) ->
     return KeyPair(kind, None, spki, pyca_private=private)
 
 
+def key_with_point(kind: str, paramset: str, x: int, y: int) -> KeyPair:
+    """A GOST "key" whose public point is (x, y), valid or not; it cannot sign.
+
+    For certificates that differ from good ones only in their public key
+    (off the curve, (0, 0), outside the subgroup, a coordinate ≥ p).
+    """
+    return KeyPair(kind, paramset, _gost_spki(kind, paramset, x, y))
+
+
 # ------------------------------------------------------------------------------ names
 
 _NAME_OIDS = {
@@ -407,9 +416,13 @@ def make_end_entity(
     serial: int | bytes | None = None,
     snils: str | None = "11223344595",
     crl_urls: tuple[str, ...] = ("http://cdp.example.ru/cdp/test.crl",),
+    key: KeyPair | None = None,
     **overrides: object,
 ) -> Issued:
-    """A participant's certificate with SNILS/INN/OGRN/INNLE as NumericString, CDP and AIA."""
+    """A participant's certificate with SNILS/INN/OGRN/INNLE as NumericString, CDP and AIA.
+
+    ``key`` replaces the cached key of ``kind``/``paramset`` (e.g. :func:`key_with_point`).
+    """
     subject: list[tuple[str, str]] = [
         ("E", "ivanov@example.ru"),
         ("C", "RU"),
@@ -433,9 +446,9 @@ def make_end_entity(
         ca_issuer_urls=("http://cdp.example.ru/aia/ca.crt",),
         ocsp_urls=("http://ocsp.example.ru/ocsp",),
     )
-    for key, value in overrides.items():
-        setattr(spec, key, value)
-    return issue(spec, make_key(kind, paramset, slot=1), issuer)
+    for name, value in overrides.items():
+        setattr(spec, name, value)
+    return issue(spec, key or make_key(kind, paramset, slot=1), issuer)
 
 
 # ------------------------------------------------------------------------------ CRLs

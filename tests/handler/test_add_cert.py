@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from mailbot.directory.models import (
     Certificate,
+    CertificationAuthority,
     Letter,
     OutboxMessage,
     QuarantinedCertificate,
@@ -55,9 +57,10 @@ def test_good_certificate_is_registered_and_answered(world: World) -> None:
         assert "title" in subscriber.certificate_fields
         letter = session.scalars(select(Letter)).one()
         assert (letter.outcome, letter.state, letter.certificate_id) == ("success", "done", row.id)
-        assert [h["rule"] for h in letter.rule_hits][-6:] == [
+        assert [h["rule"] for h in letter.rule_hits][-7:] == [
             "certificate_parses",
             "validity_period",
+            "public_key_valid",
             "registered_ca",
             "ca_signature",
             "not_revoked",
@@ -148,6 +151,74 @@ def test_forgery_with_a_registered_ca_name_but_another_key(world: World) -> None
     assert result.reply_text is not None
     assert "Причина: подпись удостоверяющего центра неверна" in result.reply_text
     assert "possible forgery" in result.detail["certificate"]["alert"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "paramset", "point", "why"),
+    [
+        (factory.GOST256, "1.2.643.2.2.35.1", (12345, 67890), "not a point on the curve"),
+        (factory.GOST256, "1.2.643.7.1.2.1.1.1", (0, 0), "the point at infinity"),
+        (factory.GOST512, "1.2.643.7.1.2.1.2.3", (3, 5), "not a point on the curve"),
+        (factory.GOST2001, "1.2.643.2.2.36.0", (1, 1), "not a point on the curve"),
+    ],
+    ids=["2012-256-CryptoPro-A", "2012-256-TC26-A", "2012-512-TC26-C", "2001-XchA"],
+)
+def test_certificate_whose_key_is_no_curve_point_is_invalid_cert(
+    world: World, kind: str, paramset: str, point: tuple[int, int], why: str
+) -> None:
+    """Signed by the registered CA, current, not revoked, right SNILS - only the key is wrong."""
+    key = factory.key_with_point(kind, paramset, *point)
+    participant = factory.make_end_entity(world.ca, snils=SNILS, kind=kind, key=key)
+    result = world.process(cert_letter(participant))
+    assert result.outcome == "invalid_cert"
+    assert result.reply_text == (
+        "Сертификат ключа проверки электронной подписи: "
+        f"{participant.cert.serial_hex} недействителен. "
+        "Причина: открытый ключ сертификата недопустим. "
+        "Установка сертификата не может быть выполнена"
+    )
+    assert result.detail["certificate"]["reason"] == "invalid_public_key"
+    assert list(world.config.certificate_store.glob("*.cer")) == []
+    with world.sessions() as session:
+        assert session.scalar(select(func.count(Certificate.id))) == 0
+        letter = session.scalars(select(Letter)).one()
+        assert letter.rule_hits[-1]["rule"] == "public_key_valid"
+        assert why in letter.rule_hits[-1]["detail"]
+
+
+def test_invalid_key_from_an_unknown_ca_is_refused_not_quarantined(world: World) -> None:
+    stranger = factory.make_ca("Чужой УЦ", slot=5)
+    key = factory.key_with_point(factory.GOST256, "1.2.643.2.2.35.1", 12345, 67890)
+    result = world.process(cert_letter(factory.make_end_entity(stranger, snils=SNILS, key=key)))
+    assert result.outcome == "invalid_cert"
+    assert result.reply_text is not None and "открытый ключ сертификата недопустим" in (
+        result.reply_text
+    )
+    with world.sessions() as session:
+        assert session.scalar(select(func.count(QuarantinedCertificate.id))) == 0
+
+
+def test_ca_add_refuses_a_ca_whose_key_is_invalid(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mailbot.cli.main import main
+    from tests.handler.test_process_cli import config_file
+
+    config = ["--config", str(config_file(world, tmp_path))]
+    bad_key = factory.key_with_point(factory.GOST256, "1.2.643.7.1.2.1.1.1", 0, 0)
+    bad_ca = factory.issue(
+        factory.CertSpec(subject=[("CN", "УЦ с негодным ключом")], is_ca=True), bad_key, world.ca
+    )
+    good_ca = factory.make_ca("УЦ Годный", slot=9)
+    ca_file = tmp_path / "cas.pem"
+    ca_file.write_bytes(good_ca.pem() + bad_ca.pem())
+    assert main(["ca", "add", str(ca_file), *config]) == 1
+    err = capsys.readouterr().err
+    assert f"CA certificate {bad_ca.cert.thumbprint_sha1} refused" in err
+    assert "public key is invalid (the GOST public key is the point at infinity (0, 0))" in err
+    assert "Traceback" not in err
+    with world.sessions() as session:  # nothing of the file registered, not even the good CA
+        assert session.scalar(select(func.count(CertificationAuthority.id))) == 1
 
 
 def test_revoked_certificate(world: World) -> None:

@@ -76,6 +76,27 @@ def test_cert_inspect_verdicts(files: dict[str, Path], capsys: pytest.CaptureFix
     assert data["verdict"] == "unknown_ca"
 
 
+def test_cert_inspect_shows_an_invalid_public_key(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ca = pki.make_ca(slot=71)
+    key = pki.key_with_point(pki.GOST256, "1.2.643.2.2.35.1", 12345, 67890)
+    doctored = tmp_path / "doctored.cer"
+    doctored.write_bytes(pki.make_end_entity(ca, key=key).der)
+    code, data = _json(capsys, ["cert", "inspect", str(doctored), "--format", "json"])
+    assert code == 0
+    assert data["public_key"] == "invalid: the GOST public key is not a point on the curve"
+    code, data = _json(
+        capsys,
+        ["cert", "inspect", str(doctored), "--issuer", str(files["ca"]), "--at", NOW.isoformat(),
+         "--format", "json"],
+    )  # fmt: skip
+    assert code == 3
+    assert (data["verdict"], data["reason"]) == ("invalid", "invalid_public_key")
+    assert main(["cert", "inspect", str(files["good"])]) == 0
+    assert "public_key: valid\n" in capsys.readouterr().out
+
+
 def test_crl_inspect(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     code, data = _json(
         capsys,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from mailbot.pki.crl import parse_crl, to_der
 from mailbot.pki.errors import CrlError, PkiError
 from mailbot.pki.load import load_certificate
+from mailbot.pki.public_key import KeyStatus, check_public_key
 from mailbot.testing import pki
 
 _CA = pki.make_ca(slot=61)
@@ -38,6 +39,30 @@ def test_mutated_certificates(edits: list[tuple[int, int]], cut: int) -> None:
         return
     assert cert.serial_hex  # a surviving mutation still gives a usable object
     cert.subject.rfc4514()
+    assert cert.public_key_check.status in KeyStatus
+
+
+_SPKIS = [
+    pki.make_key(pki.GOST256).spki,
+    pki.make_key(pki.GOST512).spki,
+    pki.make_key(pki.GOST256, "1.2.643.7.1.2.1.1.1").spki,
+    pki.make_key(pki.ECDSA).spki,
+    pki.make_key(pki.RSA).spki,
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(_SPKIS),
+    st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=3),
+    st.integers(0, 10**6),
+)
+def test_mutated_public_keys_get_a_verdict_not_an_exception(
+    spki: bytes, edits: list[tuple[int, int]], cut: int
+) -> None:
+    check = check_public_key(_mutate(spki, edits, cut))
+    assert check.status in KeyStatus
+    assert check.status is KeyStatus.VALID or check.detail
 
 
 @settings(max_examples=200, deadline=None)

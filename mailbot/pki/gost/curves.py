@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Curve:
-    """y² = x³ + a·x + b over GF(p), base point (x, y) of prime order q."""
+    """y² = x³ + a·x + b over GF(p), base point (x, y) of prime order q.
+
+    The curve has ``cofactor``·q points: 1 for the CryptoPro/TC26 Weierstrass
+    sets, 4 for the twisted Edwards ones (TC26 256-A, 512-C), where a point on
+    the curve is not necessarily in the subgroup of order q.
+    """
 
     name: str
     size: int  # bytes in one coordinate / one half of a signature
@@ -23,6 +28,7 @@ class Curve:
     q: int
     x: int
     y: int
+    cofactor: int = 1
 
 
 TC26_256_A = Curve(
@@ -34,6 +40,7 @@ TC26_256_A = Curve(
     q=0x400000000000000000000000000000000FD8CDDFC87B6635C115AF556C360C67,
     x=0x91E38443A5E82C0D880923425712B2BB658B9196932E02C78B2582FE742DAA28,
     y=0x32879423AB1A0375895786C4BB46E9565FDE0B5344766740AF268ADB32322E5C,
+    cofactor=4,
 )
 
 CRYPTOPRO_A = Curve(
@@ -100,6 +107,7 @@ TC26_512_C = Curve(
     q=0x3FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC98CDBA46506AB004C33A9FF5147502CC8EDA9E7A769A12694623CEF47F023ED,
     x=0xE2E31EDFC23DE7BDEBE241CE593EF5DE2295B7A9CBAEF021D385F7074CEA043AA27272A7AE602BF2A7B9033DB9ED3610C6FB85487EAE97AAC5BC7928C1950148,
     y=0xF5CE40D95B5EB899ABBCCFF5911CB8577939804D6527378B8C108C3D2090FF9BE18E2D33E3021ED2EF32D85822423B6304F726AA854BAE07D0396E9A9ADDC40F,
+    cofactor=4,
 )
 
 #: publicKeyParamSet OID → curve. CryptoPro sets are the TC26 B/C/D sets under older OIDs;

@@ -12,8 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailbot.pki import der
-from mailbot.pki.errors import DerError, SignatureError, UnsupportedAlgorithmError
+from mailbot.pki.errors import (
+    DerError,
+    InvalidPublicKeyError,
+    SignatureError,
+    UnsupportedAlgorithmError,
+)
 from mailbot.pki.gost.curves import CURVES_BY_OID, Curve
+from mailbot.pki.gost.ec import public_point_problem
 
 KEY_GOST2001 = "1.2.643.2.2.19"
 KEY_GOST2012_256 = "1.2.643.7.1.1.1.1"
@@ -23,7 +29,10 @@ GOST_KEY_OIDS = frozenset({KEY_GOST2001, KEY_GOST2012_256, KEY_GOST2012_512})
 
 @dataclass(frozen=True)
 class GostPublicKey:
-    """A decoded GOST public key: its algorithm, parameter set and point."""
+    """A decoded GOST public key: its algorithm, parameter set and point.
+
+    Made by :func:`decode_public_key`, which only returns valid points.
+    """
 
     algorithm: str
     paramset: str
@@ -56,7 +65,13 @@ def parse_spki_algorithm(spki: bytes) -> tuple[str, str | None, bytes]:
 
 
 def decode_public_key(spki: bytes) -> GostPublicKey:
-    """Decode a GOST SubjectPublicKeyInfo (DER)."""
+    """Decode a GOST SubjectPublicKeyInfo (DER) and validate its point.
+
+    Raises :class:`InvalidPublicKeyError` for a point that is not a valid key
+    of its parameter set (see :func:`~mailbot.pki.gost.ec.public_point_problem`),
+    :class:`SignatureError` for a malformed encoding and
+    :class:`UnsupportedAlgorithmError` for an unknown algorithm or parameter set.
+    """
     algorithm, paramset, key_bits = parse_spki_algorithm(spki)
     if algorithm not in GOST_KEY_OIDS:
         raise UnsupportedAlgorithmError(f"not a GOST key: {algorithm}")
@@ -76,6 +91,9 @@ def decode_public_key(spki: bytes) -> GostPublicKey:
         raise SignatureError(f"GOST public key has {len(raw)} bytes, expected {2 * curve.size}")
     x = int.from_bytes(raw[: curve.size], "little")
     y = int.from_bytes(raw[curve.size :], "little")
+    problem = public_point_problem(curve, (x, y))
+    if problem is not None:
+        raise InvalidPublicKeyError(f"the GOST public key {problem}")
     return GostPublicKey(algorithm, paramset, curve, x, y)
 
 
