@@ -189,6 +189,15 @@ def _gost_spki(kind: str, paramset: str, x: int, y: int) -> bytes:
     return seq(alg, _bits(encode_public_key_bits(curve, x, y)))
 
 
+def gost_key_at(x: int, y: int, kind: str = GOST256, paramset: str | None = None) -> KeyPair:
+    """A GOST public key at the point (*x*, *y*), on the curve or not (a hostile key).
+
+    It has no private half: use it as a certificate's subject key, never to sign.
+    """
+    ps = paramset or _DEFAULT_PARAMSET[kind]
+    return KeyPair(kind, ps, _gost_spki(kind, ps, x, y))
+
+
 @cache
 def make_key(kind: str = GOST256, paramset: str | None = None, slot: int = 0) -> KeyPair:
     """A key of the given kind; the same (kind, paramset, slot) gives the same key per process."""
@@ -407,9 +416,13 @@ def make_end_entity(
     serial: int | bytes | None = None,
     snils: str | None = "11223344595",
     crl_urls: tuple[str, ...] = ("http://cdp.example.ru/cdp/test.crl",),
+    subject_key: KeyPair | None = None,
     **overrides: object,
 ) -> Issued:
-    """A participant's certificate with SNILS/INN/OGRN/INNLE as NumericString, CDP and AIA."""
+    """A participant's certificate with SNILS/INN/OGRN/INNLE as NumericString, CDP and AIA.
+
+    *subject_key* replaces the usual key (e.g. :func:`gost_key_at` for a hostile one).
+    """
     subject: list[tuple[str, str]] = [
         ("E", "ivanov@example.ru"),
         ("C", "RU"),
@@ -435,7 +448,7 @@ def make_end_entity(
     )
     for key, value in overrides.items():
         setattr(spec, key, value)
-    return issue(spec, make_key(kind, paramset, slot=1), issuer)
+    return issue(spec, subject_key or make_key(kind, paramset, slot=1), issuer)
 
 
 # ------------------------------------------------------------------------------ CRLs
