@@ -70,10 +70,11 @@ pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 #: Dovecot delays every IDLE push by a fixed 500 ms (mailbot.testing.dovecot).
 DOVECOT_PUSH_DELAY = 0.5
 #: The target is 5 s from delivery to the reply in the INBOX, plus Dovecot's push delay.
-#: The margin covers this test machine (2 cores shared with other jobs), the reply's own
-#: trip through the SMTP bridge and LMTP, and polling the INBOX every 100 ms: a healthy run
-#: answers a control letter in about one second, a stalled one never.
-MACHINE_MARGIN = 4.5
+#: The margin covers a busy test machine, the reply's own trip through the SMTP bridge and
+#: LMTP, and polling the INBOX every 100 ms. Measured on 2 cores shared with other test
+#: runs (load average up to 17): healthy control letters are answered in 0.6-1.8 s, so
+#: 7.5 s fails only a real stall (a 1 MB Subject took 7.5-10 s before its echo was bounded).
+MACHINE_MARGIN = 2.0
 CONTROL_BUDGET = 5.0 + DOVECOT_PUSH_DELAY + MACHINE_MARGIN
 #: ``[crl] fetch_timeout_seconds`` of the scenario: a CRL download's whole deadline.
 CRL_TIMEOUT = 3
