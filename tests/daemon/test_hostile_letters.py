@@ -29,6 +29,7 @@ import email.message
 import imaplib
 import itertools
 import os
+import shutil
 import socket
 import stat
 import subprocess
@@ -306,6 +307,7 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
         dovecot.remove()
         if url is not None:
             postgres.drop_database(url)
+        shutil.rmtree(directory, ignore_errors=True)  # archived hostile letters: megabytes
 
 
 # ----------------------------------------------------------------------------- observation
