@@ -212,13 +212,14 @@ def make_key(kind: str = GOST256, paramset: str | None = None, slot: int = 0) ->
     return KeyPair(kind, None, spki, pyca_private=private)
 
 
-def key_with_point(kind: str, paramset: str, x: int, y: int) -> KeyPair:
+def key_with_point(kind: str, paramset: str | None, x: int, y: int) -> KeyPair:
     """A GOST "key" whose public point is (x, y), valid or not; it cannot sign.
 
     For certificates that differ from good ones only in their public key
     (off the curve, (0, 0), outside the subgroup, a coordinate ≥ p).
     """
-    return KeyPair(kind, paramset, _gost_spki(kind, paramset, x, y))
+    ps = paramset or _DEFAULT_PARAMSET[kind]
+    return KeyPair(kind, ps, _gost_spki(kind, ps, x, y))
 
 
 # ------------------------------------------------------------------------------ names
