@@ -153,6 +153,8 @@ class HttpCrlFetcher:
             clock.at = end  # the server answered in time: the body may use the whole budget
             body = self._read(resp, url)
         except TimeoutError:
+            if conn.sock is None:
+                doing = "connecting"  # resolving the name or the TCP handshake
             raise CrlFetchError(f"{url}: timed out {doing}") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             # ValueError: a host name the IDNA codec refuses (a label over 63 characters).
