@@ -1,10 +1,14 @@
 """Getting CRLs: HTTP(S) with failover, and the "CRL source" the validation step asks.
 
 Fetching uses stdlib ``http.client`` (no new dependency) with explicit bounds:
-a timeout per socket operation and an overall deadline, a redirect limit, a
-size cap checked against Content-Length and while reading, and a sniff that
-rejects HTML proxy pages. Conditional GET (ETag / If-Modified-Since) avoids
-re-downloading a big CRL. The calls block; asyncio code uses
+one deadline for the whole fetch, checked before every socket operation
+(:mod:`mailbot.pki.http_deadline`), a redirect limit, a size cap checked
+against Content-Length and while reading, and a sniff that rejects HTML proxy
+pages. Conditional GET (ETag / If-Modified-Since) avoids re-downloading a big
+CRL. Trying a CA's distribution points in turn shares one budget of
+``timeout_seconds`` (:meth:`CachingCrlSource.fresh_index`), so a letter waits
+for the network at most that long. The calls block; the daemon runs letters
+and the CRL refresh in worker threads, asyncio code may use
 :meth:`HttpCrlFetcher.fetch_async` (a thread via ``asyncio.to_thread``).
 """
 
@@ -26,6 +30,7 @@ from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl import is_current, looks_like_crl
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import CrlError, CrlFetchError
+from mailbot.pki.http_deadline import Deadline, connection
 from mailbot.pki.issuer import CaDirectory
 from mailbot.pki.revocation_index import IndexMeta, RevocationEntry, RevocationIndex
 
@@ -46,7 +51,7 @@ class FetchResult:
 
 
 class HttpCrlFetcher:
-    """Bounded HTTP/HTTPS GET for CRLs."""
+    """Bounded HTTP/HTTPS GET for CRLs: one deadline for the whole fetch."""
 
     def __init__(
         self,
@@ -67,39 +72,51 @@ class HttpCrlFetcher:
         return await asyncio.to_thread(self.fetch, url, etag, last_modified)
 
     def fetch(
-        self, url: str, etag: str | None = None, last_modified: str | None = None
+        self,
+        url: str,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        *,
+        deadline: float | None = None,
+        answer_by: float | None = None,
     ) -> FetchResult:
-        """GET a CRL, following at most ``max_redirects`` redirects; raises CrlFetchError."""
-        deadline = time.monotonic() + self.timeout
+        """GET a CRL, following at most ``max_redirects`` redirects; raises CrlFetchError.
+
+        Everything (name resolution, connecting, TLS, request, headers, body,
+        every redirect) ends by ``deadline`` (a ``time.monotonic()`` value;
+        at most ``timeout_seconds`` from now). ``answer_by``, if earlier, is
+        when the final response's headers must have arrived; the body may then
+        use the time up to ``deadline`` (see :meth:`CachingCrlSource.fresh_index`).
+        """
+        end = time.monotonic() + self.timeout
+        if deadline is not None:
+            end = min(end, deadline)
+        clock = Deadline(end if answer_by is None else min(answer_by, end))
         current = url
         for _ in range(self.max_redirects + 1):
-            result, location = self._once(current, etag, last_modified, deadline)
+            result, location = self._once(current, etag, last_modified, clock, end)
             if result is not None:
                 return result
             assert location is not None
-            current = urljoin(current, location)
+            try:
+                current = urljoin(current, location)
+            except ValueError:
+                raise CrlFetchError(f"{current}: malformed redirect Location") from None
         raise CrlFetchError(f"{url}: more than {self.max_redirects} redirects")
 
     def _once(
-        self, url: str, etag: str | None, last_modified: str | None, deadline: float
+        self, url: str, etag: str | None, last_modified: str | None, clock: Deadline, end: float
     ) -> tuple[FetchResult | None, str | None]:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+            raise CrlFetchError(f"{url}: malformed URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise CrlFetchError(f"{url}: unsupported URL scheme {parts.scheme!r}")
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise CrlFetchError(f"{url}: timed out")
-        conn: http.client.HTTPConnection
         try:
             port = parts.port
         except ValueError:
             raise CrlFetchError(f"{url}: bad port") from None
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(
-                parts.hostname, port, timeout=remaining, context=self.ssl_context
-            )
-        else:
-            conn = http.client.HTTPConnection(parts.hostname, port, timeout=remaining)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
@@ -108,7 +125,10 @@ class HttpCrlFetcher:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
+        doing = "waiting for the response"
+        conn = connection(parts.scheme, parts.hostname, port, clock, self.ssl_context)
         try:
+            clock.left(doing)  # the budget may be spent by earlier redirects
             conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             if resp.status in _REDIRECTS:
@@ -129,8 +149,15 @@ class HttpCrlFetcher:
             length = resp.getheader("Content-Length")
             if length and length.isdigit() and int(length) > self.max_bytes:
                 raise CrlFetchError(f"{url}: {length} bytes exceeds the {self.max_bytes} limit")
-            body = self._read(resp, url, deadline)
-        except (OSError, http.client.HTTPException) as exc:
+            doing = "reading the body"
+            clock.at = end  # the server answered in time: the body may use the whole budget
+            body = self._read(resp, url)
+        except TimeoutError:
+            if conn.sock is None:
+                doing = "connecting"  # resolving the name or the TCP handshake
+            raise CrlFetchError(f"{url}: timed out {doing}") from None
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # ValueError: a host name the IDNA codec refuses (a label over 63 characters).
             raise CrlFetchError(f"{url}: {type(exc).__name__}: {exc}") from None
         finally:
             conn.close()
@@ -140,13 +167,11 @@ class HttpCrlFetcher:
             url, False, body, resp.getheader("ETag"), resp.getheader("Last-Modified")
         ), None
 
-    def _read(self, resp: http.client.HTTPResponse, url: str, deadline: float) -> bytes:
+    def _read(self, resp: http.client.HTTPResponse, url: str) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
-            if time.monotonic() > deadline:
-                raise CrlFetchError(f"{url}: timed out while reading")
-            chunk = resp.read(1 << 20)
+            chunk = resp.read(1 << 20)  # every socket read inside is bounded by the deadline
             if not chunk:
                 return b"".join(chunks)
             total += len(chunk)
@@ -177,6 +202,31 @@ class CrlSource(Protocol):
     ) -> RevocationCheck:
         """Look the certificate up in a current, verified CRL of ``ca``."""
         ...
+
+
+def _is_http(url: str) -> bool:
+    return url.lower().startswith(("http://", "https://"))
+
+
+class _Budget:
+    """One time budget for trying a CA's distribution points in turn.
+
+    A letter waits for the network at most ``seconds`` in all, not that long
+    per URL. Each URL must start answering (final response headers) within
+    its fair share of what is left, so dead or silent servers early in the
+    list cannot starve a working mirror after them; a URL that answered may
+    use all that is left for the body (a big CRL on a slow link).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def share(self, untried: int) -> float | None:
+        """When the next of ``untried`` URLs must have answered; None if the budget is spent."""
+        now = time.monotonic()
+        if now >= self.end:
+            return None
+        return now + (self.end - now) / max(untried, 1)
 
 
 def _dedupe(urls: Sequence[str]) -> list[str]:
@@ -256,13 +306,20 @@ class CachingCrlSource:
         if self.directory is not None:
             urls += self.directory.crl_urls(ca)
         problems: list[str] = []
+        untried = sum(1 for url in _dedupe(urls) if _is_http(url))
+        budget = _Budget(self.fetcher.timeout if self.fetcher is not None else 0)
         for url in _dedupe(urls):
-            if not url.lower().startswith(("http://", "https://")):
+            if not _is_http(url):
                 log.info("crl_url_skipped", url=url, reason="only HTTP(S) is fetched")
                 problems.append(f"{url}: skipped (not HTTP)")
                 continue
             if self.fetcher is None:
                 problems.append(f"{url}: fetching disabled")
+                continue
+            answer_by = budget.share(untried)
+            untried -= 1
+            if answer_by is None:
+                problems.append(f"{url}: not tried, the {self.fetcher.timeout:g} s budget is spent")
                 continue
             meta = index.meta if index is not None else None
             conditional = meta is not None and meta.source_url == url
@@ -271,6 +328,8 @@ class CachingCrlSource:
                     url,
                     meta.etag if conditional and meta else None,
                     meta.last_modified if conditional and meta else None,
+                    deadline=budget.end,
+                    answer_by=answer_by,
                 )
             except CrlFetchError as exc:
                 log.warning("crl_fetch_failed", url=url, error=str(exc))
