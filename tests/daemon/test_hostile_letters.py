@@ -22,7 +22,6 @@ test walks the state folders it wrote for modes open to other users.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import email
 import email.message
@@ -30,7 +29,6 @@ import imaplib
 import itertools
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -50,6 +48,7 @@ from mailbot.directory.models import Alert, Certificate, Letter, OutboxMessage
 from mailbot.directory.session import session_factory
 from mailbot.testing import letters, postgres
 from mailbot.testing import pki as factory
+from mailbot.testing.crl_server import SlowServer, one_byte_at_a_time
 from mailbot.testing.dovecot import DovecotServer
 from mailbot.testing.dovecot import wait_until as poll_until
 from mailbot.testing.scenario import (
@@ -100,66 +99,13 @@ unavailable_policy = "defer"
 fetch_timeout_seconds = {CRL_TIMEOUT}
 """
 _ids = itertools.count(1)
+_TRICKLE_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\n"
+    b"Content-Length: 1000000\r\n\r\n" + b"0" * 1000
+)
 
 
 # ----------------------------------------------------------------------------- servers
-
-
-class TrickleServer:
-    """``http://127.0.0.1:<port>/slow.crl`` answering one byte per second, status line first.
-
-    Every byte arrives well within any per-read socket timeout, so only a whole-download
-    deadline ends the fetch. :meth:`stop` closes every connection at once.
-    """
-
-    RESPONSE = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\n"
-        b"Content-Length: 1000000\r\n\r\n" + b"0" * 1000
-    )
-
-    def __init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._stopped = threading.Event()
-        self._connections: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self.requests = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        """The distribution point to put into certificates."""
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}/slow.crl"
-
-    def _accept(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                connection, _peer = self._listener.accept()
-            except OSError:
-                return
-            with self._lock:
-                self._connections.append(connection)
-                self.requests += 1
-            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
-
-    def _trickle(self, connection: socket.socket) -> None:
-        try:
-            connection.recv(65536)  # the request; its content does not matter
-            for byte in self.RESPONSE:
-                if self._stopped.wait(1.0):
-                    return
-                connection.sendall(bytes([byte]))
-        except OSError:
-            return
-
-    def stop(self) -> None:
-        """Stop serving and drop every connection."""
-        self._stopped.set()
-        self._listener.close()
-        with self._lock:
-            for connection in self._connections:
-                with contextlib.suppress(OSError):
-                    connection.shutdown(socket.SHUT_RDWR)
-                connection.close()
 
 
 class StderrTail:
@@ -198,7 +144,7 @@ class World:
     database: str
     control_certificate: factory.Issued
     slow_ca: factory.Issued
-    trickle: TrickleServer
+    trickle: SlowServer
     process: subprocess.Popen[bytes] | None = None
     stderr: StderrTail | None = None
     #: Message-IDs of letters that rightly stay in the INBOX (deferred ones).
@@ -278,7 +224,9 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
     dovecot = DovecotServer.start(MAIL_USERS, domain=DOMAIN)
     smtp: SmtpServer = start_smtp_server({DOMAIN}, ("127.0.0.1", dovecot.lmtp_port))
     url = postgres.create_database() if request.param == "postgresql" else None
-    trickle = TrickleServer()
+    # One byte a second: every byte arrives within any per-read socket timeout,
+    # so only a whole-download deadline ends the fetch.
+    trickle = SlowServer(one_byte_at_a_time(_TRICKLE_RESPONSE))
     # Everything the harness itself writes into the state folder is private (umask 077),
     # as if a fixed `mailbot db upgrade` had made it: the modes test judges the daemon.
     previous = os.umask(0o077)
@@ -503,7 +451,7 @@ def unnamed_zip(world: World) -> bytes:
 
 def trickling_crl(world: World) -> bytes:
     """ADD_CERT whose only CRL is behind a distribution point trickling one byte a second."""
-    certificate = issued_now(world.slow_ca, crl_urls=(world.trickle.url,))
+    certificate = issued_now(world.slow_ca, crl_urls=(world.trickle.url("/slow.crl"),))
     return certificate_letter(world, certificate, "trickle")
 
 
@@ -554,7 +502,7 @@ def not_registered(world: World, row: Letter, _r: list[OutboxMessage]) -> None:
 
 
 def deferred_for_crl(world: World, row: Letter, _r: list[OutboxMessage]) -> None:
-    assert world.trickle.requests >= 1, "the trickling distribution point was never asked"
+    assert world.trickle.connections >= 1, "the trickling distribution point was never asked"
     assert (row.detail or {}).get("deferral"), row.detail
     assert row.filed_to is None, f"a waiting letter was filed to {row.filed_to}"
 
