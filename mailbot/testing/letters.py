@@ -136,31 +136,72 @@ def certificate_zip(
 _TNEF_SIGNATURE = 0x223E9F78
 
 
-def _tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
+def tnef_object(level: int, name: int, kind: int, data: bytes) -> bytes:
+    """One TNEF attribute: level, id (type << 16 | name), length, data, checksum."""
     attribute = (kind << 16) | name
     checksum = sum(data) & 0xFFFF
     return struct.pack("<BII", level, attribute, len(data)) + data + struct.pack("<H", checksum)
 
 
-def _mapi_unicode(prop: int, text: str) -> bytes:
-    raw = (text + "\x00").encode("utf-16-le")
-    padded = raw + b"\x00" * (-len(raw) % 4)
-    return struct.pack("<HHII", 0x001F, prop, 1, len(raw)) + padded
+_MAPI_COUNTED_TYPES = frozenset({0x000D, 0x001E, 0x001F, 0x0102})  # object, strings, binary
+_PS_PUBLIC_STRINGS = bytes.fromhex("2903020000000000c000000000000046")
 
 
-def build_tnef(files: Sequence[tuple[str, bytes]], codepage: int = 1251) -> bytes:
-    """A winmail.dat carrying *files*: 8.3 title in *codepage*, long name as MAPI Unicode."""
+def _pad4(data: bytes) -> bytes:
+    return data + b"\x00" * (-len(data) % 4)
+
+
+def utf16z(text: str) -> bytes:
+    """A PT_UNICODE value: UTF-16LE with its terminating NUL."""
+    return (text + "\x00").encode("utf-16-le")
+
+
+def mapi_property(kind: int, prop: int, *values: bytes, name: str | None = None) -> bytes:
+    """One MAPI property as TNEF encapsulates it (MS-OXTNEF 2.1.3.4).
+
+    Tag, then for a *name*d property its GUID and name, then the values padded
+    to 4 bytes: strings, binaries and objects counted and length-prefixed,
+    several *values* only for a multi-valued (0x1000) *kind*.
+    """
+    out = struct.pack("<HH", kind, prop)
+    if name is not None:
+        raw = utf16z(name)
+        out += _PS_PUBLIC_STRINGS + struct.pack("<II", 1, len(raw)) + _pad4(raw)
+    counted = kind & 0x0FFF in _MAPI_COUNTED_TYPES
+    if counted or kind & 0x1000:
+        out += struct.pack("<I", len(values))
+    for value in values:
+        out += (struct.pack("<I", len(value)) if counted else b"") + _pad4(value)
+    return out
+
+
+def build_tnef(
+    files: Sequence[tuple[str, bytes]],
+    codepage: int = 1251,
+    *,
+    data_in: str = "attAttachData",
+    extra_properties: Sequence[bytes] = (),
+) -> bytes:
+    """A winmail.dat carrying *files*: 8.3 title in *codepage*, long name as MAPI Unicode.
+
+    The contents go into the ``attAttachData`` attribute (as Outlook writes
+    them) or, with ``data_in="mapi"``, into the ``PR_ATTACH_DATA_BIN`` property
+    of ``attAttachment``, after *extra_properties* (encoded by :func:`mapi_property`).
+    """
     out = struct.pack("<IH", _TNEF_SIGNATURE, 0x0001)
-    out += _tnef_object(1, 0x9006, 0x0008, struct.pack("<I", 0x00010000))
-    out += _tnef_object(1, 0x9007, 0x0008, struct.pack("<II", codepage, 0))
-    out += _tnef_object(1, 0x8008, 0x0007, b"IPM.Microsoft Mail.Note\x00")
+    out += tnef_object(1, 0x9006, 0x0008, struct.pack("<I", 0x00010000))
+    out += tnef_object(1, 0x9007, 0x0008, struct.pack("<II", codepage, 0))
+    out += tnef_object(1, 0x8008, 0x0007, b"IPM.Microsoft Mail.Note\x00")
     for name, data in files:
         short = name[:8].encode(f"cp{codepage}", "replace") + b"\x00"
-        out += _tnef_object(2, 0x9002, 0x0006, b"\x01\x00\xff\xff\xff\xff" + b"\x00" * 8)
-        out += _tnef_object(2, 0x8010, 0x0001, short)
-        out += _tnef_object(2, 0x800F, 0x0006, data)
-        props = struct.pack("<I", 1) + _mapi_unicode(0x3707, name)
-        out += _tnef_object(2, 0x9005, 0x0006, props)
+        out += tnef_object(2, 0x9002, 0x0006, b"\x01\x00\xff\xff\xff\xff" + b"\x00" * 8)
+        out += tnef_object(2, 0x8010, 0x0001, short)
+        props = [*extra_properties, mapi_property(0x001F, 0x3707, utf16z(name))]
+        if data_in == "mapi":
+            props.append(mapi_property(0x0102, 0x3701, data))
+        else:
+            out += tnef_object(2, 0x800F, 0x0006, data)
+        out += tnef_object(2, 0x9005, 0x0006, struct.pack("<I", len(props)) + b"".join(props))
     return out
 
 
