@@ -43,7 +43,8 @@ def check_attachments(
     if not attachments:
         return _no(Outcome.NO_CER, "no_attachment", "the letter has no attachment")
     if len(attachments) > 1:
-        names = ", ".join(repr(a.filename) for a in attachments)
+        names = ", ".join(repr(a.filename[:100]) for a in attachments[:10])
+        names += ", …" if len(attachments) > 10 else ""
         return _no(
             Outcome.INVALID_FILES, "one_attachment", f"{len(attachments)} attachments: {names}"
         )

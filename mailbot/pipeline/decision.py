@@ -13,6 +13,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+#: Rule details and reasons quote the letter (file names, addresses, subjects);
+#: the journal and the reports keep at most this many characters of each.
+MAX_DETAIL_CHARS = 1000
+
+
+def bounded_detail(text: str) -> str:
+    """*text* cut to :data:`MAX_DETAIL_CHARS` (with a mark saying how much was cut)."""
+    if len(text) <= MAX_DETAIL_CHARS:
+        return text
+    return f"{text[:MAX_DETAIL_CHARS]}…[{len(text) - MAX_DETAIL_CHARS} more characters]"
+
 
 class Outcome(StrEnum):
     """How a letter ends: the reply template to send, or no reply at all.
@@ -77,6 +88,9 @@ class RuleHit:
     hit: bool
     detail: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", bounded_detail(self.detail))
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-friendly form for the journal and ``--format json``."""
         return {"rule": self.rule, "hit": self.hit, "detail": self.detail}
@@ -90,6 +104,9 @@ class Verdict:
     outcome: Outcome | None = None
     disposition: Disposition = Disposition.FILE_AWAY
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", bounded_detail(self.reason))
 
     @property
     def stops(self) -> bool:

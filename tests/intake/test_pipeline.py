@@ -342,3 +342,13 @@ def test_letter_with_defects_is_still_decided() -> None:
     decision = run(raw)
     assert decision.letter.defects
     assert decision.outcome is Outcome.NO_CER
+
+
+def test_rule_details_quoting_the_letter_are_bounded() -> None:
+    from mailbot.pipeline.decision import MAX_DETAIL_CHARS, RuleHit, Verdict
+
+    hit = RuleHit("one_attachment", True, "x" * 100_000)
+    assert len(hit.detail) < MAX_DETAIL_CHARS + 40
+    assert hit.detail.endswith("[99000 more characters]")
+    assert len(Verdict(reason="y" * 50_000).reason) < MAX_DETAIL_CHARS + 40
+    assert RuleHit("r", True, "short").detail == "short"
