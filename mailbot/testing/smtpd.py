@@ -3,11 +3,16 @@
 Replies the daemon sends land in the participant's real IMAP INBOX: the
 handler relays recipients of the local domain to Dovecot's LMTP port. Tests
 can also make the server answer with a temporary or permanent error, require
-STARTTLS or implicit TLS, and require AUTH.
+STARTTLS or implicit TLS, and require AUTH, and crash tests can have it
+SIGKILL the sending process right after a ``250`` (:meth:`RecordingRelayHandler.kill_after`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
 import smtplib
 import ssl
 import threading
@@ -50,9 +55,25 @@ class RecordingRelayHandler:
     fail_with: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     arrived: threading.Condition = field(init=False)
+    #: Processes killed by :meth:`kill_after` so far, in order.
+    killed: list[int] = field(default_factory=list)
+    #: The armed kill: (pid, accepted messages still to go), else None.
+    _kill: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         self.arrived = threading.Condition(self.lock)
+
+    def kill_after(self, pid: int, messages: int = 1) -> None:
+        """SIGKILL *pid* right after answering ``250`` to the *messages*-th next message.
+
+        The crash point no try/except can see: the server has taken the letter
+        (and delivered it), its ``250`` is on the wire, and the sender may not
+        have recorded it yet. Fires once.
+        """
+        if messages < 1:
+            raise ValueError("messages must be at least 1")
+        with self.lock:
+            self._kill = (pid, messages)
 
     async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:  # noqa: N802
         """Accept (and relay) one message, or fail as configured."""
@@ -74,13 +95,35 @@ class RecordingRelayHandler:
         with self.arrived:
             self.messages.append(ReceivedMessage(str(envelope.mail_from), recipients, bytes(data)))
             self.arrived.notify_all()
+            victim = self._count_down()
+        if victim is not None:
+            # aiosmtpd writes the returned reply to the socket before its task next
+            # yields to the loop, so this callback runs after the 250 has been sent.
+            asyncio.get_running_loop().call_soon(_kill, victim)
         return "250 2.0.0 OK"
+
+    def _count_down(self) -> int | None:
+        """Count an accepted message against the armed kill; the pid when it is due."""
+        if self._kill is None:
+            return None
+        pid, left = self._kill
+        if left > 1:
+            self._kill = (pid, left - 1)
+            return None
+        self._kill = None
+        self.killed.append(pid)
+        return pid
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedMessage]:
         """Block until at least *count* messages were accepted; return them all."""
         with self.arrived:
             self.arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
             return list(self.messages)
+
+
+def _kill(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it died on its own meanwhile
+        os.kill(pid, signal.SIGKILL)
 
 
 class SmtpServer:
