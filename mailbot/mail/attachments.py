@@ -1,10 +1,13 @@
 """The letter's MIME tree to the list of its attachments, the way SPEC step 4 counts them.
 
 An attachment is a MIME leaf with a file name or ``Content-Disposition:
-attachment``. Not attachments: body alternatives, images referenced by ``cid:``
-from an HTML part (Outlook's ``image001.png`` signature), and the signature
-part of S/MIME ``multipart/signed``. A ``winmail.dat`` (TNEF) stands for the
-files inside it; a forwarded ``message/*`` part is one attachment that is never
+attachment`` - or any other leaf that is not body text: a ZIP sent without a
+name is an attachment whose name cannot match. Not attachments: the body
+(``text/plain`` and ``text/html`` leaves without a file name or attachment
+disposition, alternatives included), images referenced by ``cid:`` from an
+HTML part (Outlook's ``image001.png`` signature), and the signature part of
+S/MIME ``multipart/signed``. A ``winmail.dat`` (TNEF) stands for the files
+inside it; a forwarded ``message/*`` part is one attachment that is never
 opened. File names are recovered from every encoding clients use, down to the
 raw header bytes (see :func:`recover_filename`). A letter whose MIME structure
 was not read in full (:func:`mailbot.mail.letter.unreadable`) has one
@@ -30,6 +33,8 @@ from mailbot.mail.letter import (
 )
 from mailbot.mail.tnef import TnefError, is_tnef, unpack_tnef
 
+#: Leaves of these types without a file name are the letter's body, not attachments.
+_BODY_TYPES = frozenset({"text/plain", "text/html"})
 _SIGNATURE_TYPES = frozenset(
     {"application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature"}
 )
@@ -87,8 +92,8 @@ def _walk(part: Message, depth: int, cids: set[str], cap: int, out: list[Attachm
             _walk(child, depth + 1, cids, cap, out)
         return
     filename = recover_filename(part)
-    if filename is None and _disposition(part) != "attachment":
-        return  # body text, an HTML alternative, an unnamed inline part
+    if filename is None and _is_body(ctype) and _disposition(part) != "attachment":
+        return  # body text, its HTML alternative, a multipart without parts (no boundary)
     if ctype.startswith("image/") and _content_id(part) in cids:
         return  # an inline image shown by the HTML body (signature logos)
     data = _payload(part)
@@ -99,6 +104,10 @@ def _walk(part: Message, depth: int, cids: set[str], cap: int, out: list[Attachm
         out.extend(_tnef_files(name, ctype, data, cap))
     else:
         out.append(Attachment(name, ctype, data))
+
+
+def _is_body(ctype: str) -> bool:
+    return ctype in _BODY_TYPES or ctype.startswith("multipart/")
 
 
 def _tnef_files(name: str, ctype: str, data: bytes, cap: int) -> list[Attachment]:
