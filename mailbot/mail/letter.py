@@ -33,8 +33,9 @@ from typing import Any
 
 from mailbot.mail.address import MAX_ADDRESS_CHARS, normalize_address
 
-#: The header section of an oversized letter is parsed up to this many bytes.
-MAX_HEADER_BYTES = 256 * 1024
+#: A header section is read up to this many bytes: a longer one makes the letter unreadable,
+#: and only that much of it, and of an oversized letter's, is parsed. Real ones take a few KB.
+MAX_HEADER_BYTES = 1024 * 1024
 #: MIME nesting deeper than this is not a letter a person sent (clients nest 4-6 levels:
 #: signed > mixed > related > alternative > leaf); it also keeps the stdlib parser's
 #: recursion and its per-line boundary checks (one per open level) small.

@@ -184,25 +184,25 @@ def corpus() -> list[Hostile]:
     big = 2 * MIB
     return [
         # --- the header section ---------------------------------------------------------
-        # A header section over 256 KB is not read past that: a From below it is not seen.
+        # A header section over 1 MiB is not read past that: a From below it is not seen.
         Hostile(
-            "50k_headers_before_from",
+            "100k_headers_before_from",
             lambda: add_headers(
-                good_letter(), b"".join(b"X-H%d: v\r\n" % i for i in range(50_000))
+                good_letter(), b"".join(b"X-H%06d: v\r\n" % i for i in range(100_000))
             ),
             NO_REPLY,
         ),
         Hostile(
-            "50k_headers_after_from",
+            "100k_headers_after_from",
             lambda: append_headers(
-                good_letter(), b"".join(b"X-H%d: v\r\n" % i for i in range(50_000))
+                good_letter(), b"".join(b"X-H%06d: v\r\n" % i for i in range(100_000))
             ),
             INVALID,
         ),
         Hostile(
-            "10k_headers",
+            "50k_headers",
             lambda: add_headers(
-                good_letter(), b"".join(b"X-H%d: v\r\n" % i for i in range(10_000))
+                good_letter(), b"".join(b"X-H%d: v\r\n" % i for i in range(50_000))
             ),
             ACCEPTED,
         ),
@@ -212,18 +212,28 @@ def corpus() -> list[Hostile]:
             INVALID,
         ),
         Hostile(
-            "header_line_200kb",
-            lambda: append_headers(good_letter(), b"X-Long: " + b"a" * 200 * KIB + b"\r\n"),
+            "header_line_900kb",
+            lambda: append_headers(good_letter(), b"X-Long: " + b"a" * 900 * KIB + b"\r\n"),
             ACCEPTED,
+        ),
+        Hostile(
+            "header_folded_400k_times",
+            lambda: append_headers(good_letter(), b"X-Folded: a" + b"\r\n b" * 400_000 + b"\r\n"),
+            INVALID,
         ),
         Hostile(
             "header_folded_200k_times",
             lambda: append_headers(good_letter(), b"X-Folded: a" + b"\r\n b" * 200_000 + b"\r\n"),
-            INVALID,
+            ACCEPTED,
         ),
         Hostile(
-            "header_folded_50k_times",
-            lambda: append_headers(good_letter(), b"X-Folded: a" + b"\r\n b" * 50_000 + b"\r\n"),
+            "subject_of_900kb_spaces_then_add_cert",
+            lambda: set_header(good_letter(), b"Subject", b" " * 900 * KIB + b"ADD_CERT"),
+            ACCEPTED,
+        ),
+        Hostile(
+            "references_200k_ids",
+            lambda: append_headers(good_letter(), b"References: " + b"<a@b>" * 200_000 + b"\r\n"),
             ACCEPTED,
         ),
         Hostile(
