@@ -6,11 +6,16 @@ this folder's conftest).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from email import message_from_bytes, policy
+
 from sqlalchemy import select
 
 from mailbot.directory import subscribers as directory
 from mailbot.directory.models import Letter, OutboxMessage
+from mailbot.mail.outbox import OutboxSender
 from mailbot.testing import pki as factory
+from mailbot.testing.smtpd import start_smtp_server
 from tests.handler.conftest import SNILS, World, cert_letter
 
 from .hostile import nested_multipart, set_header
@@ -21,7 +26,11 @@ def journal(world: World) -> list[Letter]:
         return list(session.scalars(select(Letter).order_by(Letter.id)))
 
 
-def test_internationalised_trusted_sender_is_registered(world: World) -> None:
+async def test_internationalised_trusted_sender_is_registered_and_answered(
+    make_world: Callable[..., World],
+) -> None:
+    server = start_smtp_server(set(), None)
+    world = make_world(smtp={"host": server.host, "port": server.port, "tls": "none"})
     with world.sessions() as session:
         directory.add_address(session, world.subscriber_id, "иван@пример.рф")
         session.commit()
@@ -39,6 +48,17 @@ def test_internationalised_trusted_sender_is_registered(world: World) -> None:
         "<ид-1@пример.рф>",
         "success",
     )
+    # The reply goes out with SMTPUTF8 (RFC 6531), its To header in UTF-8 (RFC 6532).
+    try:
+        report = await OutboxSender(world.config, world.sessions).flush(factory.NOW)
+    finally:
+        server.stop()
+    assert (report.sent, report.failed) == (1, 0), report
+    (received,) = server.messages
+    assert received.recipients == ("Иван@Пример.РФ",)
+    reply = message_from_bytes(received.data, policy=policy.default)
+    assert str(reply["To"]) == "Иван@Пример.РФ"
+    assert reply["In-Reply-To"] == "<ид-1@пример.рф>"
 
 
 def test_undecodable_sender_is_journaled_without_reply(world: World) -> None:
