@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.directory.models import CertificationAuthority, OutboxMessage
 from mailbot.directory.subscribers import subscribers_trusting
+from mailbot.mail.address import normalize_address
 from mailbot.pipeline.sender_gate import SubscriberCandidate
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
@@ -57,7 +58,7 @@ class DbReplyCounter:
         """See :class:`mailbot.pipeline.loop_guard.ReplyCounter`."""
         start = dt.datetime.combine(day, dt.time.min, tzinfo=self.zone)
         end = start + dt.timedelta(days=1)
-        wanted = address.strip().lower()
+        wanted = normalize_address(address)
         rows = self.session.scalars(
             select(OutboxMessage.recipients).where(
                 OutboxMessage.kind == "reply",
@@ -65,7 +66,7 @@ class DbReplyCounter:
                 OutboxMessage.created_at < end,
             )
         )
-        return sum(1 for recipients in rows if wanted in [r.lower() for r in recipients])
+        return sum(1 for recipients in rows if wanted in [normalize_address(r) for r in recipients])
 
 
 class DbCaDirectory:

@@ -6,6 +6,7 @@ to the caller, so a CLI command or an import runs in one transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
 from mailbot.identifiers import normalise_inn, normalise_ogrn, normalise_snils
+from mailbot.mail.address import normalize_address
 
 
 class DirectoryError(Exception):
@@ -166,18 +168,28 @@ def list_addresses(session: Session, subscriber_id: int | None = None) -> Sequen
 
 def subscribers_trusting(session: Session, address: str) -> Sequence[Subscriber]:
     """Active subscribers of active organisations whose active trusted addresses include
-    *address* (case-insensitive). This is the regulation's sender gate lookup."""
-    value = address.strip().lower()
+    *address*, compared by :func:`normalize_address`. This is the regulation's sender gate
+    lookup."""
+    wanted = normalize_address(address)
+    # The database narrows by local part (stored lower-cased; SQLite's lower() folds only
+    # ASCII, so it is not relied on for the rest); normalize_address decides, so that a
+    # domain stored in Unicode matches one written in punycode and the other way round.
+    local = wanted.rpartition("@")[0]
+    pattern = re.sub(r"([\\%_])", r"\\\1", local) + "@%"
     query = (
-        select(Subscriber)
+        select(Subscriber, TrustedAddress.address)
         .join(TrustedAddress, TrustedAddress.subscriber_id == Subscriber.id)
         .join(Organisation, Organisation.id == Subscriber.organisation_id)
         .where(
-            func.lower(TrustedAddress.address) == value,
+            func.lower(TrustedAddress.address).like(pattern, escape="\\"),
             TrustedAddress.active.is_(True),
             Subscriber.active.is_(True),
             Organisation.active.is_(True),
         )
         .order_by(Subscriber.id)
     )
-    return session.scalars(query).all()
+    found: dict[int, Subscriber] = {}
+    for subscriber, trusted in session.execute(query).all():
+        if normalize_address(trusted) == wanted:
+            found.setdefault(subscriber.id, subscriber)
+    return list(found.values())

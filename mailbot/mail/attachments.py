@@ -1,12 +1,17 @@
 """The letter's MIME tree to the list of its attachments, the way SPEC step 4 counts them.
 
 An attachment is a MIME leaf with a file name or ``Content-Disposition:
-attachment``. Not attachments: body alternatives, images referenced by ``cid:``
-from an HTML part (Outlook's ``image001.png`` signature), and the signature
-part of S/MIME ``multipart/signed``. A ``winmail.dat`` (TNEF) stands for the
-files inside it; a forwarded ``message/*`` part is one attachment that is never
+attachment`` - or any other leaf that is not body text: a ZIP sent without a
+name is an attachment whose name cannot match. Not attachments: the body
+(``text/plain`` and ``text/html`` leaves without a file name or attachment
+disposition, alternatives included), images referenced by ``cid:`` from an
+HTML part (Outlook's ``image001.png`` signature), and the signature part of
+S/MIME ``multipart/signed``. A ``winmail.dat`` (TNEF) stands for the files
+inside it; a forwarded ``message/*`` part is one attachment that is never
 opened. File names are recovered from every encoding clients use, down to the
-raw header bytes (see :func:`recover_filename`).
+raw header bytes (see :func:`recover_filename`). A letter whose MIME structure
+was not read in full (:func:`mailbot.mail.letter.unreadable`) has one
+unacceptable attachment standing for whatever it holds.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ import urllib.parse
 from dataclasses import dataclass, field
 from email.message import Message
 
-from mailbot.mail.letter import decode_8bit, decode_header_text, has_surrogates, raw_header_values
+from mailbot.mail.letter import (
+    MAX_MIME_DEPTH,
+    MAX_PARSED_HEADER_CHARS,
+    decode_8bit,
+    decode_header_text,
+    has_surrogates,
+    raw_header_values,
+    unreadable,
+)
 from mailbot.mail.tnef import TnefError, is_tnef, unpack_tnef
 
-#: MIME nesting deeper than this is not a letter a person sent.
-MAX_DEPTH = 16
+#: Leaves of these types without a file name are the letter's body, not attachments.
+_BODY_TYPES = frozenset({"text/plain", "text/html"})
 _SIGNATURE_TYPES = frozenset(
     {"application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature"}
 )
@@ -48,13 +61,18 @@ class Attachment:
 def find_attachments(message: Message, max_attachment_bytes: int) -> list[Attachment]:
     """Every attachment of *message*, in MIME order; never raises."""
     found: list[Attachment] = []
-    _walk(message, 0, _html_cids(message), max_attachment_bytes, found)
+    if unreadable(message) is None:
+        _walk(message, 0, _html_cids(message), max_attachment_bytes, found)
+    # Checked again: looking at the parts can exhaust the letter's header budget.
+    problem = unreadable(message)
+    if problem is not None:
+        return [Attachment("", _content_type(message), b"", problem=problem)]
     return found
 
 
 def _walk(part: Message, depth: int, cids: set[str], cap: int, out: list[Attachment]) -> None:
     ctype = _content_type(part)
-    if depth > MAX_DEPTH:
+    if depth > MAX_MIME_DEPTH:
         out.append(Attachment("", ctype, b"", problem="MIME nesting too deep"))
         return
     if ctype.startswith("message/"):
@@ -74,8 +92,8 @@ def _walk(part: Message, depth: int, cids: set[str], cap: int, out: list[Attachm
             _walk(child, depth + 1, cids, cap, out)
         return
     filename = recover_filename(part)
-    if filename is None and _disposition(part) != "attachment":
-        return  # body text, an HTML alternative, an unnamed inline part
+    if filename is None and _is_body(ctype) and _disposition(part) != "attachment":
+        return  # body text, its HTML alternative, a multipart without parts (no boundary)
     if ctype.startswith("image/") and _content_id(part) in cids:
         return  # an inline image shown by the HTML body (signature logos)
     data = _payload(part)
@@ -86,6 +104,10 @@ def _walk(part: Message, depth: int, cids: set[str], cap: int, out: list[Attachm
         out.extend(_tnef_files(name, ctype, data, cap))
     else:
         out.append(Attachment(name, ctype, data))
+
+
+def _is_body(ctype: str) -> bool:
+    return ctype in _BODY_TYPES or ctype.startswith("multipart/")
 
 
 def _tnef_files(name: str, ctype: str, data: bytes, cap: int) -> list[Attachment]:
@@ -117,7 +139,8 @@ def recover_filename(part: Message) -> str | None:
         return unicodedata.normalize("NFC", name.strip())
     for header, key in (("Content-Disposition", "filename"), ("Content-Type", "name")):
         for raw_value in raw_header_values(part, header):
-            recovered = _raw_param(raw_value, key)
+            # Longer values were not parsed either: the letter is unreadable anyway.
+            recovered = _raw_param(raw_value[:MAX_PARSED_HEADER_CHARS], key)
             if recovered:
                 return unicodedata.normalize("NFC", recovered)
     if name is None:

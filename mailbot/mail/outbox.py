@@ -23,7 +23,7 @@ import asyncio
 import datetime as dt
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -242,7 +242,10 @@ class OutboxSender:
         try:
             async with asyncio.timeout(self.config.smtp.timeout_seconds):
                 errors, _response = await client.sendmail(
-                    self.config.smtp.from_address, list(row.recipients), row.raw
+                    self.config.smtp.from_address,
+                    list(row.recipients),
+                    row.raw,
+                    mail_options=_mail_options(self.config.smtp.from_address, row.recipients),
                 )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             # Every recipient refused: permanent only when every refusal is.
@@ -408,6 +411,12 @@ class OutboxSender:
                     dedup_key=f"smtp-auth-failed:{smtp.host}:{smtp.port}:{smtp.user}:{day}",
                     subject="Ошибка входа на сервер SMTP / SMTP login failed",
                     body=body, now=now)  # fmt: skip
+
+
+def _mail_options(sender: str, recipients: Sequence[str]) -> list[str]:
+    """SMTPUTF8 when an address is internationalised (RFC 6531); a server without it
+    refuses the letter (``SMTPNotSupported``: permanent) before MAIL FROM."""
+    return [] if sender.isascii() and all(r.isascii() for r in recipients) else ["SMTPUTF8"]
 
 
 def _tls_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:

@@ -117,7 +117,8 @@ def build_notice(
     Every letter mailbot sends is marked automatic (RFC 3834) and carries our
     loop marker, so that no robot answers it and our own intake ignores it.
     """
-    message = EmailMessage(policy=policy.SMTP)
+    # An internationalised recipient (RFC 6532) is written as it is, in UTF-8 headers.
+    message = EmailMessage(policy=policy.SMTP if recipient.isascii() else policy.SMTPUTF8)
     message["From"] = settings.from_address
     message["To"] = recipient
     if subject.isascii():

@@ -37,7 +37,12 @@ from mailbot.pipeline.loop_guard import (
     check_reply_cap,
 )
 from mailbot.pipeline.routes import Route, RouteTable, normalize_subject
-from mailbot.pipeline.sender_gate import SenderDirectory, SubscriberCandidate, check_sender
+from mailbot.pipeline.sender_gate import (
+    SenderDirectory,
+    SubscriberCandidate,
+    check_sender,
+    single_sender,
+)
 
 log = get_logger(__name__)
 
@@ -176,8 +181,9 @@ def _decide(
     if verdict.stops:
         return ended(Stage.LOOP_GUARD, verdict)
 
-    sender_address = letter.from_mailboxes[0].address if len(letter.from_mailboxes) == 1 else ""
-    candidates = directory.active_subscribers(sender_address.lower()) if sender_address else []
+    # Only a well-formed single From address is looked up: nothing else can be trusted.
+    single, _ = single_sender(letter)
+    candidates = directory.active_subscribers(single.normalized) if single else []
     gate = check_sender(letter, candidates, settings.sender_auth)
     verdict = rules.add(gate.verdict)
     if verdict.stops or gate.sender is None:

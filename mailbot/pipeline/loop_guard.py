@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
+from mailbot.mail.address import normalize_address
 from mailbot.mail.letter import Letter
 from mailbot.pipeline.decision import Outcome, RuleHit, Verdict, go_on, stop
 
@@ -139,7 +140,7 @@ def _delivery_report(letter: Letter, _s: LoopGuardSettings) -> str | None:
 
 
 def _own_address(letter: Letter, settings: LoopGuardSettings) -> str | None:
-    own = settings.own_address.strip().lower()
+    own = normalize_address(settings.own_address)
     if any(m.normalized == own for m in letter.from_mailboxes):
         return f"from our own address {own}"
     return None

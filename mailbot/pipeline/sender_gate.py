@@ -1,8 +1,10 @@
 """SPEC step 2: only a trusted address of an active subscriber of an active organisation passes.
 
 Exactly one From address is allowed. It is compared case-insensitively with
-the trusted addresses the directory knows; ``Reply-To`` and ``Sender`` play no
-part and never redirect a reply. Unknown or inactive senders get no reply.
+the trusted addresses the directory knows, by
+:func:`mailbot.mail.address.normalize_address` (internationalised addresses
+and domains in Unicode or punycode included); ``Reply-To`` and ``Sender`` play
+no part and never redirect a reply. Unknown or inactive senders get no reply.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mailbot.config.schema import SenderAuthConfig
+from mailbot.mail.address import normalize_address
 from mailbot.mail.letter import Letter, Mailbox
 from mailbot.pipeline.decision import Outcome, RuleHit, Verdict, go_on, stop
 from mailbot.pipeline.sender_auth import check_authentication_results
@@ -32,7 +35,10 @@ class SenderDirectory(Protocol):
     """The subscriber directory as the gate needs it."""
 
     def active_subscribers(self, address: str) -> Sequence[SubscriberCandidate]:
-        """Active subscribers of active organisations with trusted *address* (lower-cased)."""
+        """Active subscribers of active organisations with trusted *address*.
+
+        Addresses are compared by :func:`~mailbot.mail.address.normalize_address`.
+        """
         ...
 
 
@@ -61,12 +67,14 @@ class InMemorySenderDirectory:
         )
 
     def active_subscribers(self, address: str) -> list[SubscriberCandidate]:
-        """Active subscribers whose trusted address equals *address*, case-insensitively."""
-        wanted = address.strip().lower()
+        """Active subscribers whose trusted address is *address* (see :func:`normalize_address`)."""
+        wanted = normalize_address(address)
         return [
             e.subscriber
             for e in self._entries
-            if e.address.strip().lower() == wanted and e.subscriber_active and e.organisation_active
+            if normalize_address(e.address) == wanted
+            and e.subscriber_active
+            and e.organisation_active
         ]
 
 

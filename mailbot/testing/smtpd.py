@@ -159,6 +159,7 @@ class SmtpServer:
         if self.users:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
         kwargs.setdefault("auth_require_tls", tls != "none")
+        kwargs.setdefault("enable_SMTPUTF8", True)  # as real MTAs do: RFC 6531 addresses
         self._controller = Controller(handler, hostname=self.host, port=self.port, **kwargs)
 
     @property

@@ -163,3 +163,38 @@ def test_winmail_dat_without_files_is_no_cer() -> None:
 def test_inline_text_body_is_not_an_attachment() -> None:
     assert attachments_of(L.no_attachment_letter()) == []
     assert run(L.no_attachment_letter()).outcome is Outcome.NO_CER
+
+
+@pytest.mark.parametrize("disposition", [None, b"inline"])
+def test_zip_without_a_name_is_an_attachment_whose_name_cannot_match(
+    disposition: bytes | None,
+) -> None:
+    unnamed = L.part(L.certificate_zip("a.cer"), b"application/zip", disposition)
+    raw = L.letter(L.multipart("mixed", [L.text_part("Сертификат"), unnamed], "m"))
+    assert attachments_of(raw) == [""]
+    decision = run(raw)
+    assert decision.outcome is Outcome.INVALID_FILES, decision.reason
+    assert "not *.zip" in decision.reason
+    # The whole letter being the unnamed ZIP is the same.
+    whole = L.letter(L.part(L.certificate_zip("a.cer"), b"application/zip", None))
+    assert run(whole).outcome is Outcome.INVALID_FILES
+
+
+def test_unnamed_non_body_parts_count_the_body_does_not() -> None:
+    zipped = L.part(L.certificate_zip("a.cer"), b'application/zip; name="a.zip"')
+    cid = b"Content-ID: <logo@x>"
+    html = L.text_part('<img src="cid:logo@x">', "html")
+    body = L.multipart("alternative", [L.text_part("x"), html], "alt")
+    referenced = L.part(b"\x89PNG", b"image/png", None, [cid])
+    signed = L.multipart(
+        "signed",
+        [L.multipart("mixed", [body, referenced, zipped], "in"),
+         L.part(b"sig", b"application/pkcs7-signature", None)],
+        "sig", '; protocol="application/pkcs7-signature"',
+    )  # fmt: skip
+    assert attachments_of(L.letter(signed)) == ["a.zip"]
+    assert run(L.letter(signed)).accepted
+    unreferenced = L.part(b"\x89PNG", b"image/png", None)
+    extra = L.letter(L.multipart("mixed", [body, zipped, unreferenced], "m"))
+    assert attachments_of(extra) == ["a.zip", ""]
+    assert run(extra).outcome is Outcome.INVALID_FILES
