@@ -206,6 +206,17 @@ def replies_by_letter(scenario: Scenario) -> Counter[str]:
     return Counter(seen.values())
 
 
+def finish_cleanly(scenario: Scenario, count: int) -> None:
+    """Run one last daemon until every letter is filed and answered, then stop it cleanly."""
+    process = start_daemon(scenario, wait_ready=True)
+    try:
+        wait_until(lambda: scenario.dovecot.message_count(FUND) == 0, what="mailbox emptied")
+        wait_until(lambda: database_counts(scenario)[2] == 0, what="outbox drained")
+        wait_until(lambda: len(replies_by_letter(scenario)) == count, what="every reply")
+    finally:
+        assert stop_daemon(process) == 0
+
+
 def test_sigkill_at_random_points_during_a_burst(
     make_scenario: Callable[..., Scenario], database: str
 ) -> None:
@@ -221,13 +232,7 @@ def test_sigkill_at_random_points_during_a_burst(
         wait_for_progress(scenario, count)
         time.sleep(rng.uniform(0, 0.4))
         kill_daemon(process)
-    process = start_daemon(scenario, wait_ready=True)
-    try:
-        wait_until(lambda: scenario.dovecot.message_count(FUND) == 0, what="mailbox emptied")
-        wait_until(lambda: database_counts(scenario)[2] == 0, what="outbox drained")
-        wait_until(lambda: len(replies_by_letter(scenario)) == count, what="every reply")
-    finally:
-        assert stop_daemon(process) == 0
+    finish_cleanly(scenario, count)
     per_letter = replies_by_letter(scenario)
     assert len(per_letter) == count and set(per_letter.values()) == {1}
     assert max(accepted_copies(scenario).values()) <= 2
@@ -260,13 +265,7 @@ def test_sigkill_right_after_the_smtp_server_said_250(
         finally:
             kill_daemon(process)  # only reaps it, unless it outlived the wait
         assert code == -signal.SIGKILL and handler.killed[-1] == process.pid, (life, stderr)
-    process = start_daemon(scenario, wait_ready=True)
-    try:
-        wait_until(lambda: scenario.dovecot.message_count(FUND) == 0, what="mailbox emptied")
-        wait_until(lambda: database_counts(scenario)[2] == 0, what="outbox drained")
-        wait_until(lambda: len(replies_by_letter(scenario)) == count, what="every reply")
-    finally:
-        assert stop_daemon(process) == 0
+    finish_cleanly(scenario, count)
     copies = accepted_copies(scenario)
     assert len(copies) == count and max(copies.values()) <= 2
     delivered = Counter(str(m["Message-ID"]) for m in messages(scenario, PARTICIPANT))

@@ -57,6 +57,19 @@ def cert_letter(
     return letters.plain_zip_letter(f"{name}.zip", zip_data, sender=sender, message_id=message_id)
 
 
+def forged_certificate(world: World) -> factory.Issued:
+    """A participant's certificate naming the registered CA but signed by another key."""
+    forger = factory.make_ca("УЦ Тест", slot=7)
+    return factory.issue(
+        factory.CertSpec(
+            subject=[("CN", "Иванов Иван Иванович"), ("SNILS", SNILS)], include_aki=False
+        ),
+        factory.make_key(slot=8),
+        world.ca,
+        signing_key=forger.key,
+    )
+
+
 @pytest.fixture
 def make_world(engine: Engine, database_url: str, tmp_path: Path) -> Callable[..., World]:
     def build(**overrides: dict[str, object]) -> World:

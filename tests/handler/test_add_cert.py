@@ -20,7 +20,7 @@ from mailbot.directory.models import (
 )
 from mailbot.testing import letters
 from mailbot.testing import pki as factory
-from tests.handler.conftest import SNILS, World, cert_letter
+from tests.handler.conftest import SNILS, World, cert_letter, forged_certificate
 
 SUCCESS_PREFIX = "Установка сертификата ключа проверки электронной подписи выполнена успешно."
 
@@ -137,15 +137,7 @@ def test_rekeyed_ca_with_a_known_name_is_unknown(world: World) -> None:
 
 
 def test_forgery_with_a_registered_ca_name_but_another_key(world: World) -> None:
-    forger = factory.make_ca("УЦ Тест", slot=7)
-    forged = factory.issue(
-        factory.CertSpec(
-            subject=[("CN", "Иванов Иван Иванович"), ("SNILS", SNILS)], include_aki=False
-        ),
-        factory.make_key(slot=8),
-        world.ca,
-        signing_key=forger.key,
-    )
+    forged = forged_certificate(world)
     result = world.process(cert_letter(forged))
     assert result.outcome == "invalid_cert"
     assert result.reply_text is not None

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from mailbot.directory.models import Alert, OutboxMessage
 from mailbot.testing import pki as factory
-from tests.handler.conftest import SNILS, World, cert_letter
+from tests.handler.conftest import SNILS, World, cert_letter, forged_certificate
 
 ADMIN = "admin@fund.example"
 
@@ -155,15 +155,7 @@ def test_dry_run_raises_no_alert(world: World) -> None:
 
 
 def test_possible_forgery_alert_with_the_certificate(world: World) -> None:
-    forger = factory.make_ca("УЦ Тест", slot=7)
-    forged = factory.issue(
-        factory.CertSpec(
-            subject=[("CN", "Иванов Иван Иванович"), ("SNILS", SNILS)], include_aki=False
-        ),
-        factory.make_key(slot=8),
-        world.ca,
-        signing_key=forger.key,
-    )
+    forged = forged_certificate(world)
     result = world.process(cert_letter(forged), uid=1)
     assert result.outcome == "invalid_cert"
     world.process(cert_letter(forged), uid=2)  # the same file again: the same incident

@@ -15,7 +15,7 @@ from mailbot.directory.models import (
 )
 from mailbot.testing import letters
 from mailbot.testing import pki as factory
-from tests.handler.conftest import SNILS, World, cert_letter
+from tests.handler.conftest import SNILS, World, cert_letter, forged_certificate
 
 
 def kinds(world: World) -> list[str]:
@@ -40,15 +40,7 @@ def test_over_the_cap_alerts_quarantine_and_registration_still_happen(
     assert replies(world) == 1
 
     # A forgery over the cap: invalid_cert decided, the forgery alert raised, no reply.
-    forger = factory.make_ca("УЦ Тест", slot=7)
-    forged = factory.issue(
-        factory.CertSpec(
-            subject=[("CN", "Иванов Иван Иванович"), ("SNILS", SNILS)], include_aki=False
-        ),
-        factory.make_key(slot=8),
-        world.ca,
-        signing_key=forger.key,
-    )
+    forged = forged_certificate(world)
     result = world.process(cert_letter(forged), uid=2)
     assert (result.outcome, result.reply_to, result.reply_text) == ("invalid_cert", None, None)
     assert result.detail["reply"] == "withheld: daily reply cap reached"
