@@ -19,7 +19,9 @@ def test_install_writes_the_file_once(tmp_path: Path) -> None:
     first = store.install(DER, THUMB, "0191BE")
     assert first.created and first.path == tmp_path / "store" / f"{THUMB}.cer"
     assert first.path.read_bytes() == DER
-    assert stat.S_IMODE(first.path.stat().st_mode) == 0o644
+    assert (
+        stat.S_IMODE(first.path.stat().st_mode) == 0o640
+    )  # personal data (SNILS): never readable by others
     again = store.install(DER, THUMB, "0191BE")
     assert not again.created
     assert [p.name for p in (tmp_path / "store").iterdir()] == [f"{THUMB}.cer"]

@@ -199,11 +199,11 @@ class InMemoryReplyCounter:
 
     def replies_on(self, address: str, day: date) -> int:
         """Replies recorded for *address* on *day*."""
-        return self._counts.get((address.lower(), day), 0)
+        return self._counts.get((normalize_address(address), day), 0)
 
     def record(self, address: str, day: date) -> None:
         """Count one more reply."""
-        key = (address.lower(), day)
+        key = (normalize_address(address), day)
         self._counts[key] = self._counts.get(key, 0) + 1
 
 
