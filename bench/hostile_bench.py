@@ -1,6 +1,6 @@
 """Hostile-letter benchmark: does any letter cost more than its size says?
 
-Run: ``.venv/bin/python bench/hostile_bench.py`` (about a minute).
+Run: ``.venv/bin/python bench/hostile_bench.py`` (a few seconds).
 
 For each family of hostile letters (a huge From local part, a huge subject,
 thousands of From addresses, of headers, of MIME parts, of RFC 2231
