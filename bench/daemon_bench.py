@@ -22,7 +22,7 @@ from mailbot.config import load_config
 from mailbot.daemon.runner import Daemon
 from mailbot.log import configure_logging
 from mailbot.mail.imap import MailboxClient
-from mailbot.testing.scenario import FUND, PARTICIPANT, Scenario, build_scenario
+from testkit.scenario import FUND, PARTICIPANT, Scenario, build_scenario
 
 
 def deliver_burst(scenario: Scenario, letters: list[bytes]) -> None:

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailbot.log import configure_logging
 from mailbot.mail.reply import ReplySettings, build_reply
-from mailbot.testing import letters as L  # noqa: N812
+from testkit import letters as L  # noqa: N812
 from tests.intake import hostile
 from tests.intake.helpers import NOW, run
 

@@ -74,7 +74,7 @@ def main() -> None:
     from mailbot.pki.gost import hashing
     from mailbot.pki.issuer import InMemoryCaDirectory, signed_by
     from mailbot.pki.validation import Verdict, validate
-    from mailbot.testing import pki
+    from testkit import pki
 
     openssl = shutil.which("openssl")
     tmp = Path(tempfile.mkdtemp(prefix="pki-bench-"))

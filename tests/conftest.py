@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from mailbot.directory.engine import make_engine
-from mailbot.testing import postgres
-from mailbot.testing.dovecot import DovecotServer
-from mailbot.testing.smtpd import SmtpServer, start_smtp_server
+from testkit import postgres
+from testkit.dovecot import DovecotServer
+from testkit.smtpd import SmtpServer, start_smtp_server
 
 #: Local mail users of the test Dovecot and their passwords.
 MAIL_USERS = {

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.certstore import CertificateStore, InstallError
+from mailbot.directory.certstore import CertificateStore, InstallError
 
 THUMB = "A" * 40
 DER = b"\x30\x03\x02\x01\x01"

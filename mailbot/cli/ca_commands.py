@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.app import crl_source_factory, crl_store
+from mailbot.app.assembly import crl_source_factory, crl_store
+from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -24,11 +25,10 @@ from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.authorities import get_ca, list_cas, register_ca
 from mailbot.directory.session import database
-from mailbot.mail.templates import TemplateError, load_templates
+from mailbot.notices.templates import TemplateError, load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.errors import PkiError
 from mailbot.pki.load import load_certificates
-from mailbot.revocation_watch import RevocationWatch, poll_newer_crl
 
 CA_COLUMNS = ("id", "name", "ski", "not_before", "not_after", "active", "source", "crl_urls")
 CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entries", "source")

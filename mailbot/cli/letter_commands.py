@@ -23,7 +23,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.app import make_processor
+from mailbot.app.assembly import make_processor
+from mailbot.app.deferral import DeferredLetter
+from mailbot.app.letters import RetryError
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -34,13 +36,11 @@ from mailbot.cli.common import (
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.config import SecretError
-from mailbot.deferral import DeferredLetter
 from mailbot.directory.models import Letter
 from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.log import configure_logging
-from mailbot.mail.templates import TemplateError
-from mailbot.pipeline.routes import RulesError
-from mailbot.processor import RetryError
+from mailbot.notices.templates import TemplateError
+from mailbot.regulation.routes import RulesError
 
 LIST_COLUMNS = ("id", "received_at", "state", "outcome", "attempts", "sender", "subject")
 DEFERRED_COLUMNS = (

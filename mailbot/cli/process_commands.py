@@ -19,17 +19,17 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.app import make_processor
+from mailbot.app.assembly import make_processor
+from mailbot.app.letters import LetterSource
 from mailbot.cli.common import CliError, add_config_option, add_format_option, config_from_args
 from mailbot.config import Config, SecretError
 from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.log import configure_logging
 from mailbot.mail.reply import ReplySettings, build_reply
-from mailbot.mail.templates import TemplateError, Templates, load_templates
-from mailbot.pipeline.intake import IntakeDecision, IntakeSettings, decide
-from mailbot.pipeline.routes import RouteTable, RulesError, load_routes
-from mailbot.pipeline.sender_gate import InMemorySenderDirectory
-from mailbot.processor import LetterSource
+from mailbot.notices.templates import TemplateError, Templates, load_templates
+from mailbot.regulation.intake import IntakeDecision, IntakeSettings, decide
+from mailbot.regulation.routes import RouteTable, RulesError, load_routes
+from mailbot.regulation.sender_gate import InMemorySenderDirectory
 
 
 def register(subparsers: Any) -> None:

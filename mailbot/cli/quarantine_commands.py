@@ -14,7 +14,17 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from mailbot.app import crl_source_factory
+from mailbot.app.assembly import crl_source_factory
+from mailbot.app.quarantine import (
+    STATUSES,
+    Decision,
+    QuarantineReview,
+    get_quarantined,
+    list_quarantine,
+    pending_for_ca,
+    pending_ids,
+    read_certificate,
+)
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -28,18 +38,8 @@ from mailbot.config import SecretError
 from mailbot.directory.models import Letter, QuarantinedCertificate
 from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.directory.subscribers import DirectoryError
-from mailbot.mail.templates import TemplateError, load_templates
+from mailbot.notices.templates import TemplateError, load_templates
 from mailbot.pki.certificate import Certificate
-from mailbot.quarantine import (
-    STATUSES,
-    Decision,
-    QuarantineReview,
-    get_quarantined,
-    list_quarantine,
-    pending_for_ca,
-    pending_ids,
-    read_certificate,
-)
 
 LIST_COLUMNS = (
     "id",

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailbot.app.reminders import ReminderReport, send_due_reminders
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -20,8 +21,7 @@ from mailbot.cli.common import (
 from mailbot.config import SecretError
 from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.mail.outbox import OutboxSender
-from mailbot.mail.templates import TemplateError, load_templates
-from mailbot.reminders import ReminderReport, send_due_reminders
+from mailbot.notices.templates import TemplateError, load_templates
 
 COLUMNS = (
     "certificate_id",

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mailbot.certstore import CertificateStore
 from mailbot.cli.common import add_config_option, config_from_args
 from mailbot.cli.directory_commands import transaction
+from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import Certificate
 
 

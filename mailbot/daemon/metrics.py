@@ -33,7 +33,7 @@ from mailbot.daemon.exposition import (
     Registry,
 )
 from mailbot.log import get_logger
-from mailbot.pipeline.decision import Outcome
+from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 

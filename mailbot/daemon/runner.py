@@ -12,8 +12,8 @@ One pass over the mailbox (:meth:`Daemon.sync`):
 4. the outbox is flushed.
 
 Scheduled jobs: the outbox, the CRL refresh (followed by the revocation watch,
-:mod:`mailbot.revocation_watch`), deferred letters' retries
-(:mod:`mailbot.deferral`, every ``crl.retry_minutes``) and housekeeping.
+:mod:`mailbot.app.revocation_watch`), deferred letters' retries
+(:mod:`mailbot.app.deferral`, every ``crl.retry_minutes``) and housekeeping.
 
 Any IMAP error closes the connection and reconnects with backoff. Only the
 holder of the database lease works; a standby waits and takes over.
@@ -33,11 +33,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot import deferral, reminders
-from mailbot.app import load_rules_and_templates, make_processor
+from mailbot.app import deferral, housekeeping, reminders
+from mailbot.app.assembly import load_rules_and_templates, make_processor
+from mailbot.app.letters import LetterProcessor, LetterSource, filing_for
+from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
 from mailbot.backoff import Backoff
 from mailbot.config import Config
-from mailbot.daemon import housekeeping
 from mailbot.daemon.lease import Lease, acquire, lease_for
 from mailbot.daemon.metrics import METRICS, start_metrics_server
 from mailbot.daemon.systemd import (
@@ -54,12 +55,10 @@ from mailbot.directory.models import CertificationAuthority, OutboxMessage
 from mailbot.directory.models import Letter as LetterRow
 from mailbot.directory.session import ensure_current, session_factory
 from mailbot.log import bind_letter, get_logger
-from mailbot.mail.alerts import queue_alert
 from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
+from mailbot.notices.alerts import queue_alert
 from mailbot.pki.crl_fetch import CachingCrlSource
-from mailbot.processor import LetterProcessor, LetterSource, filing_for
-from mailbot.revocation_watch import RevocationWatch, poll_newer_crl
 
 log = get_logger(__name__)
 

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from mailbot.directory.models import CertificationAuthority, OutboxMessage
 from mailbot.directory.subscribers import subscribers_trusting
 from mailbot.mail.address import normalize_address
-from mailbot.pipeline.sender_gate import SubscriberCandidate
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
 from mailbot.pki.names import Name
+from mailbot.regulation.sender_gate import SubscriberCandidate
 
 #: Parsed CA certificates by thumbprint: CA rows are few and parsing is not free.
 _parsed_cas: dict[str, Certificate] = {}
@@ -35,7 +35,7 @@ class DbSenderDirectory:
         self.session = session
 
     def active_subscribers(self, address: str) -> Sequence[SubscriberCandidate]:
-        """See :class:`mailbot.pipeline.sender_gate.SenderDirectory`."""
+        """See :class:`mailbot.regulation.sender_gate.SenderDirectory`."""
         return [
             SubscriberCandidate(
                 subscriber_id=str(s.id),
@@ -55,7 +55,7 @@ class DbReplyCounter:
         self.zone = ZoneInfo(timezone)
 
     def replies_on(self, address: str, day: dt.date) -> int:
-        """See :class:`mailbot.pipeline.loop_guard.ReplyCounter`."""
+        """See :class:`mailbot.regulation.loop_guard.ReplyCounter`."""
         start = dt.datetime.combine(day, dt.time.min, tzinfo=self.zone)
         end = start + dt.timedelta(days=1)
         wanted = normalize_address(address)

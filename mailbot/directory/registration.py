@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.certstore import CertificateStore, InstallError
+from mailbot.directory.certstore import CertificateStore, InstallError
 from mailbot.directory.models import (
     Certificate as CertificateRow,
 )

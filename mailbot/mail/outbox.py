@@ -37,7 +37,7 @@ from mailbot.config import Config, SecretError
 from mailbot.config.secrets import known_secret_values
 from mailbot.directory.models import OutboxMessage, utcnow
 from mailbot.log import get_logger
-from mailbot.mail.alerts import queue_alert
+from mailbot.notices.alerts import queue_alert
 
 log = get_logger(__name__)
 

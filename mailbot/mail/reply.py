@@ -21,7 +21,7 @@ from email.message import EmailMessage
 
 from mailbot.config import Config
 from mailbot.mail.letter import Letter
-from mailbot.pipeline.loop_guard import LOOP_HEADER
+from mailbot.regulation.loop_guard import LOOP_HEADER
 
 #: References longer than this keep the first and the last ids (RT keeps 4 + 6).
 MAX_REFERENCES = 10

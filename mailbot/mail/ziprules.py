@@ -23,7 +23,7 @@ import zipfile
 from dataclasses import dataclass, field
 
 from mailbot.config.schema import LimitsConfig
-from mailbot.pipeline.decision import Outcome
+from mailbot.regulation.decision import Outcome
 
 #: Local file header / empty-archive end record: how a ZIP starts, whatever its name says.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")

@@ -20,9 +20,9 @@ from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import Certificate, Letter
 from mailbot.directory.session import session_factory
-from mailbot.testing import pki as factory
-from mailbot.testing.crl_server import CrlServer
-from mailbot.testing.scenario import (
+from testkit import pki as factory
+from testkit.crl_server import CrlServer
+from testkit.scenario import (
     ADMIN,
     FUND,
     PARTICIPANT,
@@ -50,7 +50,7 @@ def make(
     def build(extra_config: str) -> Scenario:
         url = None
         if request.param == "postgresql":
-            from mailbot.testing import postgres
+            from testkit import postgres
 
             url = postgres.create_database()
             request.addfinalizer(lambda: postgres.drop_database(url))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.testing.demo import main
+from testkit.demo import main
 
 pytestmark = pytest.mark.timeout(180)
 

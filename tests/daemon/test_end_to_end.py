@@ -24,8 +24,8 @@ from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import Letter, OutboxMessage
 from mailbot.directory.session import session_factory
-from mailbot.testing import pki as factory
-from mailbot.testing.scenario import (
+from testkit import pki as factory
+from testkit.scenario import (
     FUND,
     MAIL_USERS,
     PARTICIPANT,
@@ -55,7 +55,7 @@ def scenario_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., S
 @pytest.fixture(params=["sqlite", "postgresql"])
 def scenario(request: pytest.FixtureRequest, scenario_factory: Callable[..., Scenario]) -> Scenario:
     if request.param == "postgresql":
-        from mailbot.testing import postgres
+        from testkit import postgres
 
         url = postgres.create_database()
         request.addfinalizer(lambda: postgres.drop_database(url))

@@ -46,12 +46,12 @@ from mailbot.cli.main import main as cli
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import Alert, Certificate, Letter, OutboxMessage
 from mailbot.directory.session import session_factory
-from mailbot.testing import letters, postgres
-from mailbot.testing import pki as factory
-from mailbot.testing.crl_server import SlowServer, one_byte_at_a_time
-from mailbot.testing.dovecot import DovecotServer
-from mailbot.testing.dovecot import wait_until as poll_until
-from mailbot.testing.scenario import (
+from testkit import letters, postgres
+from testkit import pki as factory
+from testkit.crl_server import SlowServer, one_byte_at_a_time
+from testkit.dovecot import DovecotServer
+from testkit.dovecot import wait_until as poll_until
+from testkit.scenario import (
     DOMAIN,
     FUND,
     MAIL_USERS,
@@ -62,12 +62,12 @@ from mailbot.testing.scenario import (
     build_scenario,
     now,
 )
-from mailbot.testing.smtpd import SmtpServer, start_smtp_server
+from testkit.smtpd import SmtpServer, start_smtp_server
 from tests.daemon.test_resilience import kill_daemon, start_daemon, stop_daemon
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
-#: Dovecot delays every IDLE push by a fixed 500 ms (mailbot.testing.dovecot).
+#: Dovecot delays every IDLE push by a fixed 500 ms (testkit.dovecot).
 DOVECOT_PUSH_DELAY = 0.5
 #: The target is 5 s from delivery to the reply in the INBOX, plus Dovecot's push delay.
 #: The margin covers a busy test machine, the reply's own trip through the SMTP bridge and

@@ -17,8 +17,8 @@ import pytest
 from mailbot.cli.main import main
 from mailbot.config import load_config
 from mailbot.daemon.runner import Daemon
-from mailbot.testing import pki as factory
-from mailbot.testing.scenario import ADMIN, PARTICIPANT, Scenario, publish_crl
+from testkit import pki as factory
+from testkit.scenario import ADMIN, PARTICIPANT, Scenario, publish_crl
 from tests.daemon import test_end_to_end as e2e
 from tests.daemon.test_end_to_end import inbox, running, wait_for
 

@@ -15,8 +15,8 @@ from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import ExpiryReminder
 from mailbot.directory.session import session_factory
-from mailbot.testing import pki as factory
-from mailbot.testing.scenario import PARTICIPANT, PARTICIPANT_SNILS, Scenario, now
+from testkit import pki as factory
+from testkit.scenario import PARTICIPANT, PARTICIPANT_SNILS, Scenario, now
 
 from .test_end_to_end import inbox, running, scenario, scenario_factory, wait_for
 

@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.certstore import CertificateStore
 from mailbot.config import load_config
+from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import Certificate, Letter, OutboxMessage
 from mailbot.directory.session import session_factory
-from mailbot.testing import postgres
-from mailbot.testing.scenario import (
+from testkit import postgres
+from testkit.scenario import (
     ADMIN,
     FUND,
     MAIL_USERS,

@@ -8,8 +8,8 @@ from email.message import EmailMessage
 import aioimaplib
 import aiosmtplib
 
-from mailbot.testing.dovecot import DovecotServer
-from mailbot.testing.smtpd import SmtpServer
+from testkit.dovecot import DovecotServer
+from testkit.smtpd import SmtpServer
 from tests.conftest import MAIL_USERS
 
 

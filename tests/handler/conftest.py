@@ -13,17 +13,17 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.app import crl_source_factory
+from mailbot.app.assembly import crl_source_factory
+from mailbot.app.letters import LetterProcessor, LetterSource, ProcessResult
 from mailbot.config import Config, config_from_mapping
 from mailbot.directory import migrate
 from mailbot.directory import subscribers as directory
 from mailbot.directory.authorities import register_ca
 from mailbot.directory.session import session_factory
-from mailbot.mail.templates import load_templates
-from mailbot.pipeline.routes import load_routes
-from mailbot.processor import LetterProcessor, LetterSource, ProcessResult
-from mailbot.testing import letters
-from mailbot.testing import pki as factory
+from mailbot.notices.templates import load_templates
+from mailbot.regulation.routes import load_routes
+from testkit import letters
+from testkit import pki as factory
 
 REPO = Path(__file__).resolve().parents[2]
 SNILS = "11223344595"

@@ -18,8 +18,8 @@ from mailbot.directory.models import (
     QuarantinedCertificate,
     Subscriber,
 )
-from mailbot.testing import letters
-from mailbot.testing import pki as factory
+from testkit import letters
+from testkit import pki as factory
 from tests.handler.conftest import SNILS, World, cert_letter, forged_certificate
 
 SUCCESS_PREFIX = "Установка сертификата ключа проверки электронной подписи выполнена успешно."

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mailbot.testing import letters
-from mailbot.testing import pki as factory
+from testkit import letters
+from testkit import pki as factory
 from tests.handler.conftest import SNILS, World
 
 

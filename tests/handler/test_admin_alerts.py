@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mailbot.directory.models import Alert, OutboxMessage
-from mailbot.testing import pki as factory
+from testkit import pki as factory
 from tests.handler.conftest import SNILS, World, cert_letter, forged_certificate
 
 ADMIN = "admin@fund.example"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli.main import main
-from mailbot.testing import pki as factory
+from testkit import pki as factory
 from tests.handler.conftest import World
 from tests.handler.test_process_cli import config_file
 

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from mailbot.app.deferral import alert_long_waits, retry_deferred
+from mailbot.app.letters import LetterSource, RetryError
 from mailbot.cli.main import main
-from mailbot.deferral import alert_long_waits, retry_deferred
 from mailbot.directory.models import Alert, Letter, OutboxMessage
-from mailbot.processor import LetterSource, RetryError
-from mailbot.testing import pki as factory
-from mailbot.testing.crl_server import CrlServer
+from testkit import pki as factory
+from testkit.crl_server import CrlServer
 from tests.handler.conftest import SNILS, World, cert_letter
 from tests.handler.test_process_cli import config_file
 

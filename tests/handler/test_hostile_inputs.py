@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.certstore import os_error_text
+from mailbot.directory.certstore import os_error_text
 from mailbot.directory.models import Certificate, Letter
 from mailbot.pki.certificate import MAX_SERIAL_OCTETS
-from mailbot.testing import pki as factory
+from testkit import pki as factory
 from tests.handler.conftest import SNILS, World, cert_letter
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from mailbot.cli.main import main
 from mailbot.directory.models import Letter, OutboxMessage
-from mailbot.testing import pki as factory
+from testkit import pki as factory
 from tests.handler.conftest import REPO, SNILS, World, cert_letter
 
 

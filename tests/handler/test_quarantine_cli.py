@@ -26,8 +26,8 @@ from mailbot.directory.models import (
     OutboxMessage,
     QuarantinedCertificate,
 )
-from mailbot.testing import letters
-from mailbot.testing import pki as factory
+from testkit import letters
+from testkit import pki as factory
 from tests.handler.conftest import REPO, SNILS, World, cert_letter
 
 SUCCESS_PREFIX = "Установка сертификата ключа проверки электронной подписи выполнена успешно."

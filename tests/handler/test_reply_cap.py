@@ -13,8 +13,8 @@ from mailbot.directory.models import (
     OutboxMessage,
     QuarantinedCertificate,
 )
-from mailbot.testing import letters
-from mailbot.testing import pki as factory
+from testkit import letters
+from testkit import pki as factory
 from tests.handler.conftest import SNILS, World, cert_letter, forged_certificate
 
 

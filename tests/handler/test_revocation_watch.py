@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from mailbot.app import crl_source_factory
+from mailbot.app.assembly import crl_source_factory
+from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl, reason_text
 from mailbot.cli.main import main
 from mailbot.directory.adapters import DbCaDirectory
 from mailbot.directory.models import Alert, Certificate, OutboxMessage
 from mailbot.pki.crl_fetch import CachingCrlSource
-from mailbot.revocation_watch import RevocationWatch, poll_newer_crl, reason_text
-from mailbot.testing import letters
-from mailbot.testing import pki as factory
+from testkit import letters
+from testkit import pki as factory
 from tests.handler.conftest import SNILS, World, cert_letter
 from tests.handler.test_process_cli import config_file
 
@@ -174,7 +174,7 @@ def test_crl_refresh_runs_the_watch(
 
 def test_poll_fetches_a_newer_crl_before_the_cached_one_runs_out(world: World) -> None:
     from mailbot.directory.models import CertificationAuthority
-    from mailbot.testing.crl_server import CrlServer
+    from testkit.crl_server import CrlServer
 
     register(world, 0x4301, uid=1)
     server = CrlServer()

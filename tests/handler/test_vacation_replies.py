@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailbot.directory.models import Letter, OutboxMessage
-from mailbot.testing import letters
+from testkit import letters
 from tests.handler.conftest import World
 
 #: A real iCloud reply (provenance: tests/intake/mail_samples/README.md); only X-Apple-Action marks it.

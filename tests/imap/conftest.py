@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mailbot.config.schema import ImapConfig
-from mailbot.testing.dovecot import DovecotServer, dovecot_available
+from testkit.dovecot import DovecotServer, dovecot_available
 
 #: Enough users that no test shares a mailbox with another.
 USERS = {f"box{i}": f"box{i}-pw" for i in range(1, 61)}

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from mailbot.mail.imap import MailboxClient
-from mailbot.testing.dovecot import DovecotServer
+from testkit.dovecot import DovecotServer
 from tests.imap.conftest import USERS, letter, make_config, write_maildir
 
 pytestmark = [pytest.mark.dovecot, pytest.mark.slow]

@@ -18,8 +18,8 @@ from mailbot.mail.imap import (
     MailboxError,
     make_ssl_context,
 )
-from mailbot.testing.dovecot import DovecotServer
-from mailbot.testing.ports import free_port
+from testkit.dovecot import DovecotServer
+from testkit.ports import free_port
 from tests.imap.conftest import USERS, make_config
 
 pytestmark = pytest.mark.dovecot

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mailbot.mail.imap import MailboxClient, MailboxConnectionError
-from mailbot.testing.dovecot import DovecotServer
+from testkit.dovecot import DovecotServer
 from tests.imap.conftest import USERS, letter, make_config
 
 pytestmark = pytest.mark.dovecot

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mailbot.mail.imap import MailboxClient, MailboxCommandError
-from mailbot.testing.dovecot import DovecotServer
+from testkit.dovecot import DovecotServer
 from tests.imap.conftest import USERS, letter, make_config
 
 pytestmark = pytest.mark.dovecot

@@ -14,7 +14,7 @@ from mailbot.directory import subscribers as directory
 from mailbot.directory.adapters import DbReplyCounter, DbSenderDirectory
 from mailbot.directory.engine import make_engine
 from mailbot.directory.session import session_factory
-from mailbot.testing.letters import TRUSTED_SENDER
+from testkit.letters import TRUSTED_SENDER
 
 # The handler tests' registration world, for test_journal: the whole processor on both databases.
 from tests.handler.conftest import make_world, world  # noqa: F401

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from mailbot.config.schema import LimitsConfig, SenderAuthConfig, shipped_dir
-from mailbot.pipeline.decision import CERTIFICATE_CHECKS_PENDING, Outcome
-from mailbot.pipeline.intake import IntakeDecision, IntakeSettings, decide
-from mailbot.pipeline.loop_guard import InMemoryReplyCounter, ReplyCounter
-from mailbot.pipeline.routes import RouteTable, load_routes
-from mailbot.pipeline.sender_gate import InMemorySenderDirectory, SenderDirectory
-from mailbot.testing.letters import FUND_ADDRESS, TRUSTED_SENDER
+from mailbot.regulation.decision import CERTIFICATE_CHECKS_PENDING, Outcome
+from mailbot.regulation.intake import IntakeDecision, IntakeSettings, decide
+from mailbot.regulation.loop_guard import InMemoryReplyCounter, ReplyCounter
+from mailbot.regulation.routes import RouteTable, load_routes
+from mailbot.regulation.sender_gate import InMemorySenderDirectory, SenderDirectory
+from testkit.letters import FUND_ADDRESS, TRUSTED_SENDER
 
 NOW = datetime(2025, 3, 1, 7, 15, tzinfo=UTC)
 SETTINGS = IntakeSettings(

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailbot.testing import letters as L  # noqa: N812
+from testkit import letters as L  # noqa: N812
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -6,8 +6,8 @@ import pytest
 
 from mailbot.mail.address import normalize_address
 from mailbot.mail.letter import parse_letter
-from mailbot.pipeline.decision import Outcome, Stage
-from mailbot.testing import letters as L  # noqa: N812
+from mailbot.regulation.decision import Outcome, Stage
+from testkit import letters as L  # noqa: N812
 
 from .conftest import Directory
 from .helpers import run_checked

@@ -7,8 +7,8 @@ import pytest
 from mailbot.mail.attachments import find_attachments
 from mailbot.mail.letter import parse_letter
 from mailbot.mail.tnef import TnefError, unpack_tnef
-from mailbot.pipeline.decision import Disposition, Outcome
-from mailbot.testing import letters as L  # noqa: N812  (short: used on every line)
+from mailbot.regulation.decision import Disposition, Outcome
+from testkit import letters as L  # noqa: N812  (short: used on every line)
 
 from .helpers import run
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli.main import main
-from mailbot.testing import letters as L  # noqa: N812
+from testkit import letters as L  # noqa: N812
 
 
 def write(tmp_path: Path, raw: bytes, name: str = "letter.eml") -> str:

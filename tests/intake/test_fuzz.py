@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mailbot.config.schema import LimitsConfig
 from mailbot.mail.tnef import TnefError, unpack_tnef
 from mailbot.mail.ziprules import inspect_zip, sniff_certificate
-from mailbot.testing import letters as L  # noqa: N812
+from testkit import letters as L  # noqa: N812
 
 from .helpers import run_checked
 

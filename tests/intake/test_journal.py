@@ -14,8 +14,8 @@ from sqlalchemy import select
 from mailbot.directory import subscribers as directory
 from mailbot.directory.models import Letter, OutboxMessage
 from mailbot.mail.outbox import OutboxSender
-from mailbot.testing import pki as factory
-from mailbot.testing.smtpd import start_smtp_server
+from testkit import pki as factory
+from testkit.smtpd import start_smtp_server
 from tests.handler.conftest import SNILS, World, cert_letter
 
 from .hostile import nested_multipart, set_header

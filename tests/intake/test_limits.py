@@ -6,8 +6,8 @@ import pytest
 
 from mailbot.mail import letter as letter_module
 from mailbot.mail.letter import MAX_MIME_DEPTH, MAX_MIME_PARTS, parse_letter
-from mailbot.pipeline.decision import Outcome, Stage
-from mailbot.testing import letters as L  # noqa: N812
+from mailbot.regulation.decision import Outcome, Stage
+from testkit import letters as L  # noqa: N812
 
 from .helpers import run_checked
 from .hostile import (

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from mailbot.mail.letter import parse_letter
-from mailbot.pipeline.decision import Disposition, Outcome, Stage
-from mailbot.pipeline.intake import IntakeDecision
-from mailbot.pipeline.loop_guard import LOOP_RULES
-from mailbot.testing import letters as L  # noqa: N812
+from mailbot.regulation.decision import Disposition, Outcome, Stage
+from mailbot.regulation.intake import IntakeDecision
+from mailbot.regulation.loop_guard import LOOP_RULES
+from testkit import letters as L  # noqa: N812
 
 from .helpers import hit_rules, run
 

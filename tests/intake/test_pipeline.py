@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from mailbot.config.schema import LimitsConfig, SenderAuthConfig
-from mailbot.pipeline.decision import Disposition, Outcome, Stage
-from mailbot.pipeline.loop_guard import InMemoryReplyCounter
-from mailbot.pipeline.routes import RulesError, load_routes
-from mailbot.pipeline.sender_auth import check_authentication_results
-from mailbot.pipeline.sender_gate import (
+from mailbot.regulation.decision import Disposition, Outcome, Stage
+from mailbot.regulation.loop_guard import InMemoryReplyCounter
+from mailbot.regulation.routes import RulesError, load_routes
+from mailbot.regulation.sender_auth import check_authentication_results
+from mailbot.regulation.sender_gate import (
     DirectoryEntry,
     InMemorySenderDirectory,
     SubscriberCandidate,
 )
-from mailbot.testing import letters as L  # noqa: N812
+from testkit import letters as L  # noqa: N812
 
 from .helpers import NOW, SETTINGS, hit_rules, run
 
@@ -345,7 +345,7 @@ def test_letter_with_defects_is_still_decided() -> None:
 
 
 def test_rule_details_quoting_the_letter_are_bounded() -> None:
-    from mailbot.pipeline.decision import MAX_DETAIL_CHARS, RuleHit, Verdict
+    from mailbot.regulation.decision import MAX_DETAIL_CHARS, RuleHit, Verdict
 
     hit = RuleHit("one_attachment", True, "x" * 100_000)
     assert len(hit.detail) < MAX_DETAIL_CHARS + 40

@@ -17,14 +17,14 @@ from mailbot.mail.reply import (
     build_reply,
     thread_references,
 )
-from mailbot.mail.templates import (
+from mailbot.notices.templates import (
     PLACEHOLDERS,
     TemplateError,
     format_reply_datetime,
     load_templates,
 )
-from mailbot.pipeline.decision import Outcome
-from mailbot.testing import letters as L  # noqa: N812
+from mailbot.regulation.decision import Outcome
+from testkit import letters as L  # noqa: N812
 
 SERIAL = "0191BEB900FCB08BA240275D9525313540"
 VALUES: dict[Outcome, dict[str, str]] = {

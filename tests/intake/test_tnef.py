@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from mailbot.mail.attachments import find_attachments
 from mailbot.mail.letter import parse_letter
 from mailbot.mail.tnef import MAX_OBJECTS, TnefError, unpack_tnef
-from mailbot.pipeline.decision import Outcome
-from mailbot.testing import letters as L  # noqa: N812
+from mailbot.regulation.decision import Outcome
+from testkit import letters as L  # noqa: N812
 
 from .helpers import hit_rules, run
 

@@ -15,8 +15,8 @@ from mailbot.mail.ziprules import (
     read_entry_capped,
     sniff_certificate,
 )
-from mailbot.pipeline.decision import Outcome
-from mailbot.testing.letters import (
+from mailbot.regulation.decision import Outcome
+from testkit.letters import (
     BZIP2,
     STORED,
     ZipEntry,

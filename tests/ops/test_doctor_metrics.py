@@ -13,7 +13,7 @@ from mailbot.cli.doctor import CHECKS, check_metrics
 from mailbot.config import Config
 from mailbot.config.schema import MetricsConfig
 from mailbot.daemon.metrics import MailbotMetrics, MetricsServer
-from mailbot.testing.ports import free_port
+from testkit.ports import free_port
 
 
 def config_with(enabled: bool, port: int = 9468) -> Config:

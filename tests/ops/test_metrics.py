@@ -14,7 +14,7 @@ import pytest
 from mailbot.config.schema import MetricsConfig
 from mailbot.daemon.exposition import Counter, Gauge, Histogram, Registry, format_value
 from mailbot.daemon.metrics import CONTENT_TYPE, MailbotMetrics, MetricsServer, start_metrics_server
-from mailbot.testing.ports import free_port
+from testkit.ports import free_port
 
 
 def sample_lines(text: str) -> dict[str, str]:

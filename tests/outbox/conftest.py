@@ -25,8 +25,8 @@ from mailbot.directory import migrate
 from mailbot.directory.models import OutboxMessage
 from mailbot.directory.session import session_factory
 from mailbot.mail.outbox import OutboxSender
-from mailbot.testing.smtpd import RecordingRelayHandler, SmtpServer
-from mailbot.testing.tls import make_self_signed
+from testkit.smtpd import RecordingRelayHandler, SmtpServer
+from testkit.tls import make_self_signed
 
 NOW = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
 FROM = "reestrin@fund.test"

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.directory.models import Alert
 from mailbot.mail.outbox import OutboxSender, RetryPolicy
-from mailbot.testing.dovecot import DovecotServer, wait_until
-from mailbot.testing.smtpd import SmtpServer
+from testkit.dovecot import DovecotServer, wait_until
+from testkit.smtpd import SmtpServer
 
 from .conftest import ADMIN, FROM, NOW, CountingHandler, ServerFactory, make_config, queue, row
 from .conftest import rows as all_rows

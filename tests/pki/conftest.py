@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.testing import pki
+from testkit import pki
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mailbot.cli.main import main
-from mailbot.testing import pki
-from mailbot.testing.pki import NOW, Revoked
+from testkit import pki
+from testkit.pki import NOW, Revoked
 
 from .conftest import DATA
 

@@ -20,10 +20,10 @@ from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import CrlFetchError
 from mailbot.pki.issuer import InMemoryCaDirectory
 from mailbot.pki.validation import Reason, ValidationResult, Verdict, validate
-from mailbot.testing import pki
-from mailbot.testing.crl_server import BlackholeServer, SlowServer, one_byte_at_a_time
-from mailbot.testing.pki import NOW
-from mailbot.testing.tls import make_self_signed
+from testkit import pki
+from testkit.crl_server import BlackholeServer, SlowServer, one_byte_at_a_time
+from testkit.pki import NOW
+from testkit.tls import make_self_signed
 
 from .conftest import CrlServer, Route
 

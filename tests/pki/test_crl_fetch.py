@@ -13,8 +13,8 @@ from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import CrlFetchError
 from mailbot.pki.issuer import InMemoryCaDirectory
 from mailbot.pki.validation import Reason, Verdict, validate
-from mailbot.testing import pki
-from mailbot.testing.pki import NOW, Revoked
+from testkit import pki
+from testkit.pki import NOW, Revoked
 
 from .conftest import CrlServer, Route
 

@@ -14,7 +14,7 @@ from mailbot.pki.gost.keys import decode_public_key, decode_signature, digest_to
 from mailbot.pki.issuer import signed_by
 from mailbot.pki.load import load_certificate
 from mailbot.pki.signatures import verify_signature
-from mailbot.testing import pki
+from testkit import pki
 
 from .conftest import DATA, OpenSSL, needs_openssl_gost
 

@@ -12,7 +12,7 @@ from mailbot.pki.crl import parse_crl, to_der
 from mailbot.pki.errors import CrlError, PkiError
 from mailbot.pki.load import load_certificate
 from mailbot.pki.public_key import KeyStatus, check_public_key
-from mailbot.testing import pki
+from testkit import pki
 
 _CA = pki.make_ca(slot=61)
 _EE_DER = pki.make_end_entity(_CA).der

@@ -13,8 +13,8 @@ from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import CertificateLoadError
 from mailbot.pki.load import load_certificate, load_certificates
 from mailbot.pki.names import snils_checksum_ok
-from mailbot.testing import pki
-from mailbot.testing.pki import CertSpec, oid, seq
+from testkit import pki
+from testkit.pki import CertSpec, oid, seq
 
 from .conftest import DATA
 

@@ -23,7 +23,7 @@ from mailbot.pki.issuer import InMemoryCaDirectory, signed_by
 from mailbot.pki.public_key import KeyStatus, check_public_key
 from mailbot.pki.signatures import verify_signature
 from mailbot.pki.validation import Reason, Verdict, validate
-from mailbot.testing import pki
+from testkit import pki
 
 from .conftest import OpenSSL, needs_openssl_gost
 from .test_gost import _GOSTCRYPTO_NAMES

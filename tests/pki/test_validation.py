@@ -15,8 +15,8 @@ from mailbot.pki.issuer import InMemoryCaDirectory, IssuerStatus, resolve_issuer
 from mailbot.pki.load import load_certificate
 from mailbot.pki.revocation_index import RevocationIndex
 from mailbot.pki.validation import Reason, Verdict, check_validity_period, validate
-from mailbot.testing import pki
-from mailbot.testing.pki import NOW, CertSpec, Revoked, oid, seq
+from testkit import pki
+from testkit.pki import NOW, CertSpec, Revoked, oid, seq
 
 from .conftest import DATA
 
@@ -164,7 +164,7 @@ def test_crl_acceptance_rules(gost_ca: pki.Issued, store: CrlStore) -> None:
 
 def test_index_survives_restart_and_slow_path_entries(gost_ca: pki.Issued, tmp_path: Path) -> None:
     from mailbot.pki.der import encode_tlv
-    from mailbot.testing.pki import _ext, _int, der_time
+    from testkit.pki import _ext, _int, der_time
 
     odd = [  # forms the fast path does not take: GeneralizedTime, invalidityDate, long serial
         seq(_int(0x77), encode_tlv(0x18, b"20260101000000Z")),
@@ -198,7 +198,7 @@ def test_index_survives_restart_and_slow_path_entries(gost_ca: pki.Issued, tmp_p
 
 def test_indirect_crl_entries_are_refused(gost_ca: pki.Issued) -> None:
     from mailbot.pki.der import encode_tlv
-    from mailbot.testing.pki import _ext, _int, der_time
+    from testkit.pki import _ext, _int, der_time
 
     issuer = seq(encode_tlv(0xA4, gost_ca.name_der))
     entry = seq(_int(5), der_time(NOW), seq(_ext("2.5.29.29", issuer, critical=True)))

@@ -14,16 +14,16 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.certstore import CertificateStore
+from mailbot.app.reminders import ReminderReport, send_due_reminders
 from mailbot.config import Config, config_from_mapping
 from mailbot.directory import migrate
 from mailbot.directory import subscribers as directory
+from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import Certificate, ExpiryReminder, OutboxMessage
 from mailbot.directory.registration import register_certificate
 from mailbot.directory.session import session_factory
-from mailbot.mail.templates import Templates, load_templates
-from mailbot.reminders import ReminderReport, send_due_reminders
-from mailbot.testing import pki as factory
+from mailbot.notices.templates import Templates, load_templates
+from testkit import pki as factory
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = factory.NOW

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from mailbot.cli.main import main
 from mailbot.config import ConfigError, config_from_mapping
 from mailbot.directory.models import OutboxMessage
-from mailbot.testing.smtpd import SmtpServer
+from testkit.smtpd import SmtpServer
 
 from .conftest import ADDRESS, World
 

@@ -9,13 +9,12 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import func, select, update
 
-from mailbot import reminders
-from mailbot.daemon import housekeeping
+from mailbot.app import housekeeping, reminders
+from mailbot.app.reminders import whole_days_left
 from mailbot.directory import subscribers as directory
 from mailbot.directory.engine import make_engine
 from mailbot.directory.models import Certificate, ExpiryReminder, Organisation, OutboxMessage
 from mailbot.directory.session import session_factory
-from mailbot.reminders import whole_days_left
 
 from .conftest import ADDRESS, FUND, NOW, World
 

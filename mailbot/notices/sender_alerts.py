@@ -12,10 +12,10 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from mailbot.certificate_alerts import config_hint, local_day
 from mailbot.config import Config
 from mailbot.directory.models import Alert
-from mailbot.mail.alerts import queue_alert
+from mailbot.notices.alerts import queue_alert
+from mailbot.notices.certificate_alerts import config_hint, local_day
 
 
 def alert_reply_cap(

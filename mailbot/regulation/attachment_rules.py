@@ -17,7 +17,7 @@ from mailbot.mail.ziprules import (
     inspect_zip,
     is_zip_bytes,
 )
-from mailbot.pipeline.decision import Outcome, RuleHit, Verdict, go_on, stop
+from mailbot.regulation.decision import Outcome, RuleHit, Verdict, go_on, stop
 
 
 @dataclass(frozen=True)

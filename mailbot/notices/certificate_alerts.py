@@ -4,7 +4,7 @@ Both are queued by the caller inside the transaction that journals the letter
 (or records an administrator's decision), so an alert exists exactly when the
 letter's outcome does. Each carries the certificate (DER, ``.cer``) and says
 what to do next. Unknown-CA alerts are a daily digest: see
-:mod:`mailbot.quarantine_digest`.
+:mod:`mailbot.notices.unknown_ca_digest`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from mailbot.certstore import InstallError
 from mailbot.config import Config
+from mailbot.directory.certstore import InstallError
 from mailbot.directory.models import Alert
-from mailbot.mail.alerts import queue_alert
-from mailbot.mail.templates import format_reply_datetime
+from mailbot.notices.alerts import queue_alert
+from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 
 #: RFC 2585's type for a DER certificate; Windows opens it with its certificate viewer.

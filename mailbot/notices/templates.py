@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mailbot.pipeline.decision import Outcome
+from mailbot.regulation.decision import Outcome
 
 #: The placeholders each template must use - all of them, and no others.
 PLACEHOLDERS: Mapping[Outcome, frozenset[str]] = {

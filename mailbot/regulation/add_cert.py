@@ -16,10 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailbot.config.schema import CrlPolicy
-from mailbot.mail.templates import format_reply_datetime
 from mailbot.mail.ziprules import CertificateFile
-from mailbot.pipeline.decision import Outcome, RuleHit
-from mailbot.pipeline.sender_gate import SubscriberCandidate
+from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.errors import PkiError
@@ -34,6 +32,8 @@ from mailbot.pki.validation import (
     check_revocation,
     check_validity_period,
 )
+from mailbot.regulation.decision import Outcome, RuleHit
+from mailbot.regulation.sender_gate import SubscriberCandidate
 
 #: The reply's «Причина: …» for each way a certificate is invalid (SPEC's invalid_cert).
 INVALID_REASONS: dict[Reason, str] = {

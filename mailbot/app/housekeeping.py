@@ -9,10 +9,10 @@ import time
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.reminders import expire_certificates
 from mailbot.config import Config
 from mailbot.directory.models import Certificate, Letter, OutboxMessage, QuarantinedCertificate
 from mailbot.log import get_logger
-from mailbot.reminders import expire_certificates
 
 log = get_logger(__name__)
 

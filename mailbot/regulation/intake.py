@@ -20,8 +20,8 @@ from mailbot.log import bind_letter, get_logger
 from mailbot.mail.attachments import find_attachments
 from mailbot.mail.letter import Letter, parse_letter
 from mailbot.mail.ziprules import CertificateFile
-from mailbot.pipeline.attachment_rules import check_attachments
-from mailbot.pipeline.decision import (
+from mailbot.regulation.attachment_rules import check_attachments
+from mailbot.regulation.decision import (
     CERTIFICATE_CHECKS_PENDING,
     Disposition,
     Outcome,
@@ -30,14 +30,14 @@ from mailbot.pipeline.decision import (
     Stage,
     Verdict,
 )
-from mailbot.pipeline.loop_guard import (
+from mailbot.regulation.loop_guard import (
     LoopGuardSettings,
     ReplyCounter,
     check_loop,
     check_reply_cap,
 )
-from mailbot.pipeline.routes import Route, RouteTable, normalize_subject
-from mailbot.pipeline.sender_gate import (
+from mailbot.regulation.routes import Route, RouteTable, normalize_subject
+from mailbot.regulation.sender_gate import (
     SenderDirectory,
     SubscriberCandidate,
     check_sender,

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from mailbot.mail.address import normalize_address
 from mailbot.mail.letter import Letter
-from mailbot.pipeline.decision import Outcome, RuleHit, Verdict, go_on, stop
+from mailbot.regulation.decision import Outcome, RuleHit, Verdict, go_on, stop
 
 #: Our own replies carry this header with the instance name; a letter carrying it came from us.
 LOOP_HEADER = "X-Mailbot-Loop"

@@ -21,12 +21,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailbot.app.letters import LetterProcessor, RetryError
 from mailbot.config import Config
 from mailbot.directory.models import Alert
 from mailbot.directory.models import Letter as LetterRow
 from mailbot.log import get_logger
-from mailbot.mail.alerts import queue_alert
-from mailbot.processor import LetterProcessor, RetryError
+from mailbot.notices.alerts import queue_alert
 
 log = get_logger(__name__)
 

@@ -23,24 +23,24 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.certificate_alerts import alert_forgery, alert_install_failure
-from mailbot.certstore import CertificateStore, InstallError
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbSenderDirectory
+from mailbot.directory.certstore import CertificateStore, InstallError
 from mailbot.directory.models import Letter, QuarantinedCertificate
 from mailbot.directory.registration import register_certificate
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice, reply_subject
-from mailbot.mail.templates import Templates
 from mailbot.mail.ziprules import CertificateFile
-from mailbot.pipeline.add_cert import Action, AddCertDecision, AddCertSettings, decide_add_cert
-from mailbot.pipeline.decision import Outcome
+from mailbot.notices.certificate_alerts import alert_forgery, alert_install_failure
+from mailbot.notices.templates import Templates
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.errors import PkiError
 from mailbot.pki.issuer import CaDirectory
+from mailbot.regulation.add_cert import Action, AddCertDecision, AddCertSettings, decide_add_cert
+from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Protocol
 from mailbot.config.schema import SenderAuthConfig
 from mailbot.mail.address import normalize_address
 from mailbot.mail.letter import Letter, Mailbox
-from mailbot.pipeline.decision import Outcome, RuleHit, Verdict, go_on, stop
-from mailbot.pipeline.sender_auth import check_authentication_results
+from mailbot.regulation.decision import Outcome, RuleHit, Verdict, go_on, stop
+from mailbot.regulation.sender_auth import check_authentication_results
 
 
 @dataclass(frozen=True)

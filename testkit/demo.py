@@ -25,8 +25,8 @@ from pathlib import Path
 from mailbot.config import load_config
 from mailbot.daemon.runner import Daemon
 from mailbot.log import configure_logging
-from mailbot.testing import pki as factory
-from mailbot.testing.scenario import (
+from testkit import pki as factory
+from testkit.scenario import (
     ADMIN,
     FUND,
     MAIL_USERS,

@@ -24,21 +24,21 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.app import crl_store
+from mailbot.app.assembly import crl_store
 from mailbot.config import Config
 from mailbot.directory.adapters import parsed
 from mailbot.directory.models import Certificate, CertificationAuthority, Subscriber
 from mailbot.log import get_logger
-from mailbot.mail.alerts import queue_alert
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
-from mailbot.mail.templates import Templates, format_reply_datetime
-from mailbot.pipeline.decision import Outcome
+from mailbot.notices.alerts import queue_alert
+from mailbot.notices.templates import Templates, format_reply_datetime
 from mailbot.pki.certificate import Certificate as CertificateInfo
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import PkiError
 from mailbot.pki.revocation_index import RevocationEntry, RevocationIndex
+from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 

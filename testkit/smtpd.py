@@ -25,7 +25,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
-from mailbot.testing.ports import free_port
+from testkit.ports import free_port
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,9 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.certificate_alerts import alert_forgery, alert_install_failure
-from mailbot.certstore import CertificateStore, InstallError
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
+from mailbot.directory.certstore import CertificateStore, InstallError
 from mailbot.directory.models import Letter as LetterRow
 from mailbot.directory.models import QuarantinedCertificate
 from mailbot.directory.registration import register_certificate
@@ -41,16 +40,17 @@ from mailbot.files import write_atomically
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_reply
-from mailbot.mail.templates import Templates
-from mailbot.pipeline.add_cert import Action, AddCertDecision, AddCertSettings, decide_add_cert
-from mailbot.pipeline.decision import Disposition, Outcome
-from mailbot.pipeline.intake import IntakeDecision, IntakeSettings, decide
-from mailbot.pipeline.routes import RouteTable
+from mailbot.notices.certificate_alerts import alert_forgery, alert_install_failure
+from mailbot.notices.sender_alerts import alert_reply_cap
+from mailbot.notices.templates import Templates
+from mailbot.notices.unknown_ca_digest import alert_unknown_ca
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.crl_store import ca_key_id
 from mailbot.pki.issuer import CaDirectory
-from mailbot.quarantine_digest import alert_unknown_ca
-from mailbot.sender_alerts import alert_reply_cap
+from mailbot.regulation.add_cert import Action, AddCertDecision, AddCertSettings, decide_add_cert
+from mailbot.regulation.decision import Disposition, Outcome
+from mailbot.regulation.intake import IntakeDecision, IntakeSettings, decide
+from mailbot.regulation.routes import RouteTable
 
 log = get_logger(__name__)
 

@@ -11,13 +11,13 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.letters import LetterProcessor
 from mailbot.config import Config
-from mailbot.mail.templates import Templates, load_templates
-from mailbot.pipeline.routes import RouteTable, load_routes
+from mailbot.notices.templates import Templates, load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource, HttpCrlFetcher
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.issuer import CaDirectory
-from mailbot.processor import LetterProcessor
+from mailbot.regulation.routes import RouteTable, load_routes
 
 
 def crl_store(config: Config) -> CrlStore:

@@ -40,8 +40,8 @@ from mailbot.directory.models import (
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
-from mailbot.mail.templates import Templates, format_reply_datetime
-from mailbot.pipeline.decision import Outcome
+from mailbot.notices.templates import Templates, format_reply_datetime
+from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 

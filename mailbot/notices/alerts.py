@@ -29,7 +29,7 @@ from mailbot.config import Config
 from mailbot.directory.models import Alert, utcnow
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
-from mailbot.pipeline.loop_guard import LOOP_HEADER
+from mailbot.regulation.loop_guard import LOOP_HEADER
 
 log = get_logger(__name__)
 

@@ -22,12 +22,12 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mailbot.certificate_alerts import CERT_MIME, config_hint, local_day
 from mailbot.config import Config
 from mailbot.directory.models import Alert, OutboxMessage, QuarantinedCertificate
 from mailbot.log import get_logger
-from mailbot.mail.alerts import Attachment, build_alert_letter, queue_alert
-from mailbot.mail.templates import format_reply_datetime
+from mailbot.notices.alerts import Attachment, build_alert_letter, queue_alert
+from mailbot.notices.certificate_alerts import CERT_MIME, config_hint, local_day
+from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
 

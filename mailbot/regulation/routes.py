@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailbot.pipeline.decision import RuleHit
+from mailbot.regulation.decision import RuleHit
 
 #: Actions a route may name. Handlers other than ``add_cert`` arrive with later issues.
 HANDLER_ACTIONS = frozenset({"add_cert"})

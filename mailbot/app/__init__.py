@@ -1,0 +1,1 @@
+"""Use cases: each owns one transaction and its effects (journal, directories, outbox)."""
