@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.app.letters import LetterProcessor, RetryError
 from mailbot.config import Config
-from mailbot.directory.models import Alert
-from mailbot.directory.models import Letter as LetterRow
+from mailbot.directory.models import Alert, LetterRecord
 from mailbot.log import get_logger
 from mailbot.notices.alerts import queue_alert
 
@@ -54,7 +53,7 @@ class DeferredLetter:
         return now - self.since
 
     @classmethod
-    def from_row(cls, row: LetterRow) -> DeferredLetter:
+    def from_row(cls, row: LetterRecord) -> DeferredLetter:
         """Read a journal row (older rows without deferral details give what they can)."""
         info: dict[str, Any] = (row.detail or {}).get("deferral") or {}
         return cls(
@@ -87,7 +86,7 @@ def _time(text: object) -> dt.datetime | None:
 def deferred_letters(session: Session) -> list[DeferredLetter]:
     """Every waiting letter, oldest first."""
     rows = session.scalars(
-        select(LetterRow).where(LetterRow.state == "deferred").order_by(LetterRow.id)
+        select(LetterRecord).where(LetterRecord.state == "deferred").order_by(LetterRecord.id)
     )
     return [DeferredLetter.from_row(row) for row in rows]
 

@@ -11,7 +11,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.reminders import expire_certificates
 from mailbot.config import Config
-from mailbot.directory.models import Certificate, Letter, OutboxMessage, QuarantinedCertificate
+from mailbot.directory.models import (
+    CertificateRecord,
+    LetterRecord,
+    OutboxMessage,
+    QuarantinedCertificate,
+)
 from mailbot.log import get_logger
 
 log = get_logger(__name__)
@@ -47,18 +52,20 @@ def prune_journal(
         return 0
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     with sessions() as session:
-        old = select(Letter.id).where(
-            Letter.received_at < cutoff, Letter.state.in_(("done", "failed"))
+        old = select(LetterRecord.id).where(
+            LetterRecord.received_at < cutoff, LetterRecord.state.in_(("done", "failed"))
         )
         pending = select(OutboxMessage.letter_id).where(OutboxMessage.status == "pending")
         finished_with_replies_sent = old.where(
-            Letter.id.not_in(pending.where(OutboxMessage.letter_id.is_not(None)))
+            LetterRecord.id.not_in(pending.where(OutboxMessage.letter_id.is_not(None)))
         )
         ids = list(session.scalars(finished_with_replies_sent))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             session.execute(
-                update(Certificate).where(Certificate.letter_id.in_(chunk)).values(letter_id=None)
+                update(CertificateRecord)
+                .where(CertificateRecord.letter_id.in_(chunk))
+                .values(letter_id=None)
             )
             session.execute(
                 update(QuarantinedCertificate)
@@ -66,7 +73,7 @@ def prune_journal(
                 .values(letter_id=None)
             )
             session.execute(delete(OutboxMessage).where(OutboxMessage.letter_id.in_(chunk)))
-            session.execute(delete(Letter).where(Letter.id.in_(chunk)))
+            session.execute(delete(LetterRecord).where(LetterRecord.id.in_(chunk)))
         session.commit()
     return len(ids)
 

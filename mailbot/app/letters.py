@@ -33,8 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
 from mailbot.directory.certstore import CertificateStore, InstallError
-from mailbot.directory.models import Letter as LetterRow
-from mailbot.directory.models import QuarantinedCertificate
+from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.directory.registration import register_certificate
 from mailbot.files import write_atomically
 from mailbot.log import bind_letter, get_logger
@@ -169,7 +168,7 @@ class LetterProcessor:
         """
         now = self.clock()
         with self.sessions() as session, bind_letter(letter_id=letter_id):
-            row = session.get(LetterRow, letter_id)
+            row = session.get(LetterRecord, letter_id)
             if row is None:
                 raise RetryError(f"letter {letter_id} is not in the journal")
             if row.state != "deferred":
@@ -180,11 +179,11 @@ class LetterProcessor:
             # Compare-and-set: the first write of the transaction. On PostgreSQL a
             # concurrent retry waits for our row lock, then matches nothing.
             claimed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(LetterRow)
+                update(LetterRecord)
                 .where(
-                    LetterRow.id == letter_id,
-                    LetterRow.state == "deferred",
-                    LetterRow.attempts == seen,
+                    LetterRecord.id == letter_id,
+                    LetterRecord.state == "deferred",
+                    LetterRecord.attempts == seen,
                 )
                 .values(attempts=seen + 1)
                 .execution_options(synchronize_session=False)
@@ -192,7 +191,7 @@ class LetterProcessor:
             if claimed.rowcount != 1:
                 session.rollback()
                 log.info("letter retried elsewhere meanwhile", letter_id=letter_id)
-                fresh = session.get(LetterRow, letter_id)
+                fresh = session.get(LetterRecord, letter_id)
                 state = fresh.state if fresh is not None else "done"
                 outcome = fresh.outcome if fresh is not None else None
                 return ProcessResult(
@@ -210,7 +209,7 @@ class LetterProcessor:
         daemon's next pass finds it by content (SHA-256) and adopts the row.
         """
         with self.sessions() as session:
-            row = session.get(LetterRow, letter_id)
+            row = session.get(LetterRecord, letter_id)
             if row is None:
                 raise RetryError(f"letter {letter_id} is not in the journal")
             if row.state != "failed":
@@ -264,7 +263,7 @@ class LetterProcessor:
     def _commit(
         self,
         session: Session,
-        claimed: LetterRow | None,
+        claimed: LetterRecord | None,
         source: LetterSource,
         raw: bytes,
         digest: str,
@@ -305,7 +304,7 @@ class LetterProcessor:
         )
         return result
 
-    def _archived(self, row: LetterRow) -> bytes:
+    def _archived(self, row: LetterRecord) -> bytes:
         """The raw letter from the archive, checked against the journal's SHA-256."""
         if not row.archive_path:
             raise RetryError(f"letter {row.id} has no archived copy")
@@ -335,7 +334,7 @@ class LetterProcessor:
                     source.mailbox, source.uidvalidity, source.uid,
                 )  # fmt: skip
             if row is None:
-                row = LetterRow(
+                row = LetterRecord(
                     mailbox=source.mailbox,
                     uidvalidity=source.uidvalidity,
                     uid=source.uid,
@@ -352,7 +351,7 @@ class LetterProcessor:
     def give_up(self, letter_id: int, reason: str) -> None:
         """Mark a claimed letter that kept failing as ``failed`` (a poison letter)."""
         with self.sessions() as session:
-            row = session.get(LetterRow, letter_id)
+            row = session.get(LetterRecord, letter_id)
             if row is None:
                 return
             row.state = "failed"
@@ -364,20 +363,20 @@ class LetterProcessor:
     def mark_filed(self, letter_id: int, folder: str) -> None:
         """Remember where the letter was filed on the server."""
         with self.sessions() as session:
-            row = session.get(LetterRow, letter_id)
+            row = session.get(LetterRecord, letter_id)
             if row is not None:
                 row.filed_to = folder
                 session.commit()
 
     def _journaled(
         self, session: Session, source: LetterSource, raw: bytes, digest: str
-    ) -> LetterRow | None:
+    ) -> LetterRecord | None:
         if source.uid is not None:
             row = session.scalar(
-                select(LetterRow).where(
-                    LetterRow.mailbox == source.mailbox,
-                    LetterRow.uidvalidity == source.uidvalidity,
-                    LetterRow.uid == source.uid,
+                select(LetterRecord).where(
+                    LetterRecord.mailbox == source.mailbox,
+                    LetterRecord.uidvalidity == source.uidvalidity,
+                    LetterRecord.uid == source.uid,
                 )
             )
             if row is not None:
@@ -385,15 +384,15 @@ class LetterProcessor:
         # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
         # A reset poison letter (claimed, no position) is found by content too.
         return session.scalar(
-            select(LetterRow)
+            select(LetterRecord)
             .where(
-                LetterRow.sha256 == digest,
+                LetterRecord.sha256 == digest,
                 or_(
-                    LetterRow.state.in_(("done", "deferred", "failed")),
-                    and_(LetterRow.state == "claimed", LetterRow.uid.is_(None)),
+                    LetterRecord.state.in_(("done", "deferred", "failed")),
+                    and_(LetterRecord.state == "claimed", LetterRecord.uid.is_(None)),
                 ),
             )
-            .order_by(LetterRow.id)
+            .order_by(LetterRecord.id)
             .limit(1)
         )
 
@@ -402,7 +401,7 @@ class LetterProcessor:
     def _record(
         self,
         session: Session,
-        claimed: LetterRow | None,
+        claimed: LetterRecord | None,
         source: LetterSource,
         raw: bytes,
         digest: str,
@@ -413,7 +412,7 @@ class LetterProcessor:
         written: list[Path],
     ) -> ProcessResult:
         letter = intake.letter
-        row = claimed or LetterRow(
+        row = claimed or LetterRecord(
             mailbox=source.mailbox,
             uidvalidity=source.uidvalidity,
             uid=source.uid,
@@ -488,7 +487,7 @@ class LetterProcessor:
     def _register(
         self,
         session: Session,
-        row: LetterRow,
+        row: LetterRecord,
         handler: AddCertDecision,
         now: dt.datetime,
         dry_run: bool,
@@ -526,7 +525,7 @@ class LetterProcessor:
     def _quarantine(
         self,
         session: Session,
-        row: LetterRow,
+        row: LetterRecord,
         intake: IntakeDecision,
         handler: AddCertDecision,
         now: dt.datetime,
@@ -571,7 +570,7 @@ class LetterProcessor:
                          {certificate.thumbprint_sha1: certificate.der})  # fmt: skip
 
     def _deferral(
-        self, session: Session, row: LetterRow, handler: AddCertDecision, now: dt.datetime
+        self, session: Session, row: LetterRecord, handler: AddCertDecision, now: dt.datetime
     ) -> dict[str, Any]:
         """What a waiting letter waits for: the CA, the URLs tried and what went wrong."""
         previous = (row.detail or {}).get("deferral") or {}

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbSenderDirectory
 from mailbot.directory.certstore import CertificateStore, InstallError
-from mailbot.directory.models import Letter, QuarantinedCertificate
+from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.directory.registration import register_certificate
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.log import get_logger
@@ -254,7 +254,7 @@ class QuarantineReview:
         row.subscriber_id = subscriber_id
         evidence["install"] = {"certificate_id": registration.row.id,
                                "path": registration.row.store_path}  # fmt: skip
-        letter = session.get(Letter, row.letter_id) if row.letter_id else None
+        letter = session.get(LetterRecord, row.letter_id) if row.letter_id else None
         if letter is not None:
             letter.certificate_id = registration.row.id
             letter.subscriber_id = subscriber_id
@@ -298,7 +298,7 @@ class QuarantineReview:
         evidence: dict[str, Any],
     ) -> None:
         row.status, row.decided_by, row.decided_at, row.reason = status, decided_by, now, reason
-        letter = session.get(Letter, row.letter_id) if row.letter_id else None
+        letter = session.get(LetterRecord, row.letter_id) if row.letter_id else None
         if letter is not None:
             # The journal keeps the letter's whole story, also what happened after the reply.
             note = {"id": row.id, "status": status, "decided_by": decided_by,
@@ -314,7 +314,7 @@ class QuarantineReview:
         now: dt.datetime,
     ) -> None:
         """Queue the follow-up to the original sender, threaded to the original letter."""
-        letter = session.get(Letter, row.letter_id) if row.letter_id else None
+        letter = session.get(LetterRecord, row.letter_id) if row.letter_id else None
         message_id = letter.message_id if letter is not None else None
         subject = (letter.subject or "") if letter is not None else "ADD_CERT"
         message = build_notice(

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
 from mailbot.directory.models import (
-    Certificate,
+    CertificateRecord,
     ExpiryReminder,
     Organisation,
     OutboxMessage,
@@ -93,7 +93,7 @@ class ReminderReport:
 
 @dataclass
 class _Candidate:
-    certificate: Certificate
+    certificate: CertificateRecord
     days_left: int
     actions: list[ReminderAction] = field(default_factory=list)
 
@@ -110,11 +110,11 @@ def due_thresholds(thresholds: Iterable[int], days_left: int) -> list[int]:
 
 def expire_certificates(session: Session, now: dt.datetime, dry_run: bool = False) -> int:
     """Set status ``expired`` on valid certificates past ``not_after``; the caller commits."""
-    past = (Certificate.status == "valid", Certificate.not_after <= now)
+    past = (CertificateRecord.status == "valid", CertificateRecord.not_after <= now)
     if dry_run:
-        return int(session.scalar(select(func.count(Certificate.id)).where(*past)) or 0)
+        return int(session.scalar(select(func.count(CertificateRecord.id)).where(*past)) or 0)
     result = session.execute(
-        update(Certificate).where(*past).values(status="expired")
+        update(CertificateRecord).where(*past).values(status="expired")
         .execution_options(synchronize_session=False)
     )  # fmt: skip
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -183,13 +183,13 @@ def _candidates(session: Session, thresholds: Sequence[int], now: dt.datetime) -
     # days_left <= T means less than T + 1 days remain.
     horizon = now + (max(thresholds) + 1) * _DAY
     rows = session.scalars(
-        select(Certificate)
+        select(CertificateRecord)
         .where(
-            Certificate.status == "valid",
-            Certificate.not_after > now,
-            Certificate.not_after < horizon,
+            CertificateRecord.status == "valid",
+            CertificateRecord.not_after > now,
+            CertificateRecord.not_after < horizon,
         )
-        .order_by(Certificate.not_after, Certificate.id)
+        .order_by(CertificateRecord.not_after, CertificateRecord.id)
     ).all()
     settled = _settled(session, [row.id for row in rows])
     candidates = []
@@ -248,17 +248,17 @@ def _settled(session: Session, certificate_ids: list[int]) -> set[tuple[int, int
     return found
 
 
-def _newer_certificate(session: Session, row: Certificate) -> int | None:
+def _newer_certificate(session: Session, row: CertificateRecord) -> int | None:
     """A valid certificate of the same subscriber expiring later: the participant renewed."""
     return session.scalar(
-        select(Certificate.id)
+        select(CertificateRecord.id)
         .where(
-            Certificate.subscriber_id == row.subscriber_id,
-            Certificate.id != row.id,
-            Certificate.status == "valid",
-            Certificate.not_after > row.not_after,
+            CertificateRecord.subscriber_id == row.subscriber_id,
+            CertificateRecord.id != row.id,
+            CertificateRecord.status == "valid",
+            CertificateRecord.not_after > row.not_after,
         )
-        .order_by(Certificate.not_after.desc())
+        .order_by(CertificateRecord.not_after.desc())
         .limit(1)
     )
 

@@ -27,13 +27,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app.assembly import crl_store
 from mailbot.config import Config
 from mailbot.directory.adapters import parsed
-from mailbot.directory.models import Certificate, CertificationAuthority, Subscriber
+from mailbot.directory.models import CertificateRecord, CertificationAuthority, Subscriber
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
 from mailbot.notices.alerts import queue_alert
 from mailbot.notices.templates import Templates, format_reply_datetime
-from mailbot.pki.certificate import Certificate as CertificateInfo
+from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import PkiError
@@ -111,7 +111,7 @@ class RevocationWatch:
         report = WatchReport()
         now = self.clock()
         with self.sessions() as session:
-            holders = select(Certificate.ca_id).where(Certificate.status == "valid")
+            holders = select(CertificateRecord.ca_id).where(CertificateRecord.status == "valid")
             cas = session.scalars(
                 select(CertificationAuthority)
                 .where(CertificationAuthority.id.in_(holders))
@@ -137,14 +137,14 @@ class RevocationWatch:
         now: dt.datetime,
     ) -> list[RevokedCertificate]:
         certificates = session.scalars(
-            select(Certificate)
+            select(CertificateRecord)
             .where(
-                Certificate.ca_id == ca_row.id,
-                Certificate.status == "valid",
+                CertificateRecord.ca_id == ca_row.id,
+                CertificateRecord.status == "valid",
                 # An expired certificate is of no use anyway; CAs drop them from CRLs.
-                Certificate.not_after > now,
+                CertificateRecord.not_after > now,
             )
-            .order_by(Certificate.id)
+            .order_by(CertificateRecord.id)
         ).all()
         found = []
         for certificate in certificates:
@@ -155,8 +155,8 @@ class RevocationWatch:
             if entry is None:
                 continue
             changed: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-                update(Certificate)
-                .where(Certificate.id == certificate.id, Certificate.status == "valid")
+                update(CertificateRecord)
+                .where(CertificateRecord.id == certificate.id, CertificateRecord.status == "valid")
                 .values(
                     status="revoked", revoked_at=entry.revoked_at, revocation_reason=entry.reason
                 )
@@ -183,7 +183,11 @@ class RevocationWatch:
         return found
 
     def _notify(
-        self, session: Session, certificate: Certificate, entry: RevocationEntry, now: dt.datetime
+        self,
+        session: Session,
+        certificate: CertificateRecord,
+        entry: RevocationEntry,
+        now: dt.datetime,
     ) -> tuple[str, ...]:
         """Queue the revoked_notice to the owner's active trusted addresses."""
         subscriber = session.get(Subscriber, certificate.subscriber_id)
@@ -260,7 +264,7 @@ class RevocationWatch:
         )
 
 
-def poll_newer_crl(source: CachingCrlSource, ca: CertificateInfo) -> RevocationIndex | None:
+def poll_newer_crl(source: CachingCrlSource, ca: Certificate) -> RevocationIndex | None:
     """Look for a CRL newer than the cached, still fresh one: the drop folder, then HTTP.
 
     ``fresh_index`` fetches only when the cached CRL runs out, which may be a

@@ -16,7 +16,7 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
-from mailbot.directory.models import Certificate, Letter
+from mailbot.directory.models import CertificateRecord, LetterRecord
 
 JOURNAL_COLUMNS = (
     "id",
@@ -90,13 +90,17 @@ def journal_list(args: argparse.Namespace) -> int:
     """``journal``."""
     if args.limit <= 0:
         raise CliError("--limit must be positive")
-    query = select(Letter).order_by(Letter.received_at.desc(), Letter.id.desc()).limit(args.limit)
+    query = (
+        select(LetterRecord)
+        .order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
+        .limit(args.limit)
+    )
     if args.since is not None:
-        query = query.where(Letter.received_at >= args.since)
+        query = query.where(LetterRecord.received_at >= args.since)
     if args.outcome:
-        query = query.where(Letter.outcome == args.outcome)
+        query = query.where(LetterRecord.outcome == args.outcome)
     if args.sender:
-        query = query.where(Letter.sender == args.sender.strip().lower())
+        query = query.where(LetterRecord.sender == args.sender.strip().lower())
     with transaction(args, commit=False) as session:
         rows = [
             {
@@ -118,12 +122,14 @@ def journal_list(args: argparse.Namespace) -> int:
 
 def cert_list(args: argparse.Namespace) -> int:
     """``cert list``."""
-    query = select(Certificate).order_by(Certificate.not_after, Certificate.id)
+    query = select(CertificateRecord).order_by(CertificateRecord.not_after, CertificateRecord.id)
     if args.subscriber is not None:
-        query = query.where(Certificate.subscriber_id == args.subscriber)
+        query = query.where(CertificateRecord.subscriber_id == args.subscriber)
     if args.expiring_within is not None:
         horizon = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expiring_within)
-        query = query.where(Certificate.not_after <= horizon, Certificate.status == "valid")
+        query = query.where(
+            CertificateRecord.not_after <= horizon, CertificateRecord.status == "valid"
+        )
     with transaction(args, commit=False) as session:
         rows = [
             {

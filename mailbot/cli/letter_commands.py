@@ -36,7 +36,7 @@ from mailbot.cli.common import (
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.config import SecretError
-from mailbot.directory.models import Letter
+from mailbot.directory.models import LetterRecord
 from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.log import configure_logging
 from mailbot.notices.templates import TemplateError
@@ -95,23 +95,27 @@ def letter_list(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
     with transaction(args, commit=False) as session:
         if args.deferred:
-            query = select(Letter).where(Letter.state == "deferred").order_by(Letter.id)
+            query = (
+                select(LetterRecord)
+                .where(LetterRecord.state == "deferred")
+                .order_by(LetterRecord.id)
+            )
             rows = [
                 _deferred_row(DeferredLetter.from_row(row), now)
                 for row in session.scalars(query.limit(args.limit))
             ]
             columns: tuple[str, ...] = DEFERRED_COLUMNS
         else:
-            query = select(Letter).order_by(Letter.id.desc()).limit(args.limit)
+            query = select(LetterRecord).order_by(LetterRecord.id.desc()).limit(args.limit)
             if args.state:
-                query = query.where(Letter.state == args.state)
+                query = query.where(LetterRecord.state == args.state)
             rows = [_row(letter) for letter in session.scalars(query)]
             columns = LIST_COLUMNS
     print(render_rows(rows, columns, args.format))
     return 0
 
 
-def _row(letter: Letter) -> dict[str, Any]:
+def _row(letter: LetterRecord) -> dict[str, Any]:
     return {
         "id": letter.id,
         "received_at": letter.received_at.isoformat(timespec="seconds"),
@@ -146,7 +150,7 @@ def letter_retry(args: argparse.Namespace) -> int:
     try:
         with database(config) as sessions:
             with sessions() as session:
-                row = session.get(Letter, args.id)
+                row = session.get(LetterRecord, args.id)
                 state = row.state if row is not None else None
             processor = make_processor(config, sessions)
             if state == "failed":

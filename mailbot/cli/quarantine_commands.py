@@ -35,7 +35,7 @@ from mailbot.cli.common import (
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.config import SecretError
-from mailbot.directory.models import Letter, QuarantinedCertificate
+from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.directory.session import SchemaNotCurrent, database
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.notices.templates import TemplateError, load_templates
@@ -137,7 +137,9 @@ def register(subparsers: Any) -> None:
 def _row(row: QuarantinedCertificate, session: Session | None = None) -> dict[str, Any]:
     certificate = read_certificate(row)
     issuer = certificate.issuer.get("CN") if certificate is not None else None
-    letter = session.get(Letter, row.letter_id) if session is not None and row.letter_id else None
+    letter = (
+        session.get(LetterRecord, row.letter_id) if session is not None and row.letter_id else None
+    )
     return {
         "id": row.id,
         "received_at": row.created_at.isoformat(timespec="seconds"),

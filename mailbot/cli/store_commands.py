@@ -10,7 +10,7 @@ from sqlalchemy import select
 from mailbot.cli.common import add_config_option, config_from_args
 from mailbot.cli.directory_commands import transaction
 from mailbot.directory.certstore import CertificateStore
-from mailbot.directory.models import Certificate
+from mailbot.directory.models import CertificateRecord
 
 
 def register(subparsers: Any) -> None:
@@ -34,7 +34,9 @@ def store_verify(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = CertificateStore(config.certificate_store)
     with transaction(args, commit=False) as session:
-        rows = session.execute(select(Certificate.thumbprint_sha1, Certificate.store_path)).all()
+        rows = session.execute(
+            select(CertificateRecord.thumbprint_sha1, CertificateRecord.store_path)
+        ).all()
     report = store.verify((row[0], row[1]) for row in rows)
     for line in report.rows_without_files:
         print(f"row without file: {line}")

@@ -51,8 +51,7 @@ from mailbot.daemon.systemd import (
 )
 from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.engine import engine_from_config
-from mailbot.directory.models import CertificationAuthority, OutboxMessage
-from mailbot.directory.models import Letter as LetterRow
+from mailbot.directory.models import CertificationAuthority, LetterRecord, OutboxMessage
 from mailbot.directory.session import ensure_current, session_factory
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.imap import MailboxClient, MailboxError
@@ -269,13 +268,13 @@ class Daemon:
                 chunk = uids[start : start + 500]
                 rows = session.execute(
                     select(
-                        LetterRow.uid, LetterRow.id, LetterRow.state, LetterRow.outcome,
-                        LetterRow.filed_to,
+                        LetterRecord.uid, LetterRecord.id, LetterRecord.state, LetterRecord.outcome,
+                        LetterRecord.filed_to,
                     ).where(
-                        LetterRow.mailbox == mailbox,
-                        LetterRow.uidvalidity == uidvalidity,
-                        LetterRow.uid.in_(chunk),
-                        LetterRow.state != "claimed",
+                        LetterRecord.mailbox == mailbox,
+                        LetterRecord.uidvalidity == uidvalidity,
+                        LetterRecord.uid.in_(chunk),
+                        LetterRecord.state != "claimed",
                     )
                 )  # fmt: skip
                 for uid, letter_id, state, outcome, filed_to in rows:
@@ -357,7 +356,7 @@ class Daemon:
     def _alert_poison(self, letter_id: int, raw: bytes, reason: str) -> None:
         assert self.processor is not None
         with self.processor.sessions() as session:
-            row = session.get(LetterRow, letter_id)
+            row = session.get(LetterRecord, letter_id)
             resets = len((row.detail or {}).get("resets", [])) if row is not None else 0
             # A letter reset by `letter retry` that fails again is news again.
             round_ = f":reset{resets}" if resets else ""

@@ -130,7 +130,7 @@ class Subscriber(Timestamped, Base):
 
     organisation: Mapped[Organisation] = relationship(back_populates="subscribers")
     addresses: Mapped[list[TrustedAddress]] = relationship(back_populates="subscriber")
-    certificates: Mapped[list[Certificate]] = relationship(back_populates="subscriber")
+    certificates: Mapped[list[CertificateRecord]] = relationship(back_populates="subscriber")
 
 
 class TrustedAddress(Base):
@@ -171,7 +171,7 @@ class CertificationAuthority(Timestamped, Base):
     source: Mapped[str] = mapped_column(String(20), default="manual")
 
 
-class Certificate(Base):
+class CertificateRecord(Base):
     """A subscriber's certificate registered through mailbot (or imported)."""
 
     __tablename__ = "certificates"
@@ -200,7 +200,7 @@ class Certificate(Base):
     subscriber: Mapped[Subscriber] = relationship(back_populates="certificates")
 
 
-class Letter(Base):
+class LetterRecord(Base):
     """The journal: one row per letter that reached the mailbox (or a CLI ``process``)."""
 
     __tablename__ = "letters"

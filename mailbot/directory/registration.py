@@ -17,9 +17,7 @@ from sqlalchemy.orm import Session
 
 from mailbot.directory.certstore import CertificateStore, InstallError
 from mailbot.directory.models import (
-    Certificate as CertificateRow,
-)
-from mailbot.directory.models import (
+    CertificateRecord,
     CertificationAuthority,
     Subscriber,
 )
@@ -31,7 +29,7 @@ from mailbot.pki.certificate import Certificate
 class Registration:
     """The registered certificate's row and whether this call wrote the store file."""
 
-    row: CertificateRow
+    row: CertificateRecord
     stored_created: bool
     already_registered: bool
 
@@ -47,7 +45,9 @@ def register_certificate(
 ) -> Registration:
     """Install and register *certificate* for the subscriber; raises :class:`InstallError`."""
     existing = session.scalar(
-        select(CertificateRow).where(CertificateRow.thumbprint_sha1 == certificate.thumbprint_sha1)
+        select(CertificateRecord).where(
+            CertificateRecord.thumbprint_sha1 == certificate.thumbprint_sha1
+        )
     )
     if existing is not None and existing.subscriber_id != subscriber_id:
         raise InstallError("сертификат уже зарегистрирован для другого абонента")
@@ -59,7 +59,7 @@ def register_certificate(
     stored = store.install(certificate.der, certificate.thumbprint_sha1, certificate.serial_hex)
     ca_row = refresh_ca(session, ca, certificate, now)
     if existing is None:
-        existing = CertificateRow(
+        existing = CertificateRecord(
             subscriber_id=subscriber_id,
             ca_id=ca_row.id if ca_row is not None else None,
             serial=certificate.serial_hex,

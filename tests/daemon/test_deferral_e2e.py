@@ -18,7 +18,7 @@ from sqlalchemy import select
 from mailbot.config import load_config
 from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
-from mailbot.directory.models import Certificate, Letter
+from mailbot.directory.models import CertificateRecord, LetterRecord
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
 from testkit.crl_server import CrlServer
@@ -93,11 +93,11 @@ def certificate(
     )  # fmt: skip
 
 
-def letters(scenario: Scenario) -> list[Letter]:
+def letters(scenario: Scenario) -> list[LetterRecord]:
     engine = engine_from_config(scenario.config)
     try:
         with session_factory(engine)() as session:
-            return list(session.scalars(select(Letter).order_by(Letter.id)))
+            return list(session.scalars(select(LetterRecord).order_by(LetterRecord.id)))
     finally:
         engine.dispose()
 
@@ -198,7 +198,7 @@ async def test_a_crl_revoking_a_registered_certificate_notifies_once(
     assert f"{serial:X}" in alert.get_content()
     engine = engine_from_config(scenario.config)
     with session_factory(engine)() as session:
-        assert session.scalars(select(Certificate.status)).one() == "revoked"
+        assert session.scalars(select(CertificateRecord.status)).one() == "revoked"
     engine.dispose()
 
     # A restart, and a newer CRL still listing it: no second notice, no second alert.

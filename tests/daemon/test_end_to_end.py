@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from mailbot.config import load_config
 from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
-from mailbot.directory.models import Letter, OutboxMessage
+from mailbot.directory.models import LetterRecord, OutboxMessage
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
 from testkit.scenario import (
@@ -161,7 +161,7 @@ async def test_run_once_processes_and_exits(scenario: Scenario) -> None:
     assert len(inbox(scenario, PARTICIPANT)) == 3
     engine = engine_from_config(scenario.config)
     with session_factory(engine)() as session:
-        assert session.scalar(select(func.count(Letter.id))) == 3
+        assert session.scalar(select(func.count(LetterRecord.id))) == 3
         assert (
             session.scalar(
                 select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "sent")

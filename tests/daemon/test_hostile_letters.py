@@ -44,7 +44,7 @@ from sqlalchemy import select
 
 from mailbot.cli.main import main as cli
 from mailbot.directory.engine import engine_from_config
-from mailbot.directory.models import Alert, Certificate, Letter, OutboxMessage
+from mailbot.directory.models import Alert, CertificateRecord, LetterRecord, OutboxMessage
 from mailbot.directory.session import session_factory
 from testkit import letters, postgres
 from testkit import pki as factory
@@ -265,12 +265,12 @@ def world(request: pytest.FixtureRequest) -> Iterator[World]:
 class Journal:
     """The rows the assertions read: letters, replies, "failed letter" alerts."""
 
-    letters: list[Letter]
+    letters: list[LetterRecord]
     replies: list[OutboxMessage]
     poison_alerts: int
-    certificates: list[Certificate]
+    certificates: list[CertificateRecord]
 
-    def row(self, letter_id: int) -> Letter:
+    def row(self, letter_id: int) -> LetterRecord:
         """The journal row with this id."""
         return next(r for r in self.letters if r.id == letter_id)
 
@@ -285,14 +285,14 @@ def journal(world: World) -> Journal:
     try:
         with session_factory(engine)() as session:
             return Journal(
-                letters=list(session.scalars(select(Letter).order_by(Letter.id))),
+                letters=list(session.scalars(select(LetterRecord).order_by(LetterRecord.id))),
                 replies=list(
                     session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "reply"))
                 ),
                 poison_alerts=len(
                     session.scalars(select(Alert.id).where(Alert.kind == "poison_letter")).all()
                 ),
-                certificates=list(session.scalars(select(Certificate))),
+                certificates=list(session.scalars(select(CertificateRecord))),
             )
     finally:
         engine.dispose()
@@ -471,7 +471,7 @@ class Answer:
     #: How long the letter itself may take, from its delivery to its decision.
     budget: float = CONTROL_BUDGET
     #: Further checks of the row and its reply.
-    check: Callable[[World, Letter, list[OutboxMessage]], None] | None = None
+    check: Callable[[World, LetterRecord, list[OutboxMessage]], None] | None = None
 
 
 def reply(*templates: str, **kwargs: object) -> Answer:
@@ -481,7 +481,7 @@ def reply(*templates: str, **kwargs: object) -> Answer:
 NO_REPLY = Answer()
 
 
-def subject_capped(_world: World, _row: Letter, replies: list[OutboxMessage]) -> None:
+def subject_capped(_world: World, _row: LetterRecord, replies: list[OutboxMessage]) -> None:
     (message,) = [parsed(r.raw) for r in replies]
     subject = str(message["Subject"])
     assert len(subject) < 1000, f"the reply's Subject has {len(subject)} characters"
@@ -490,18 +490,20 @@ def subject_capped(_world: World, _row: Letter, replies: list[OutboxMessage]) ->
     assert "не соответствует ни одному из известных шаблонов" in body, body[-200:]
 
 
-def sender_and_message_id_journaled(world: World, row: Letter, _r: list[OutboxMessage]) -> None:
+def sender_and_message_id_journaled(
+    world: World, row: LetterRecord, _r: list[OutboxMessage]
+) -> None:
     assert row.sender == participant(world), f"journal sender {row.sender!r}"
     assert row.message_id is not None and row.message_id.startswith("<hostile-deep-")
 
 
-def not_registered(world: World, row: Letter, _r: list[OutboxMessage]) -> None:
+def not_registered(world: World, row: LetterRecord, _r: list[OutboxMessage]) -> None:
     registered = [c for c in journal(world).certificates if c.letter_id == row.id]
     assert registered == [], "a certificate with an off-curve key was registered"
     assert row.certificate_id is None
 
 
-def deferred_for_crl(world: World, row: Letter, _r: list[OutboxMessage]) -> None:
+def deferred_for_crl(world: World, row: LetterRecord, _r: list[OutboxMessage]) -> None:
     assert world.trickle.connections >= 1, "the trickling distribution point was never asked"
     assert (row.detail or {}).get("deferral"), row.detail
     assert row.filed_to is None, f"a waiting letter was filed to {row.filed_to}"

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from mailbot.config import load_config
 from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.engine import engine_from_config
-from mailbot.directory.models import Certificate, Letter, OutboxMessage
+from mailbot.directory.models import CertificateRecord, LetterRecord, OutboxMessage
 from mailbot.directory.session import session_factory
 from testkit import postgres
 from testkit.scenario import (
@@ -146,8 +146,8 @@ def database_counts(scenario: Scenario) -> tuple[int, int, int]:
     try:
         with session_factory(engine)() as session:
             return (
-                int(session.scalar(select(func.count(Letter.id))) or 0),
-                int(session.scalar(select(func.count(Certificate.id))) or 0),
+                int(session.scalar(select(func.count(LetterRecord.id))) or 0),
+                int(session.scalar(select(func.count(CertificateRecord.id))) or 0),
                 int(
                     session.scalar(
                         select(func.count(OutboxMessage.id)).where(OutboxMessage.status != "sent")
@@ -192,7 +192,9 @@ def assert_store_matches_directory(scenario: Scenario) -> None:
     config = load_config(scenario.config_path)
     engine = engine_from_config(config)
     with session_factory(engine)() as session:
-        rows = session.execute(select(Certificate.thumbprint_sha1, Certificate.store_path)).all()
+        rows = session.execute(
+            select(CertificateRecord.thumbprint_sha1, CertificateRecord.store_path)
+        ).all()
     engine.dispose()
     report = CertificateStore(config.certificate_store).verify((r[0], r[1]) for r in rows)
     assert report.consistent, report

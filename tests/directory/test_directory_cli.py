@@ -135,7 +135,7 @@ def test_journal_and_cert_list(
 ) -> None:
     import datetime as dt
 
-    from mailbot.directory.models import Certificate, Letter
+    from mailbot.directory.models import CertificateRecord, LetterRecord
     from mailbot.directory.session import session_factory
 
     c = ["--config", str(config_file)]
@@ -145,15 +145,15 @@ def test_journal_and_cert_list(
     with session_factory(engine)() as session:
         session.add_all(
             [
-                Letter(mailbox="INBOX", sha256="a" * 64, sender="a@x.example", outcome="success",
+                LetterRecord(mailbox="INBOX", sha256="a" * 64, sender="a@x.example", outcome="success",
                        state="done", received_at=now - dt.timedelta(days=10)),
-                Letter(mailbox="INBOX", sha256="b" * 64, sender="b@x.example", outcome="no_cer",
+                LetterRecord(mailbox="INBOX", sha256="b" * 64, sender="b@x.example", outcome="no_cer",
                        state="done", received_at=now),
             ]
         )  # fmt: skip
         for days, thumb in ((20, "1" * 40), (200, "2" * 40)):
             session.add(
-                Certificate(subscriber_id=1, serial="01AB", issuer_dn="CN=CA", subject_dn="CN=I",
+                CertificateRecord(subscriber_id=1, serial="01AB", issuer_dn="CN=CA", subject_dn="CN=I",
                             subject_cn="Иванов", not_before=now - dt.timedelta(days=300),
                             not_after=now + dt.timedelta(days=days), thumbprint_sha1=thumb,
                             thumbprint_sha256="f" * 64, store_path=f"/s/{thumb}.cer")

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from mailbot.directory.models import (
-    Certificate,
+    CertificateRecord,
     CertificationAuthority,
-    Letter,
+    LetterRecord,
     OutboxMessage,
     QuarantinedCertificate,
     Subscriber,
@@ -43,7 +43,7 @@ def test_good_certificate_is_registered_and_answered(world: World) -> None:
     store_file = world.config.certificate_store / f"{participant.cert.thumbprint_sha1}.cer"
     assert store_file.read_bytes() == participant.der
     with world.sessions() as session:
-        row = session.scalars(select(Certificate)).one()
+        row = session.scalars(select(CertificateRecord)).one()
         assert (row.subscriber_id, row.serial, row.status) == (
             world.subscriber_id,
             participant.cert.serial_hex,
@@ -55,7 +55,7 @@ def test_good_certificate_is_registered_and_answered(world: World) -> None:
         assert (subscriber.given_names, subscriber.title) == ("Иван Иванович", "Главный врач")
         assert subscriber.organisation.inn == "5001000010"
         assert "title" in subscriber.certificate_fields
-        letter = session.scalars(select(Letter)).one()
+        letter = session.scalars(select(LetterRecord)).one()
         assert (letter.outcome, letter.state, letter.certificate_id) == ("success", "done", row.id)
         assert [h["rule"] for h in letter.rule_hits][-7:] == [
             "certificate_parses",
@@ -80,8 +80,8 @@ def test_same_certificate_again_is_success_without_duplicate(world: World) -> No
     again = world.process(cert_letter(participant), uid=2)
     assert again.outcome == "success"
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Certificate.id))) == 1
-        assert session.scalar(select(func.count(Letter.id))) == 2
+        assert session.scalar(select(func.count(CertificateRecord.id))) == 1
+        assert session.scalar(select(func.count(LetterRecord.id))) == 2
     assert len(outbox(world)) == 2
 
 
@@ -127,7 +127,7 @@ def test_unknown_ca_is_quarantined(world: World) -> None:
     with world.sessions() as session:
         row = session.scalars(select(QuarantinedCertificate)).one()
         assert (row.status, row.subscriber_id) == ("pending", world.subscriber_id)
-        assert session.scalar(select(func.count(Certificate.id))) == 0
+        assert session.scalar(select(func.count(CertificateRecord.id))) == 0
 
 
 def test_rekeyed_ca_with_a_known_name_is_unknown(world: World) -> None:
@@ -172,8 +172,8 @@ def test_certificate_whose_key_is_no_curve_point_is_invalid_cert(
     assert result.detail["certificate"]["reason"] == "invalid_public_key"
     assert list(world.config.certificate_store.glob("*.cer")) == []
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Certificate.id))) == 0
-        letter = session.scalars(select(Letter)).one()
+        assert session.scalar(select(func.count(CertificateRecord.id))) == 0
+        letter = session.scalars(select(LetterRecord)).one()
         assert letter.rule_hits[-1]["rule"] == "public_key_valid"
         assert why in letter.rule_hits[-1]["detail"]
 
@@ -245,7 +245,7 @@ def test_crl_unavailable_policies(
         assert result.reply_text is None
         assert outbox(world) == []
         with world.sessions() as session:
-            assert session.scalars(select(Letter)).one().state == "deferred"
+            assert session.scalars(select(LetterRecord)).one().state == "deferred"
     if policy_name == "reject":
         assert result.reply_text is not None and "список отзыва недоступен" in result.reply_text
 
@@ -297,7 +297,7 @@ def test_shared_address_picks_the_subscriber_whose_snils_matches(world: World) -
     result = world.process(cert_letter(factory.make_end_entity(world.ca, snils="12345678964")))
     assert result.outcome == "success"
     with world.sessions() as session:
-        assert session.scalars(select(Certificate)).one().subscriber_id == other_id
+        assert session.scalars(select(CertificateRecord)).one().subscriber_id == other_id
 
 
 def test_install_command_failure_leaves_nothing(make_world: Callable[..., World]) -> None:
@@ -313,8 +313,8 @@ def test_install_command_failure_leaves_nothing(make_world: Callable[..., World]
     )
     assert list(world.config.certificate_store.glob("*.cer")) == []
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Certificate.id))) == 0
-        assert session.scalars(select(Letter)).one().outcome == "install_error"
+        assert session.scalar(select(func.count(CertificateRecord.id))) == 0
+        assert session.scalars(select(LetterRecord)).one().outcome == "install_error"
 
 
 def test_broken_certificate_is_invalid_files(world: World) -> None:
@@ -332,7 +332,7 @@ def test_dry_run_changes_nothing(world: World) -> None:
     assert outbox(world) == []
     assert list(world.config.certificate_store.glob("*.cer")) == []
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Letter.id))) == 0
+        assert session.scalar(select(func.count(LetterRecord.id))) == 0
 
 
 def test_untrusted_sender_gets_no_reply(world: World) -> None:
@@ -341,7 +341,7 @@ def test_untrusted_sender_gets_no_reply(world: World) -> None:
     assert (result.outcome, result.reply_text) == ("no_reply", None)
     assert outbox(world) == []
     with world.sessions() as session:
-        assert session.scalars(select(Letter)).one().outcome == "no_reply"
+        assert session.scalars(select(LetterRecord)).one().outcome == "no_reply"
 
 
 def test_database_failure_leaves_no_store_file(world: World) -> None:
@@ -357,5 +357,5 @@ def test_database_failure_leaves_no_store_file(world: World) -> None:
         world.process(cert_letter(participant))
     assert list(world.config.certificate_store.glob("*.cer")) == []
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Certificate.id))) == 0
-        assert session.scalar(select(func.count(Letter.id))) == 0
+        assert session.scalar(select(func.count(CertificateRecord.id))) == 0
+        assert session.scalar(select(func.count(LetterRecord.id))) == 0

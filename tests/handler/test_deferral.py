@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from mailbot.app.deferral import alert_long_waits, retry_deferred
 from mailbot.app.letters import LetterSource, RetryError
 from mailbot.cli.main import main
-from mailbot.directory.models import Alert, Letter, OutboxMessage
+from mailbot.directory.models import Alert, LetterRecord, OutboxMessage
 from testkit import pki as factory
 from testkit.crl_server import CrlServer
 from tests.handler.conftest import SNILS, World, cert_letter
@@ -50,9 +50,9 @@ def outbox(world: World, kind: str | None = None) -> list[OutboxMessage]:
         return list(session.scalars(query))
 
 
-def journal(world: World, letter_id: int) -> Letter:
+def journal(world: World, letter_id: int) -> LetterRecord:
     with world.sessions() as session:
-        row = session.get(Letter, letter_id)
+        row = session.get(LetterRecord, letter_id)
         assert row is not None
         return row
 
@@ -267,4 +267,4 @@ def test_a_reset_poison_letter_is_processed_again_on_the_same_row(
     assert "resets" in row.detail
     assert len(outbox(world, "reply")) == 1
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Letter.id))) == 1
+        assert session.scalar(select(func.count(LetterRecord.id))) == 1

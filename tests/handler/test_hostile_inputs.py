@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailbot.directory.certstore import os_error_text
-from mailbot.directory.models import Certificate, Letter
+from mailbot.directory.models import CertificateRecord, LetterRecord
 from mailbot.pki.certificate import MAX_SERIAL_OCTETS
 from testkit import pki as factory
 from tests.handler.conftest import SNILS, World, cert_letter
@@ -25,8 +25,8 @@ def test_a_serial_longer_than_the_directory_holds_is_invalid_files(
     assert result.outcome == "invalid_files", result.detail
     assert result.reply_text is not None
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Certificate.id))) == 0
-        assert session.scalars(select(Letter)).one().state == "done"
+        assert session.scalar(select(func.count(CertificateRecord.id))) == 0
+        assert session.scalars(select(LetterRecord)).one().state == "done"
 
 
 def test_the_longest_accepted_serial_is_registered(world: World) -> None:
@@ -34,7 +34,7 @@ def test_the_longest_accepted_serial_is_registered(world: World) -> None:
     result = world.process(cert_letter(participant), uid=1)
     assert result.outcome == "success", result.detail
     with world.sessions() as session:
-        assert session.scalars(select(Certificate)).one().serial == "11" * MAX_SERIAL_OCTETS
+        assert session.scalars(select(CertificateRecord)).one().serial == "11" * MAX_SERIAL_OCTETS
 
 
 def test_a_store_write_failure_is_explained_in_russian(
@@ -50,7 +50,7 @@ def test_a_store_write_failure_is_explained_in_russian(
         "Ошибка: не удалось записать файл сертификата: папка хранилища сертификатов не найдена"
     )
     with world.sessions() as session:
-        install = session.scalars(select(Letter)).one().detail["install"]
+        install = session.scalars(select(LetterRecord)).one().detail["install"]
     assert "Not a directory" in install["os_error"]  # the admins still see the system's words
 
 

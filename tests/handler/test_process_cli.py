@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailbot.cli.main import main
-from mailbot.directory.models import Letter, OutboxMessage
+from mailbot.directory.models import LetterRecord, OutboxMessage
 from testkit import pki as factory
 from tests.handler.conftest import REPO, SNILS, World, cert_letter
 
@@ -45,7 +45,7 @@ def test_process_queues_the_reply_once(
     report = json.loads(capsys.readouterr().out)
     assert (report["outcome"], report["queued"], report["dry_run"]) == ("success", False, True)
     with world.sessions() as session:
-        assert session.scalar(select(func.count(Letter.id))) == 0
+        assert session.scalar(select(func.count(LetterRecord.id))) == 0
 
     assert main(["process", str(eml), "--config", config]) == 0
     out = capsys.readouterr().out

@@ -21,8 +21,8 @@ from mailbot.cli.main import main
 from mailbot.directory import subscribers as directory
 from mailbot.directory.models import (
     Alert,
-    Certificate,
-    Letter,
+    CertificateRecord,
+    LetterRecord,
     OutboxMessage,
     QuarantinedCertificate,
 )
@@ -137,9 +137,9 @@ def test_ca_add_registers_every_waiting_certificate_and_answers(
         assert row.subscriber_id == world.subscriber_id
     assert [r.status for r in rows(world).values()].count("pending") == 1
     with world.sessions() as session:
-        registered = session.scalars(select(Certificate).order_by(Certificate.id)).all()
+        registered = session.scalars(select(CertificateRecord).order_by(CertificateRecord.id)).all()
         assert [c.letter_id for c in registered] == letter_ids
-        letter = session.get_one(Letter, letter_ids[0])
+        letter = session.get_one(LetterRecord, letter_ids[0])
         assert letter.detail["quarantine"]["status"] == "registered"
         assert letter.certificate_id == registered[0].id
         original_message_id = letter.message_id
@@ -223,7 +223,7 @@ def test_install_error_on_recheck_alerts_and_answers(
     assert text_of(followup).endswith("Ошибка: Нет доступа к хранилищу")
     assert not (world.config.certificate_store / f"{certificate.cert.thumbprint_sha1}.cer").exists()
     with world.sessions() as session:
-        assert session.scalars(select(Certificate)).all() == []
+        assert session.scalars(select(CertificateRecord)).all() == []
         assert session.scalars(select(Alert.kind).order_by(Alert.id)).all() == [
             "unknown_ca",
             "install_error",

@@ -8,8 +8,8 @@ from sqlalchemy import select
 
 from mailbot.directory.models import (
     Alert,
-    Certificate,
-    Letter,
+    CertificateRecord,
+    LetterRecord,
     OutboxMessage,
     QuarantinedCertificate,
 )
@@ -61,8 +61,10 @@ def test_over_the_cap_alerts_quarantine_and_registration_still_happen(
     assert "unknown_ca" in kinds(world)
     with world.sessions() as session:
         assert session.scalars(select(QuarantinedCertificate)).one().status == "pending"
-        assert session.scalars(select(Certificate)).one().serial == good.cert.serial_hex
-        outcomes = [row.outcome for row in session.scalars(select(Letter).order_by(Letter.id))]
+        assert session.scalars(select(CertificateRecord)).one().serial == good.cert.serial_hex
+        outcomes = [
+            row.outcome for row in session.scalars(select(LetterRecord).order_by(LetterRecord.id))
+        ]
         assert outcomes == ["no_cer", "invalid_cert", "unknown_ca", "success"]
         alert = session.scalars(select(Alert).where(Alert.kind == "reply_cap")).one()
     assert letters.TRUSTED_SENDER in alert.subject

@@ -18,7 +18,7 @@ from mailbot.app.assembly import crl_source_factory
 from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl, reason_text
 from mailbot.cli.main import main
 from mailbot.directory.adapters import DbCaDirectory
-from mailbot.directory.models import Alert, Certificate, OutboxMessage
+from mailbot.directory.models import Alert, CertificateRecord, OutboxMessage
 from mailbot.pki.crl_fetch import CachingCrlSource
 from testkit import letters
 from testkit import pki as factory
@@ -81,7 +81,7 @@ def test_a_new_crl_revoking_a_registered_certificate_notifies_once(world: World)
     report = first_watch.run()
     assert [r.serial for r in report.revoked] == [revoked.cert.serial_hex]
     with world.sessions() as session:
-        rows = {c.serial: c for c in session.scalars(select(Certificate))}
+        rows = {c.serial: c for c in session.scalars(select(CertificateRecord))}
     row = rows[revoked.cert.serial_hex]
     assert (row.status, row.revocation_reason, row.revoked_at) == (
         "revoked", "keyCompromise", REVOKED_AT,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mailbot.directory.models import Letter, OutboxMessage
+from mailbot.directory.models import LetterRecord, OutboxMessage
 from testkit import letters
 from tests.handler.conftest import World
 
@@ -25,7 +25,7 @@ def test_icloud_vacation_reply_is_journaled_without_a_reply(world: World) -> Non
     assert (result.outcome, result.filing, result.reply_text) == ("no_reply", "rejected", None)
     with world.sessions() as session:
         assert session.scalars(select(OutboxMessage)).all() == []
-        letter = session.scalars(select(Letter)).one()
+        letter = session.scalars(select(LetterRecord)).one()
         assert letter.outcome == "no_reply"
         hits = {h["rule"]: h["detail"] for h in letter.rule_hits if h["hit"]}
         assert hits == {"apple_vacation": "X-Apple-Action: vacation"}

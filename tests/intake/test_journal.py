@@ -12,7 +12,7 @@ from email import message_from_bytes, policy
 from sqlalchemy import select
 
 from mailbot.directory import subscribers as directory
-from mailbot.directory.models import Letter, OutboxMessage
+from mailbot.directory.models import LetterRecord, OutboxMessage
 from mailbot.mail.outbox import OutboxSender
 from testkit import pki as factory
 from testkit.smtpd import start_smtp_server
@@ -21,9 +21,9 @@ from tests.handler.conftest import SNILS, World, cert_letter
 from .hostile import nested_multipart, set_header
 
 
-def journal(world: World) -> list[Letter]:
+def journal(world: World) -> list[LetterRecord]:
     with world.sessions() as session:
-        return list(session.scalars(select(Letter).order_by(Letter.id)))
+        return list(session.scalars(select(LetterRecord).order_by(LetterRecord.id)))
 
 
 async def test_internationalised_trusted_sender_is_registered_and_answered(

@@ -19,7 +19,7 @@ from mailbot.config import Config, config_from_mapping
 from mailbot.directory import migrate
 from mailbot.directory import subscribers as directory
 from mailbot.directory.certstore import CertificateStore
-from mailbot.directory.models import Certificate, ExpiryReminder, OutboxMessage
+from mailbot.directory.models import CertificateRecord, ExpiryReminder, OutboxMessage
 from mailbot.directory.registration import register_certificate
 from mailbot.directory.session import session_factory
 from mailbot.notices.templates import Templates, load_templates
@@ -88,7 +88,7 @@ class World:
 
     def status(self, certificate_id: int) -> str:
         with self.sessions() as session:
-            return session.get_one(Certificate, certificate_id).status
+            return session.get_one(CertificateRecord, certificate_id).status
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from mailbot.app import housekeeping, reminders
 from mailbot.app.reminders import whole_days_left
 from mailbot.directory import subscribers as directory
 from mailbot.directory.engine import make_engine
-from mailbot.directory.models import Certificate, ExpiryReminder, Organisation, OutboxMessage
+from mailbot.directory.models import CertificateRecord, ExpiryReminder, Organisation, OutboxMessage
 from mailbot.directory.session import session_factory
 
 from .conftest import ADDRESS, FUND, NOW, World
@@ -138,7 +138,9 @@ def test_a_revoked_or_earlier_certificate_does_not_supersede(world: World) -> No
     older = world.register(NOW + 10 * DAY, cn="Иванов И. И. (старый)")
     with world.sessions() as session:
         session.execute(
-            update(Certificate).where(Certificate.id == revoked).values(status="revoked")
+            update(CertificateRecord)
+            .where(CertificateRecord.id == revoked)
+            .values(status="revoked")
         )
         session.commit()
     report = world.run(NOW)
@@ -185,7 +187,9 @@ def test_expired_certificates_get_status_expired(world: World) -> None:
     revoked = world.register(NOW - 3 * DAY)
     with world.sessions() as session:
         session.execute(
-            update(Certificate).where(Certificate.id == revoked).values(status="revoked")
+            update(CertificateRecord)
+            .where(CertificateRecord.id == revoked)
+            .values(status="revoked")
         )
         session.commit()
     report = world.run(NOW)
