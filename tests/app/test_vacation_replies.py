@@ -11,9 +11,7 @@ from testkit import letters
 from tests.app.world import World
 
 #: A real iCloud reply (provenance: tests/regulation/mail_samples/README.md); only X-Apple-Action marks it.
-ICLOUD = (
-    Path(__file__).parents[1] / "regulation" / "mail_samples" / "auto_replies" / "icloud_vacation.eml"
-)
+ICLOUD = Path(__file__).parents[1] / "regulation" / "mail_samples/auto_replies/icloud_vacation.eml"
 
 
 def test_icloud_vacation_reply_is_journaled_without_a_reply(world: World) -> None:
