@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mailbot.log import configure_logging
 from mailbot.mail.reply import ReplySettings, build_reply
 from testkit import letters as L  # noqa: N812
-from tests.intake import hostile
-from tests.intake.helpers import NOW, run
+from tests.regulation import hostile
+from tests.regulation.helpers import NOW, run
 
 REPLY_SETTINGS = ReplySettings(L.FUND_ADDRESS, "mailbot")
 STRANGER = "stranger@evil.example"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from testkit import pki
+from tests.logs import _reset_logging  # noqa: F401  (autouse for this folder)
 
 DATA = Path(__file__).parent / "data"
 
@@ -150,16 +151,3 @@ def crl_server() -> Iterator[CrlServer]:
 
 
 Factory = Callable[..., pki.Issued]
-
-
-@pytest.fixture(autouse=True)
-def _reset_logging() -> Iterator[None]:
-    """CLI tests configure logging onto a captured stderr; undo that after every test."""
-    import logging
-
-    import structlog
-
-    handlers = logging.getLogger().handlers[:]
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers

@@ -1,0 +1,147 @@
+"""The systemd units: they pass ``systemd-analyze verify`` and keep the settings we rely on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.logs import _captured_logs  # noqa: F401  (autouse, as in its old folder)
+
+UNITS = Path(__file__).resolve().parents[2] / "systemd"
+EXEC = "/opt/mailbot/.venv/bin/mailbot"
+
+Unit = dict[str, dict[str, list[str]]]
+
+
+def parse_unit(path: Path) -> Unit:
+    """Sections → key → every value (systemd allows repeated keys)."""
+    sections: Unit = {}
+    current: dict[str, list[str]] | None = None
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = pending + raw.strip()
+        pending = ""
+        if not line or line[0] in "#;":
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert current is not None, f"{path.name}: {line!r} outside a section"
+        key, separator, value = line.partition("=")
+        assert separator, f"{path.name}: {line!r} is not key=value"
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def one(unit: Unit, section: str, key: str) -> str:
+    values = unit[section].get(key)
+    assert values, f"[{section}] {key}= is missing"
+    return values[-1]
+
+
+HARDENING = {
+    "NoNewPrivileges": "yes",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+    "ReadWritePaths": "/var/lib/mailbot",
+    "StateDirectory": "mailbot",
+    "User": "mailbot",
+    "Group": "mailbot",
+    "EnvironmentFile": "-/etc/mailbot/env",
+    "KillSignal": "SIGTERM",
+    "CapabilityBoundingSet": "",
+}
+
+
+@pytest.mark.parametrize("name", ["mailbot.service", "mailbot-once.service"])
+def test_both_services_are_hardened_alike(name: str) -> None:
+    service = parse_unit(UNITS / name)["Service"]
+    for key, value in HARDENING.items():
+        assert service.get(key, [None])[-1] == value, f"{name}: {key}"
+    assert "TimeoutStopSec" in service
+    # ProtectSystem=strict makes everything else read-only: nothing else may be writable.
+    assert service["ReadWritePaths"] == ["/var/lib/mailbot"]
+
+
+def test_daemon_unit() -> None:
+    unit = parse_unit(UNITS / "mailbot.service")
+    assert one(unit, "Service", "Type") == "notify"
+    assert one(unit, "Service", "ExecStart") == f"{EXEC} run --config /etc/mailbot/config.toml"
+    assert one(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert one(unit, "Service", "Restart") == "on-failure"
+    assert one(unit, "Service", "WatchdogSec")
+    assert one(unit, "Service", "NotifyAccess") == "main"
+    assert one(unit, "Install", "WantedBy") == "multi-user.target"
+    assert "network-online.target" in one(unit, "Unit", "After")
+
+
+def test_cron_style_units() -> None:
+    service = parse_unit(UNITS / "mailbot-once.service")
+    assert one(service, "Service", "Type") == "oneshot"
+    assert (
+        one(service, "Service", "ExecStart")
+        == f"{EXEC} run --once --config /etc/mailbot/config.toml"
+    )
+    assert "Install" not in service, "the timer starts it; it is not enabled itself"
+    timer = parse_unit(UNITS / "mailbot-once.timer")
+    assert one(timer, "Timer", "OnCalendar") == "*:0/5"
+    assert one(timer, "Timer", "Persistent") == "true"
+    assert one(timer, "Unit", "Conflicts") == "mailbot.service"
+    assert one(timer, "Install", "WantedBy") == "timers.target"
+
+
+def test_readme_names_every_unit() -> None:
+    readme = (UNITS / "README.md").read_text(encoding="utf-8")
+    for unit in UNITS.glob("mailbot*"):
+        assert unit.name in readme
+
+
+def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` in a scratch root holding the programs the units run.
+
+    A scratch root, because verify insists that ExecStart's program exists and
+    /opt/mailbot is not installed on development machines; the root gets the
+    system's unit directory (for multi-user.target and friends) and stubs.
+    """
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed (Debian package 'systemd')")
+    system_units = Path("/usr/lib/systemd/system")
+    if not (system_units / "multi-user.target").exists():
+        pytest.skip(f"{system_units} lacks multi-user.target; cannot build a scratch root")
+    root = tmp_path / "root"
+    shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
+    for program in (EXEC, "/bin/kill"):
+        stub = root / program.lstrip("/")
+        stub.parent.mkdir(parents=True, exist_ok=True)
+        stub.write_text("#!/bin/sh\nexit 0\n")
+        stub.chmod(0o755)
+    target = root / "etc/systemd/system"
+    target.mkdir(parents=True)
+    names = sorted(p.name for p in UNITS.glob("mailbot*"))
+    for name in names:
+        shutil.copy(UNITS / name, target / name)
+    result = subprocess.run(
+        [tool, "verify", f"--root={root}", *(f"/etc/systemd/system/{n}" for n in names)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0, output
+    # Unknown keys and bad values are only warnings (exit code 0): none is allowed.
+    assert output == "", output
