@@ -310,7 +310,7 @@ def test_poison_letter_goes_to_the_failed_folder_and_alerts(
     finally:
         assert stop_daemon(process) == 0
     (alert,) = messages(scenario, ADMIN)
-    assert "failed folder" in str(alert["Subject"])
+    assert "перенесено в папку ошибок" in str(alert["Subject"])
     assert scenario.dovecot.message_count(FUND) == 0
     assert len(messages(scenario, PARTICIPANT)) == 1  # only the ordinary letter's reply
 
