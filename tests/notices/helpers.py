@@ -8,10 +8,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from mailbot.config import Config, config_from_mapping
-from tests.handler.conftest import REPO
 
 ADMIN = "admin@fund.example"
-SHIPPED = REPO / "templates"
+SHIPPED = Path(__file__).resolve().parents[2] / "templates"
 
 
 def cyrillic_name(length: int) -> str:
