@@ -16,7 +16,6 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +24,7 @@ from mailbot.app.letters import LetterProcessor, RetryError
 from mailbot.config import Config
 from mailbot.directory.models import Alert, LetterRecord
 from mailbot.log import get_logger
-from mailbot.notices.alerts import queue_alert
+from mailbot.notices.crl_alerts import alert_crl_unavailable
 
 log = get_logger(__name__)
 
@@ -151,73 +150,12 @@ def alert_long_waits(
     for letter in deferred_letters(session):
         if letter.waited(now) >= threshold:
             overdue.setdefault(letter.ca_key or "unknown", []).append(letter)
-    zone = ZoneInfo(config.general.timezone)
-    day = now.astimezone(zone).date().isoformat()
     queued = []
     for ca_key, letters in overdue.items():
-        alert = queue_alert(
-            session,
-            config,
-            kind="crl_unavailable",
-            dedup_key=f"crl_unavailable:{ca_key}:{day}",
-            subject=f"mailbot: {len(letters)} letter(s) wait for a CRL of "
-            f"{letters[0].ca_name or ca_key}",
-            body=crl_unavailable_body(config, ca_key, letters, now),
-            now=now,
-        )
+        alert = alert_crl_unavailable(session, config, ca_key, letters, now)
         if alert is not None:
             queued.append(alert)
     return queued
-
-
-def crl_unavailable_body(
-    config: Config, ca_key: str, letters: list[DeferredLetter], now: dt.datetime
-) -> str:
-    """The alert text: which CA, which URLs failed how, who waits since when, what to do."""
-    zone = ZoneInfo(config.general.timezone)
-    oldest = min(letters, key=lambda x: x.since)
-    latest = max(letters, key=lambda x: x.last_try or x.since)
-    urls = sorted({u for letter in letters for u in letter.urls})
-    lines = [
-        f"Letters wait because no current CRL of the CA «{latest.ca_name or '?'}» "
-        f"(key identifier {ca_key}) could be obtained, and crl.unavailable_policy is "
-        f'"{config.crl.unavailable_policy}". They get no reply until a CRL is found; '
-        f"they are retried every {config.crl.retry_minutes} minutes.",
-        "",
-        f"Waiting: {len(letters)} letter(s); the oldest for {_duration(oldest.waited(now))} "
-        f"(since {oldest.since.astimezone(zone):%d.%m.%Y %H:%M:%S}).",
-    ]
-    lines += [
-        f"  letter {x.id} from {x.sender or '?'}, waiting {_duration(x.waited(now))}"
-        for x in letters[:20]
-    ]
-    if len(letters) > 20:
-        lines.append(f"  ... and {len(letters) - 20} more (mailbot letter list --deferred)")
-    lines += ["", "CRL URLs tried: " + (", ".join(urls) if urls else "none known"), ""]
-    when = latest.last_try.astimezone(zone) if latest.last_try else None
-    lines.append(f"Errors at the last attempt{f' ({when:%d.%m.%Y %H:%M:%S})' if when else ''}:")
-    lines += [f"  - {part.strip()}" for part in (latest.problem or "unknown").split("; ")]
-    lines += [
-        "",
-        "What to do (any one of these):",
-        f"  1. Place a current CRL file of this CA (DER or PEM) into {config.crl_drop_dir};",
-        "     the next retry picks it up (or run `mailbot letter retry ID` now).",
-        "  2. Fix the network path to the URLs above (proxy, firewall, DNS), or add a",
-        "     reachable URL with `mailbot ca add CA-FILE --crl-url URL`.",
-        '  3. Switch crl.unavailable_policy to "reject" or "accept" and restart mailbot:',
-        "     waiting letters are decided under the new policy at their next retry.",
-        "See the waiting letters with `mailbot letter list --deferred`.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _duration(delta: dt.timedelta) -> str:
-    minutes = max(0, int(delta.total_seconds() // 60))
-    days, rest = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return f"{days} d {hours} h {minutes} min"
-    return f"{hours} h {minutes} min"
 
 
 def retry_and_alert(

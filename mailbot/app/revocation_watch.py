@@ -31,7 +31,7 @@ from mailbot.directory.models import CertificateRecord, CertificationAuthority, 
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
-from mailbot.notices.alerts import queue_alert
+from mailbot.notices.crl_alerts import alert_certificates_revoked
 from mailbot.notices.templates import Templates, format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CachingCrlSource
@@ -226,41 +226,15 @@ class RevocationWatch:
         now: dt.datetime,
     ) -> None:
         meta = index.meta
-        zone = self.config.general.timezone
-        lines = [
-            f"The CRL number {meta.crl_number} of the CA «{ca_row.name}» (thisUpdate "
-            f"{meta.this_update}, from {meta.source_url or 'unknown source'}) revokes "
-            f"{len(found)} certificate(s) registered through mailbot. They are now marked "
-            "revoked in the directory (`mailbot cert list`).",
-            "",
-        ]
-        for item in found:
-            when = format_reply_datetime(item.revoked_at, zone) if item.revoked_at else "?"
-            notice = (
-                "notice sent to " + ", ".join(item.notified)
-                if item.notified
-                else "NO notice: the subscriber has no active trusted address"
-            )
-            lines.append(
-                f"  - serial {item.serial} ({item.subject_cn or '?'}), subscriber "
-                f"{item.subscriber_id}, revoked {when}, reason {item.reason or 'unspecified'}; "
-                f"{notice}"
-            )
-        lines += [
-            "",
-            "What to do: remove the certificates from the systems that trust them (the "
-            "certificate store of the server, web login by serial) and expect new "
-            "certificates from their owners (ADD_CERT).",
-        ]
-        queue_alert(
+        alert_certificates_revoked(
             session,
             self.config,
-            kind="certificate_revoked",
+            ca_row.name,
             # One alert per batch: the first certificate id makes the key unique per batch.
-            dedup_key=f"certificate_revoked:{ca_row.id}:{meta.sha256[:16]}:{found[0].certificate_id}",
-            subject=f"mailbot: {len(found)} registered certificate(s) revoked by {ca_row.name}",
-            body="\n".join(lines) + "\n",
-            now=now,
+            f"certificate_revoked:{ca_row.id}:{meta.sha256[:16]}:{found[0].certificate_id}",
+            meta,
+            found,
+            now,
         )
 
 

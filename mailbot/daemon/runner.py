@@ -56,7 +56,7 @@ from mailbot.directory.session import ensure_current, session_factory
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
-from mailbot.notices.alerts import queue_alert
+from mailbot.notices.daemon_alerts import alert_poison_letter
 from mailbot.pki.crl_fetch import CachingCrlSource
 
 log = get_logger(__name__)
@@ -349,34 +349,16 @@ class Daemon:
         reason = f"processing started {attempts - 1} times without finishing"
         log.error("letter.poison", letter_id=letter_id, detail=reason)
         await asyncio.to_thread(self.processor.give_up, letter_id, reason)
-        await asyncio.to_thread(self._alert_poison, letter_id, raw, reason)
+        await asyncio.to_thread(self._alert_poison, letter_id, raw, attempts)
         METRICS.letters.inc(outcome="failed")
         await self._file(client, uid, letter_id, "failed")
 
-    def _alert_poison(self, letter_id: int, raw: bytes, reason: str) -> None:
+    def _alert_poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
         assert self.processor is not None
         with self.processor.sessions() as session:
             row = session.get(LetterRecord, letter_id)
             resets = len((row.detail or {}).get("resets", [])) if row is not None else 0
-            # A letter reset by `letter retry` that fails again is news again.
-            round_ = f":reset{resets}" if resets else ""
-            queue_alert(
-                session,
-                self.config,
-                kind="poison_letter",
-                dedup_key=f"poison_letter:{letter_id}{round_}",
-                subject=f"mailbot: letter {letter_id} moved to the failed folder",
-                body=(
-                    f"Letter {letter_id} could not be processed: {reason}.\n"
-                    f"It was moved to the IMAP folder '{self.config.imap.failed_folder}' and "
-                    "is attached. What to do: read the daemon's log for 'letter.crashed' with "
-                    f"letter_id={letter_id}, fix the cause, run "
-                    f"`mailbot letter retry {letter_id}`, then move the letter back to "
-                    f"'{self.config.imap.mailbox}' (in this order: "
-                    "a letter moved back before the retry is filed to the failed folder again).\n"
-                ),
-                attachments=[(f"letter-{letter_id}.eml", raw, "message/rfc822")],
-            )
+            alert_poison_letter(session, self.config, letter_id, attempts - 1, raw, resets)
             session.commit()
 
     # -- outbox and scheduled jobs -----------------------------------------------------------

@@ -27,7 +27,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from sqlalchemy import select, update
@@ -37,7 +36,7 @@ from mailbot.config import Config, SecretError
 from mailbot.config.secrets import known_secret_values
 from mailbot.directory.models import OutboxMessage, utcnow
 from mailbot.log import get_logger
-from mailbot.notices.alerts import queue_alert
+from mailbot.notices.daemon_alerts import alert_outbox_failed, alert_smtp_auth_failed
 
 log = get_logger(__name__)
 
@@ -379,38 +378,12 @@ class OutboxSender:
     # -- alerts about the outbox itself --------------------------------------------------
 
     def _alert_failure(self, session: Session, row: _Claimed, error: str, now: dt.datetime) -> None:
-        body = (
-            "Сервер SMTP окончательно отказался принять письмо mailbot; "
-            "повторных попыток не будет.\n"
-            "The SMTP server permanently refused a letter; it will not be retried.\n\n"
-            f"Вид письма / kind: {row.kind}\n"
-            f"Получатели / recipients: {', '.join(row.recipients) or '-'}\n"
-            f"Message-ID: {row.message_id}\n"
-            f"Строка outbox / outbox id: {row.id}\n"
-            f"Письмо в журнале / letter id: {row.letter_id if row.letter_id else '-'}\n"
-            f"Ответ сервера / server answer: {error}\n"
-        )
-        queue_alert(session, self.config, kind="outbox_failed", dedup_key=f"outbox-failed:{row.id}",
-                    subject=f"Письмо не доставлено: {', '.join(row.recipients)[:200]}",
-                    body=body, now=now)  # fmt: skip
+        alert_outbox_failed(session, self.config, outbox_id=row.id, kind=row.kind,
+                            recipients=row.recipients, message_id=row.message_id,
+                            letter_id=row.letter_id, error=error, now=now)  # fmt: skip
 
     def _alert_auth_failure(self, session: Session, error: str, now: dt.datetime) -> None:
-        smtp = self.config.smtp
-        day = now.astimezone(ZoneInfo(self.config.general.timezone)).date().isoformat()
-        body = (
-            "mailbot не может войти на сервер SMTP: письма ждут в очереди и будут "
-            "отправлены, как только вход заработает. Проверьте smtp.user и пароль.\n"
-            "mailbot cannot log in to the SMTP server; letters wait in the outbox and go "
-            "out once the login works. Check smtp.user and its password source.\n\n"
-            f"Сервер / server: {smtp.host}:{smtp.port} (tls={smtp.tls})\n"
-            f"Пользователь / user: {smtp.user}\n"
-            f"Ошибка / error: {_scrub(error)}\n"
-        )
-        # One alert per server, user and day: the problem persists over many flushes.
-        queue_alert(session, self.config, kind="smtp_auth_failed",
-                    dedup_key=f"smtp-auth-failed:{smtp.host}:{smtp.port}:{smtp.user}:{day}",
-                    subject="Ошибка входа на сервер SMTP / SMTP login failed",
-                    body=body, now=now)  # fmt: skip
+        alert_smtp_auth_failed(session, self.config, _scrub(error), now)
 
 
 def _mail_options(sender: str, recipients: Sequence[str]) -> list[str]:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.header import Header
 from email.message import EmailMessage
 
 from mailbot.config import Config
+from mailbot.mail.headers import set_subject
 from mailbot.mail.letter import Letter
 from mailbot.regulation.loop_guard import LOOP_HEADER
 
@@ -121,14 +121,7 @@ def build_notice(
     message = EmailMessage(policy=policy.SMTP if recipient.isascii() else policy.SMTPUTF8)
     message["From"] = settings.from_address
     message["To"] = recipient
-    if subject.isascii():
-        message["Subject"] = subject
-    else:
-        # Python 3.11's folder drops a space that falls on an encoded-word boundary
-        # ("отозван удостоверяющим" arrives as "отозванудостоверяющим"); Header keeps
-        # spaces inside the words, and a raw, pre-folded value is not folded again.
-        folded = Header(" ".join(subject.split()), "utf-8", header_name="Subject").encode()
-        message.set_raw("Subject", folded)
+    set_subject(message, subject)
     message["Date"] = email.utils.format_datetime(now)
     domain = settings.from_address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.utils.make_msgid(domain=domain)

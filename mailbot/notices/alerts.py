@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from mailbot.config import Config
 from mailbot.directory.models import Alert, utcnow
 from mailbot.log import get_logger
+from mailbot.mail.headers import set_subject
 from mailbot.mail.queue import queue_message
 from mailbot.regulation.loop_guard import LOOP_HEADER
 
@@ -100,7 +101,7 @@ def build_alert_letter(
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = config.smtp.from_address
     message["To"] = ", ".join(config.admin.alert_addresses)
-    message["Subject"] = f"[{instance}] {' '.join(subject.split())}"
+    set_subject(message, f"[{instance}] {subject}")
     message["Date"] = email.utils.format_datetime(now)
     domain = config.smtp.from_address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.utils.make_msgid(domain=domain)

@@ -1,6 +1,9 @@
-"""Reply templates: one UTF-8 text file per key in ``templates/``, strict substitution.
+"""Templates: one UTF-8 text file per key in ``templates/``, strict substitution.
 
-Each key has a declared placeholder set. Loading checks every file against
+Replies and notices to participants are ``templates/<outcome>.txt``; the
+administrators' alerts are ``templates/alerts/<name>.txt`` (the body of an
+alert kind, its ``<kind>.subject``, and fragments such as one line of a list,
+``<kind>.item``). Each key has a declared placeholder set. Loading checks every file against
 it: a placeholder the key does not declare, or a declared one the file lacks,
 is an error at start, not a silent leftover in a participant's mailbox (the
 trap of ``string.Template.safe_substitute``). Rendering demands exactly the
@@ -15,9 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from mailbot.regulation.decision import Outcome
+
+_Key = TypeVar("_Key", bound=str)
 
 #: The placeholders each template must use - all of them, and no others.
 PLACEHOLDERS: Mapping[Outcome, frozenset[str]] = {
@@ -38,6 +44,65 @@ PLACEHOLDERS: Mapping[Outcome, frozenset[str]] = {
 OWN_SUBJECT = frozenset({Outcome.EXPIRY_REMINDER, Outcome.REVOKED_NOTICE})
 SUBJECT_SUFFIX = ".subject.txt"
 TEMPLATE_SUFFIX = ".txt"
+#: Alert templates (``templates/alerts/<name>.txt``) and their placeholders - all, no others.
+#: A list of variable length is one placeholder filled with lines rendered from a fragment.
+ALERT_DIR = "alerts"
+_CERTIFICATE = frozenset(
+    {"serial", "owner", "snils", "issuer", "aki", "valid_from", "valid_to", "thumbprint"}
+)
+ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
+    # One participant's certificate, as quoted in several alerts.
+    "certificate": _CERTIFICATE,
+    "forgery": frozenset(
+        {"letter_id", "sender", "sender_address", "detail", "certificate", "config"}
+    ),
+    "forgery.subject": frozenset({"serial"}),
+    "forgery.no_sender": frozenset(),
+    "install_error": frozenset(
+        {"error_lines", "store", "command", "letter_id", "sender", "certificate", "config"}
+    ),
+    "install_error.subject": frozenset({"error"}),
+    "install_error.error": frozenset({"error"}),
+    "install_error.detail": frozenset({"detail"}),
+    "install_error.no_command": frozenset(),
+    "unknown_ca": frozenset({"issuer_dn", "aki", "aia", "count", "certificates", "config"}),
+    "unknown_ca.subject": frozenset({"issuer", "count"}),
+    "unknown_ca.item": frozenset({"id", "serial", "owner", "sender", "received", "attachment"}),
+    "unknown_ca.missing_file": frozenset({"path"}),
+    "unknown_ca.no_aki": frozenset(),
+    "unknown_ca.no_aia": frozenset(),
+    "reply_cap": frozenset({"sender", "day", "cap", "config"}),
+    "reply_cap.subject": frozenset({"sender"}),
+    "poison_letter": frozenset({"letter_id", "starts", "failed_folder", "mailbox"}),
+    "poison_letter.subject": frozenset({"letter_id"}),
+    "crl_unavailable": frozenset(
+        {"ca_name", "ca_key", "policy", "retry_minutes", "count", "oldest_wait"}
+        | {"oldest_since", "letters", "urls", "last_try", "errors", "drop_dir"}
+    ),
+    "crl_unavailable.subject": frozenset({"ca", "count"}),
+    "crl_unavailable.letter": frozenset({"id", "sender", "waited"}),
+    "crl_unavailable.more": frozenset({"count"}),
+    "crl_unavailable.error": frozenset({"error"}),
+    "crl_unavailable.no_urls": frozenset(),
+    "crl_unavailable.never": frozenset(),
+    "crl_unavailable.duration": frozenset({"hours", "minutes"}),
+    "crl_unavailable.duration_days": frozenset({"days", "hours", "minutes"}),
+    "certificate_revoked": frozenset(
+        {"crl_number", "ca_name", "this_update", "source", "count", "certificates"}
+    ),
+    "certificate_revoked.subject": frozenset({"ca_name", "count"}),
+    "certificate_revoked.item": frozenset(
+        {"serial", "owner", "subscriber_id", "revoked_at", "reason", "notice"}
+    ),
+    "certificate_revoked.notified": frozenset({"addresses"}),
+    "certificate_revoked.not_notified": frozenset(),
+    "outbox_failed": frozenset(
+        {"kind", "recipients", "message_id", "outbox_id", "letter_id", "error"}
+    ),
+    "outbox_failed.subject": frozenset({"recipients"}),
+    "smtp_auth_failed": frozenset({"host", "port", "tls", "user", "error"}),
+    "smtp_auth_failed.subject": frozenset(),
+}
 #: Dates in replies: ДД.ММ.ГГГГ ЧЧ:ММ:СС.
 REPLY_DATE_FORMAT = "%d.%m.%Y %H:%M:%S"
 
@@ -52,6 +117,7 @@ class Templates:
 
     texts: Mapping[Outcome, str]
     subjects: Mapping[Outcome, str] = field(default_factory=dict)
+    alerts: AlertTemplates | None = None
 
     def render_subject(self, outcome: Outcome, values: Mapping[str, str]) -> str:
         """The subject line of a letter of *outcome* that answers no letter."""
@@ -75,6 +141,28 @@ class Templates:
         return self.texts[outcome].format_map({k: str(v) for k, v in values.items()})
 
 
+@dataclass(frozen=True)
+class AlertTemplates:
+    """The loaded, validated alert templates, by name (see :data:`ALERT_PLACEHOLDERS`)."""
+
+    texts: Mapping[str, str]
+
+    def render(self, name: str, values: Mapping[str, object]) -> str:
+        """The text of *name*; *values* must match its placeholders exactly."""
+        if name not in self.texts:
+            raise TemplateError(f"no alert template {name!r}")
+        expected = ALERT_PLACEHOLDERS[name]
+        if set(values) != expected:
+            raise TemplateError(
+                f"alert template {name!r} takes {sorted(expected)}, given {sorted(values)}"
+            )
+        return self.texts[name].format_map({k: str(v) for k, v in values.items()})
+
+    def subject(self, kind: str, values: Mapping[str, object]) -> str:
+        """The subject line of an alert of *kind* (``<kind>.subject``), on one line."""
+        return " ".join(self.render(f"{kind}.subject", values).split())
+
+
 def placeholders_of(text: str) -> set[str]:
     """The ``{name}`` fields of *text*. Raises :class:`TemplateError` on anything fancier."""
     found: set[str] = set()
@@ -93,11 +181,15 @@ def placeholders_of(text: str) -> set[str]:
 
 def check_template(outcome: Outcome, text: str) -> list[str]:
     """Problems of one template text (empty list: fine)."""
+    return check_text(text, PLACEHOLDERS[outcome])
+
+
+def check_text(text: str, expected: frozenset[str]) -> list[str]:
+    """Problems of a template text that must use exactly the *expected* placeholders."""
     try:
         used = placeholders_of(text)
     except TemplateError as exc:
         return [str(exc)]
-    expected = PLACEHOLDERS[outcome]
     problems = [f"unknown placeholder {{{n}}}" for n in sorted(used - expected)]
     problems += [f"missing placeholder {{{n}}}" for n in sorted(expected - used)]
     if not text.strip():
@@ -108,20 +200,7 @@ def check_template(outcome: Outcome, text: str) -> list[str]:
 def load_templates(templates_dir: Path) -> Templates:
     """Load and check every template of *templates_dir*. Raises :class:`TemplateError`."""
     problems: list[str] = []
-    texts: dict[Outcome, str] = {}
-    for outcome in PLACEHOLDERS:
-        path = templates_dir / f"{outcome.value}{TEMPLATE_SUFFIX}"
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            problems.append(f"{path}: missing")
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            problems.append(f"{path}: cannot read as UTF-8: {exc}")
-            continue
-        text = text.removesuffix("\n").removesuffix("\r")
-        problems += [f"{path}: {p}" for p in check_template(outcome, text)]
-        texts[outcome] = text
+    texts = _load_texts(templates_dir, PLACEHOLDERS, problems)
     subjects: dict[Outcome, str] = {}
     for outcome in OWN_SUBJECT:
         path = templates_dir / f"{outcome.value}{SUBJECT_SUFFIX}"
@@ -140,9 +219,59 @@ def load_templates(templates_dir: Path) -> Templates:
         if not subject:
             problems.append(f"{path}: empty template")
         subjects[outcome] = subject
+    alerts = _load_alerts(templates_dir, problems)
     if problems:
         raise TemplateError("\n".join(problems))
-    return Templates(texts, subjects)
+    _ALERTS[templates_dir.resolve()] = alerts
+    return Templates(texts, subjects, alerts)
+
+
+def alert_templates(templates_dir: Path) -> AlertTemplates:
+    """The alert templates of *templates_dir*: as loaded at start, else loaded (and checked) now.
+
+    Alerts are raised deep in the daemon (the outbox, the scheduler) where no
+    :class:`Templates` is at hand; :func:`load_templates` at start fills this
+    cache, so an edit takes effect at the next start, as for reply texts.
+    Raises :class:`TemplateError`.
+    """
+    key = templates_dir.resolve()
+    cached = _ALERTS.get(key)
+    if cached is None:
+        problems: list[str] = []
+        cached = _load_alerts(templates_dir, problems)
+        if problems:
+            raise TemplateError("\n".join(problems))
+        _ALERTS[key] = cached
+    return cached
+
+
+#: Alert templates by resolved templates folder (see :func:`alert_templates`).
+_ALERTS: dict[Path, AlertTemplates] = {}
+
+
+def _load_alerts(templates_dir: Path, problems: list[str]) -> AlertTemplates:
+    return AlertTemplates(_load_texts(templates_dir / ALERT_DIR, ALERT_PLACEHOLDERS, problems))
+
+
+def _load_texts(
+    folder: Path, placeholders: Mapping[_Key, frozenset[str]], problems: list[str]
+) -> dict[_Key, str]:
+    """``<name>.txt`` of *folder* for every declared name, checked; problems are appended."""
+    texts: dict[_Key, str] = {}
+    for name, expected in placeholders.items():
+        path = folder / f"{name}{TEMPLATE_SUFFIX}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(f"{path}: missing")
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot read as UTF-8: {exc}")
+            continue
+        text = text.removesuffix("\n").removesuffix("\r")
+        problems += [f"{path}: {p}" for p in check_text(text, expected)]
+        texts[name] = text
+    return texts
 
 
 def format_reply_datetime(moment: datetime, timezone: str) -> str:

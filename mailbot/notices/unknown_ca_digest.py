@@ -26,7 +26,12 @@ from mailbot.config import Config
 from mailbot.directory.models import Alert, OutboxMessage, QuarantinedCertificate
 from mailbot.log import get_logger
 from mailbot.notices.alerts import Attachment, build_alert_letter, queue_alert
-from mailbot.notices.certificate_alerts import CERT_MIME, config_hint, local_day
+from mailbot.notices.certificate_alerts import (
+    CERT_MIME,
+    alert_texts,
+    config_hint,
+    local_day,
+)
 from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
@@ -118,7 +123,7 @@ def render_digest(
 ) -> tuple[str, str, list[Attachment]]:
     """Subject, body and attachments of the alert for *rows* (pending, one CA key)."""
     zone = config.general.timezone
-    hint = config_hint(config)
+    texts = alert_texts(config)
     attachments: list[Attachment] = []
     attached: dict[str, str] = {}
     listed: list[str] = []
@@ -134,42 +139,34 @@ def render_digest(
         # The same certificate sent twice is two rows but one attachment.
         name = attached.get(row.thumbprint_sha1, f"quarantine-{row.id}-{row.serial}.cer")
         if der is None:
-            name = f"(файл {row.path} не найден)"
+            name = texts.render("unknown_ca.missing_file", {"path": row.path})
         elif row.thumbprint_sha1 not in attached:
             attached[row.thumbprint_sha1] = name
             attachments.append((name, der, CERT_MIME))
-        listed.append(
-            f"  №{row.id}: серийный номер {row.serial}, владелец {owner or '-'}, "
-            f"отправитель {row.sender}, получен {format_reply_datetime(row.created_at, zone)}, "
-            f"вложение {name}"
-        )
-    lines = [
-        "Сертификаты участников выданы удостоверяющим центром, которого нет в справочнике УЦ. "
-        "Они сохранены в технологической папке; участники получили ответ unknown_ca "
-        "и ждут уведомления о результате проверки.",
-        "",
-        f"Издатель (issuer DN): {key.issuer_dn}",
-        f"Идентификатор ключа УЦ (AKI): {key.authority_key_id or '- (в сертификатах нет AKI)'}",
-        "Сертификат УЦ можно получить (AIA caIssuers): "
-        + (", ".join(aia) if aia else "- (адресов нет)"),
-        "",
-        f"Ожидают решения ({len(rows)}), сертификаты приложены:",
-        *listed,
-        "",
-        "Что делать:",
-        "1. Получите сертификат УЦ (по адресу выше или с сайта УЦ) и убедитесь, что УЦ "
-        "аккредитован и отпечаток его сертификата совпадает с опубликованным.",
-        f"2. Доверять: mailbot ca add CA.cer{hint} — все ожидающие сертификаты этого УЦ "
-        "будут проверены заново и установлены, каждый участник получит ответ.",
-        f'3. Не доверять: mailbot quarantine reject ID --reason "ПРИЧИНА"{hint} '
-        "(ID — номер из списка выше) — участник получит уведомление об отказе с этой причиной.",
-        f"Список технологической папки: mailbot quarantine list{hint}",
-    ]
-    subject = (
-        f"Неизвестный УЦ {issuer_cn or key.issuer_dn}: "
-        f"сертификатов в технологической папке — {len(rows)}"
+        item = {
+            "id": row.id,
+            "serial": row.serial,
+            "owner": owner or "-",
+            "sender": row.sender,
+            "received": format_reply_datetime(row.created_at, zone),
+            "attachment": name,
+        }
+        listed.append(texts.render("unknown_ca.item", item))
+    body = texts.render(
+        "unknown_ca",
+        {
+            "issuer_dn": key.issuer_dn,
+            "aki": key.authority_key_id or texts.render("unknown_ca.no_aki", {}),
+            "aia": ", ".join(aia) if aia else texts.render("unknown_ca.no_aia", {}),
+            "count": len(rows),
+            "certificates": "\n".join(listed),
+            "config": config_hint(config),
+        },
     )
-    return subject, "\n".join(lines), attachments
+    subject = texts.subject(
+        "unknown_ca", {"issuer": issuer_cn or key.issuer_dn, "count": len(rows)}
+    )
+    return subject, body, attachments
 
 
 def _read(path: str) -> bytes | None:

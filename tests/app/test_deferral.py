@@ -166,8 +166,8 @@ def test_waiting_past_the_threshold_alerts_once(
         body = row.body
     assert crl_server.url in body and "HTTP 404" in body
     assert "УЦ Тест" in body
-    assert f"letter {letter_id} from" in body
-    assert "4 h 1 min" in body
+    assert f"письмо {letter_id} от" in body
+    assert "4 ч 1 мин" in body
     assert str(world.config.crl_drop_dir) in body
     assert "unavailable_policy" in body and "mailbot letter list --deferred" in body
     assert alert.recipients == ["pki-admin@fund.example"]

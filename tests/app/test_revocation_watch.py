@@ -109,7 +109,7 @@ def test_a_new_crl_revoking_a_registered_certificate_notifies_once(world: World)
         alert_row = session.scalars(select(Alert)).one()
     assert alert_row.kind == "certificate_revoked"
     assert revoked.cert.serial_hex in alert_row.body
-    assert f"notice sent to {letters.TRUSTED_SENDER}" in alert_row.body
+    assert f"уведомление отправлено: {letters.TRUSTED_SENDER}" in alert_row.body
     assert "keyCompromise" in alert_row.body
 
     # The same CRL again, a restart (a new watch), and a newer CRL listing it too: silence.
@@ -139,7 +139,7 @@ def test_no_active_address_means_no_notice_but_an_alert(world: World) -> None:
     assert found.notified == ()
     assert sent(world, "notice") == []
     with world.sessions() as session:
-        assert "NO notice" in session.scalars(select(Alert)).one().body
+        assert "уведомление НЕ отправлено" in session.scalars(select(Alert)).one().body
 
 
 @pytest.mark.parametrize(

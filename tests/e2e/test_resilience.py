@@ -9,6 +9,7 @@ import imaplib
 import os
 import random
 import resource
+import shutil
 import signal
 import smtplib
 import socket
@@ -310,7 +311,7 @@ def test_poison_letter_goes_to_the_failed_folder_and_alerts(
     finally:
         assert stop_daemon(process) == 0
     (alert,) = messages(scenario, ADMIN)
-    assert "failed folder" in str(alert["Subject"])
+    assert "перенесено в папку ошибок" in str(alert["Subject"])
     assert scenario.dovecot.message_count(FUND) == 0
     assert len(messages(scenario, PARTICIPANT)) == 1  # only the ordinary letter's reply
 
@@ -339,10 +340,7 @@ def test_postgresql_restart_sighup_and_sigterm(
     make_scenario: Callable[..., Scenario], tmp_path: Path
 ) -> None:
     templates = tmp_path / "templates"
-    shipped = Path(__file__).resolve().parents[2] / "templates"
-    templates.mkdir()
-    for template in shipped.iterdir():
-        (templates / template.name).write_bytes(template.read_bytes())
+    shutil.copytree(Path(__file__).resolve().parents[2] / "templates", templates)
     scenario = make_scenario("postgresql", f'[paths]\ntemplates_dir = "{templates}"\n')
     process = start_daemon(scenario, wait_ready=True)
     try:
