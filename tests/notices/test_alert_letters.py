@@ -16,8 +16,8 @@ from mailbot.notices.alerts import build_alert_letter
 from testkit import pki as factory
 
 # The registration world of the processor's tests, its fixture included under its own name.
-from tests.handler.conftest import SNILS, World, cert_letter
-from tests.handler.conftest import make_world as make_world
+from tests.app.world import SNILS, World, cert_letter
+from tests.app.world import make_world as make_world
 from tests.notices.helpers import ADMIN, alert_config, copy_templates, cyrillic_name, parse
 
 
