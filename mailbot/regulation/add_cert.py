@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailbot.config.schema import CrlPolicy
-from mailbot.mail.ziprules import CertificateFile
+from mailbot.mail.ziparchive import CertificateFile
 from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource

@@ -14,7 +14,14 @@ from mailbot.pki.errors import CrlError
 from mailbot.pki.issuer import InMemoryCaDirectory, IssuerStatus, resolve_issuer
 from mailbot.pki.load import load_certificate
 from mailbot.pki.revocation_index import RevocationIndex
-from mailbot.pki.validation import Reason, ValidationVerdict, check_validity_period, validate
+from mailbot.pki.validation import (
+    Reason,
+    Step,
+    ValidationVerdict,
+    check_validity_period,
+    run_validation,
+    validate,
+)
 from testkit import pki
 from testkit.pki import NOW, CertSpec, Revoked, oid, seq
 
@@ -64,6 +71,23 @@ def test_validity_period_comes_first(gost_ca: pki.Issued, store: CrlStore) -> No
     early = check_validity_period(ee.cert, NOW - timedelta(days=40))
     assert early is not None and early.reason is Reason.NOT_YET_VALID
     assert check_validity_period(ee.cert, NOW) is None
+
+
+def test_the_chain_reports_the_deciding_step(gost_ca: pki.Issued, store: CrlStore) -> None:
+    ee = pki.make_end_entity(gost_ca)
+    source = StaticCrlSource(store)
+    late = run_validation(ee.cert, _directory(gost_ca), source, NOW + timedelta(days=400))
+    assert (late.step, late.passed, late.ca) == (Step.VALIDITY_PERIOD, (), None)
+    unknown = run_validation(ee.cert, InMemoryCaDirectory(), source, NOW)
+    assert (unknown.step, unknown.ca) == (Step.ISSUER, None)
+    assert unknown.passed == (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY)
+    assert unknown.result.verdict is ValidationVerdict.UNKNOWN_CA
+    # No CRL for the CA: the chain ran to its last step, which cannot decide for sure.
+    last = run_validation(ee.cert, _directory(gost_ca), source, NOW)
+    assert (last.step, last.result.verdict) == (Step.REVOCATION, ValidationVerdict.INDETERMINATE)
+    assert last.passed == (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY, Step.ISSUER)
+    assert last.ca is not None and last.ca.thumbprint_sha1 == gost_ca.cert.thumbprint_sha1
+    assert validate(ee.cert, _directory(gost_ca), source, NOW) == last.result
 
 
 def test_unknown_ca_and_unregistered_rekey(gost_ca: pki.Issued, store: CrlStore) -> None:
