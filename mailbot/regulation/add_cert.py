@@ -1,5 +1,9 @@
 """The ADD_CERT handler's decision: SPEC steps 5-9 and 12 as a chain of small pure checks.
 
+Steps 5-8 are :func:`mailbot.pki.validation.run_validation`, the chain the
+CLI's ``cert inspect --issuer`` runs too; this module turns the step that
+decided into the reply, the rule hits and the next action.
+
 Input: the certificate file intake found, the subscribers the trusted address
 belongs to, the CA directory and a CRL source (both read-only), the time and
 the CRL policy. Output: an :class:`AddCertDecision` saying which reply to
