@@ -73,7 +73,7 @@ def main() -> None:
     from mailbot.pki.crl_store import CrlStore
     from mailbot.pki.gost import hashing
     from mailbot.pki.issuer import InMemoryCaDirectory, signed_by
-    from mailbot.pki.validation import Verdict, validate
+    from mailbot.pki.validation import ValidationVerdict, validate
     from testkit import pki
 
     openssl = shutil.which("openssl")
@@ -186,7 +186,7 @@ def main() -> None:
     for _ in range(30):
         t = time.perf_counter()
         cert = load_certificate(ee.der)
-        assert validate(cert, directory, source, pki.NOW).verdict is Verdict.VALID
+        assert validate(cert, directory, source, pki.NOW).verdict is ValidationVerdict.VALID
         times.append(time.perf_counter() - t)
     print(
         f"mailbot in-process (load + validate, CRL index warm): "

@@ -32,7 +32,7 @@ from mailbot.directory.subscribers import DirectoryError
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice, reply_subject
-from mailbot.mail.ziprules import CertificateFile
+from mailbot.mail.ziparchive import CertificateFile
 from mailbot.notices.certificate_alerts import alert_forgery, alert_install_failure
 from mailbot.notices.templates import Templates
 from mailbot.pki.certificate import Certificate

@@ -33,6 +33,10 @@ from typing import Any
 
 from mailbot.mail.address import MAX_ADDRESS_CHARS, normalize_address
 
+#: Every letter mailbot writes carries this header with the instance name, so that a
+#: letter carrying it is known to come from us (the loop guard, SPEC step 1, reads it).
+LOOP_HEADER = "X-Mailbot-Loop"
+
 #: A header section is read up to this many bytes: a longer one makes the letter unreadable,
 #: and only that much of it, and of an oversized letter's, is parsed. Real ones take a few KB.
 MAX_HEADER_BYTES = 1024 * 1024

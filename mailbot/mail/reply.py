@@ -20,8 +20,7 @@ from email.message import EmailMessage
 
 from mailbot.config import Config
 from mailbot.mail.headers import set_subject
-from mailbot.mail.letter import Letter
-from mailbot.regulation.loop_guard import LOOP_HEADER
+from mailbot.mail.letter import LOOP_HEADER, Letter
 
 #: References longer than this keep the first and the last ids (RT keeps 4 + 6).
 MAX_REFERENCES = 10

@@ -29,8 +29,8 @@ from mailbot.config import Config
 from mailbot.directory.models import Alert, utcnow
 from mailbot.log import get_logger
 from mailbot.mail.headers import set_subject
+from mailbot.mail.letter import LOOP_HEADER
 from mailbot.mail.queue import queue_message
-from mailbot.regulation.loop_guard import LOOP_HEADER
 
 log = get_logger(__name__)
 

@@ -35,8 +35,12 @@ class Tlv(NamedTuple):
     header_start: int
 
 
-def read_tlv(buf: memoryview | bytes, pos: int, limit: int) -> Tlv:
-    """Read the element at ``pos``; its whole encoding must end at or before ``limit``."""
+def read_tlv(buf: memoryview | bytes, pos: int, limit: int, *, minimal: bool = True) -> Tlv:
+    """Read the element at ``pos``; its whole encoding must end at or before ``limit``.
+
+    ``minimal=False`` also accepts long-form lengths DER forbids (``81 05``,
+    leading zero octets): for sniffing a file's shape, not for parsing it.
+    """
     if pos + 2 > limit:
         raise DerError(f"truncated element at offset {pos}")
     tag = buf[pos]
@@ -55,7 +59,7 @@ def read_tlv(buf: memoryview | bytes, pos: int, limit: int) -> Tlv:
         if p + count > limit:
             raise DerError(f"truncated length at offset {pos}")
         length = int.from_bytes(buf[p : p + count], "big")
-        if length < 0x80 or buf[p] == 0:
+        if minimal and (length < 0x80 or buf[p] == 0):
             raise DerError(f"non-minimal length at offset {pos}")
         p += count
     if p + length > limit:

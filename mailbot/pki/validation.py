@@ -1,10 +1,13 @@
-"""One validation call with a tri-state verdict, built from small steps the handler can reuse.
+"""SPEC steps 5-8 as one chain: the certificate's validity with a tri-state verdict.
 
 SPEC order: validity period (5) → the certificate's own public key (5a) →
 CA lookup (6) → signature (7) → CRL (8).
 Each ``check_*`` function is a step returning a result to stop with, or None
-to go on; :func:`validate` chains them. The CRL step asks a :class:`CrlSource`,
-so the caller decides the policy (defer/reject/accept) on INDETERMINATE.
+to go on; :func:`run_validation` chains them, once for everyone: the ADD_CERT
+handler (:mod:`mailbot.regulation.add_cert`) reads which step decided, the
+CLI's ``cert inspect --issuer`` only the result (:func:`validate`). The CRL step
+asks a :class:`CrlSource`, so the caller decides the policy
+(defer/reject/accept) on INDETERMINATE.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from mailbot.pki.issuer import CaDirectory, IssuerStatus, ca_usable_problem, res
 from mailbot.pki.public_key import KeyStatus
 
 
-class Verdict(enum.Enum):
-    """The outcome of a validation."""
+class ValidationVerdict(enum.Enum):
+    """The outcome of a validation (the intake's verdicts: :mod:`mailbot.regulation.decision`)."""
 
     VALID = "valid"
     INVALID = "invalid"
@@ -68,7 +71,7 @@ class Evidence:
 class ValidationResult:
     """Verdict, reason, human detail and evidence."""
 
-    verdict: Verdict
+    verdict: ValidationVerdict
     reason: Reason
     detail: str
     evidence: Evidence
@@ -96,14 +99,14 @@ def check_validity_period(cert: Certificate, at: datetime) -> ValidationResult |
     """Step 5: notBefore ≤ at ≤ notAfter."""
     if at < cert.not_before:
         return ValidationResult(
-            Verdict.INVALID,
+            ValidationVerdict.INVALID,
             Reason.NOT_YET_VALID,
             f"valid from {cert.not_before.isoformat()}",
             _evidence(cert, at),
         )
     if at > cert.not_after:
         return ValidationResult(
-            Verdict.INVALID,
+            ValidationVerdict.INVALID,
             Reason.EXPIRED,
             f"expired on {cert.not_after.isoformat()}",
             _evidence(cert, at),
@@ -121,7 +124,7 @@ def check_public_key(cert: Certificate, at: datetime) -> ValidationResult | None
     check = cert.public_key_check
     if check.status is KeyStatus.INVALID:
         return ValidationResult(
-            Verdict.INVALID, Reason.INVALID_PUBLIC_KEY, check.detail, _evidence(cert, at)
+            ValidationVerdict.INVALID, Reason.INVALID_PUBLIC_KEY, check.detail, _evidence(cert, at)
         )
     return None
 
@@ -135,16 +138,20 @@ def check_issuer(
         _evidence(cert, at), candidates=tuple(c.thumbprint_sha1 for c in resolution.candidates)
     )
     if resolution.status is IssuerStatus.UNKNOWN_CA:
-        return None, ValidationResult(Verdict.UNKNOWN_CA, Reason.UNKNOWN_CA, resolution.detail, ev)
+        return None, ValidationResult(
+            ValidationVerdict.UNKNOWN_CA, Reason.UNKNOWN_CA, resolution.detail, ev
+        )
     assert resolution.ca is not None
     ev = replace(ev, ca_thumbprint_sha1=resolution.ca.thumbprint_sha1)
     if resolution.status is IssuerStatus.BAD_SIGNATURE:
         return resolution.ca, ValidationResult(
-            Verdict.INVALID, Reason.BAD_CA_SIGNATURE, resolution.detail, ev
+            ValidationVerdict.INVALID, Reason.BAD_CA_SIGNATURE, resolution.detail, ev
         )
     problem = ca_usable_problem(resolution.ca, at)
     if problem is not None:
-        return resolution.ca, ValidationResult(Verdict.INVALID, Reason.CA_NOT_USABLE, problem, ev)
+        return resolution.ca, ValidationResult(
+            ValidationVerdict.INVALID, Reason.CA_NOT_USABLE, problem, ev
+        )
     return resolution.ca, None
 
 
@@ -164,14 +171,17 @@ def check_revocation(
             crl_sha256=check.crl.sha256,
         )
     if check.status == "good":
-        return ValidationResult(Verdict.VALID, Reason.OK, "not revoked", ev)
+        return ValidationResult(ValidationVerdict.VALID, Reason.OK, "not revoked", ev)
     if check.status == "revoked":
         assert check.entry is not None
         entry = check.entry
         if entry.revoked_at is not None and entry.revoked_at > at:
             # Revoked after the validation time: valid at that time (validation in the past).
             return ValidationResult(
-                Verdict.VALID, Reason.OK, f"revoked later, at {entry.revoked_at.isoformat()}", ev
+                ValidationVerdict.VALID,
+                Reason.OK,
+                f"revoked later, at {entry.revoked_at.isoformat()}",
+                ev,
             )
         ev = replace(
             ev,
@@ -179,22 +189,61 @@ def check_revocation(
             revocation_reason_code=entry.reason_code,
             revocation_reason=entry.reason,
         )
-        return ValidationResult(Verdict.INVALID, Reason.REVOKED, check.detail, ev)
+        return ValidationResult(ValidationVerdict.INVALID, Reason.REVOKED, check.detail, ev)
     reason = {"crl_stale": Reason.CRL_STALE, "crl_unreachable": Reason.CRL_UNREACHABLE}.get(
         check.reason or "", Reason.NO_USABLE_CRL
     )
-    return ValidationResult(Verdict.INDETERMINATE, reason, check.detail, ev)
+    return ValidationResult(ValidationVerdict.INDETERMINATE, reason, check.detail, ev)
+
+
+class Step(enum.Enum):
+    """The chain's steps, in SPEC order."""
+
+    VALIDITY_PERIOD = "validity_period"  # 5
+    PUBLIC_KEY = "public_key"  # 5a
+    ISSUER = "issuer"  # 6-7
+    REVOCATION = "revocation"  # 8
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    """Which step decided, its result, and the CA once step 6 found one."""
+
+    step: Step
+    result: ValidationResult
+    ca: Certificate | None
+
+    @property
+    def passed(self) -> tuple[Step, ...]:
+        """The steps before the deciding one: the certificate passed them."""
+        steps = tuple(Step)
+        return steps[: steps.index(self.step)]
+
+
+def run_validation(
+    cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
+) -> ValidationRun:
+    """All steps in SPEC order; the first that decides ends the chain.
+
+    The CRL step always decides (valid, invalid or indeterminate), so a
+    certificate that passed everything ends at :attr:`Step.REVOCATION`.
+    """
+    for step, check in (
+        (Step.VALIDITY_PERIOD, check_validity_period),
+        (Step.PUBLIC_KEY, check_public_key),
+    ):
+        early = check(cert, at)
+        if early is not None:
+            return ValidationRun(step, early, None)
+    ca, problem = check_issuer(cert, directory, at)
+    if problem is not None:
+        return ValidationRun(Step.ISSUER, problem, ca)
+    assert ca is not None
+    return ValidationRun(Step.REVOCATION, check_revocation(cert, ca, crl_source, at), ca)
 
 
 def validate(
     cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
 ) -> ValidationResult:
-    """All steps in SPEC order; the first that decides ends the validation."""
-    early = check_validity_period(cert, at) or check_public_key(cert, at)
-    if early is not None:
-        return early
-    ca, problem = check_issuer(cert, directory, at)
-    if problem is not None:
-        return problem
-    assert ca is not None
-    return check_revocation(cert, ca, crl_source, at)
+    """The chain's result alone (:func:`run_validation`)."""
+    return run_validation(cert, directory, crl_source, at).result

@@ -1,5 +1,9 @@
 """The ADD_CERT handler's decision: SPEC steps 5-9 and 12 as a chain of small pure checks.
 
+Steps 5-8 are :func:`mailbot.pki.validation.run_validation`, the chain the
+CLI's ``cert inspect --issuer`` runs too; this module turns the step that
+decided into the reply, the rule hits and the next action.
+
 Input: the certificate file intake found, the subscribers the trusted address
 belongs to, the CA directory and a CRL source (both read-only), the time and
 the CRL policy. Output: an :class:`AddCertDecision` saying which reply to
@@ -16,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailbot.config.schema import CrlPolicy
-from mailbot.mail.ziprules import CertificateFile
+from mailbot.mail.ziparchive import CertificateFile
 from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
@@ -25,12 +29,10 @@ from mailbot.pki.issuer import CaDirectory
 from mailbot.pki.load import load_certificate
 from mailbot.pki.validation import (
     Reason,
+    Step,
     ValidationResult,
-    Verdict,
-    check_issuer,
-    check_public_key,
-    check_revocation,
-    check_validity_period,
+    ValidationVerdict,
+    run_validation,
 )
 from mailbot.regulation.decision import Outcome, RuleHit
 from mailbot.regulation.sender_gate import SubscriberCandidate
@@ -111,6 +113,21 @@ def _digits(value: str | None) -> str:
     return "".join(ch for ch in value or "" if ch.isdigit())
 
 
+#: The rule hit each single-rule step of the chain is journalled under.
+_STEP_RULES = {Step.VALIDITY_PERIOD: "validity_period", Step.PUBLIC_KEY: "public_key_valid"}
+
+
+def _passed_hits(step: Step, ca: Certificate | None) -> list[RuleHit]:
+    """The rule hits of a chain step the certificate passed (steps 5, 5a, 6-7)."""
+    if step in _STEP_RULES:
+        return [RuleHit(_STEP_RULES[step], True, "")]
+    assert ca is not None  # the issuer step passed: the CA is known
+    return [
+        RuleHit("registered_ca", True, ca.thumbprint_sha1),
+        RuleHit("ca_signature", True, ca.thumbprint_sha1),
+    ]
+
+
 def decide_add_cert(
     certificate_file: CertificateFile,
     candidates: Sequence[SubscriberCandidate],
@@ -150,46 +167,37 @@ def decide_add_cert(
         return finish(Action.REPLY, Outcome.INVALID_FILES, f"certificate does not load: {exc}")
     hits.append(RuleHit("certificate_parses", True, certificate.serial_hex))
 
-    # Step 5: validity period.
-    validation = check_validity_period(certificate, settings.now)
-    hits.append(
-        RuleHit("validity_period", validation is None, validation.detail if validation else "")
-    )
-    if validation is not None:
+    # Steps 5-8: the one validation chain; the steps it passed become rule hits first.
+    run = run_validation(certificate, ca_directory, crl_source, settings.now)
+    validation, ca = run.result, run.ca
+    for step in run.passed:
+        hits.extend(_passed_hits(step, ca))
+
+    if run.step in (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY):
+        hits.append(RuleHit(_STEP_RULES[run.step], False, validation.detail))
         return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
 
-    # Step 5a: the certificate's own public key is a valid key.
-    validation = check_public_key(certificate, settings.now)
-    hits.append(
-        RuleHit("public_key_valid", validation is None, validation.detail if validation else "")
-    )
-    if validation is not None:
-        return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
-
-    # Steps 6-7: a registered CA qualifies, and its key verifies the signature.
-    ca, validation = check_issuer(certificate, ca_directory, settings.now)
-    if validation is not None and validation.verdict is Verdict.UNKNOWN_CA:
-        hits.append(RuleHit("registered_ca", False, validation.detail))
-        return finish(
-            Action.QUARANTINE, Outcome.UNKNOWN_CA, validation.detail,
-            {"serial": certificate.serial_hex},
-        )  # fmt: skip
-    assert ca is not None
-    hits.append(RuleHit("registered_ca", True, ca.thumbprint_sha1))
-    if validation is not None:
+    if run.step is Step.ISSUER:
+        # Steps 6-7: a registered CA qualifies, and its key verifies the signature.
+        if validation.verdict is ValidationVerdict.UNKNOWN_CA:
+            hits.append(RuleHit("registered_ca", False, validation.detail))
+            return finish(
+                Action.QUARANTINE, Outcome.UNKNOWN_CA, validation.detail,
+                {"serial": certificate.serial_hex},
+            )  # fmt: skip
+        assert ca is not None
+        hits.append(RuleHit("registered_ca", True, ca.thumbprint_sha1))
         hits.append(RuleHit("ca_signature", False, validation.detail))
         alert = None
         if validation.reason is Reason.BAD_CA_SIGNATURE:
             alert = f"possible forgery: {validation.detail}"
         return invalid(validation.reason.value, INVALID_REASONS[validation.reason], alert)
-    hits.append(RuleHit("ca_signature", True, ca.thumbprint_sha1))
 
     # Step 8: not on the CA's current CRL.
-    validation = check_revocation(certificate, ca, crl_source, settings.now)
-    if validation.verdict is Verdict.INVALID:
+    if validation.verdict is ValidationVerdict.INVALID:
         hits.append(RuleHit("not_revoked", False, validation.detail))
         return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
-    if validation.verdict is Verdict.INDETERMINATE:
+    if validation.verdict is ValidationVerdict.INDETERMINATE:
         hits.append(RuleHit("crl_available", False, validation.detail))
         if settings.crl_policy == "defer":
             return finish(Action.DEFER, None, validation.reason.value)

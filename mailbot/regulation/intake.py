@@ -19,7 +19,7 @@ from mailbot.config.schema import Config, LimitsConfig, SenderAuthConfig
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.attachments import find_attachments
 from mailbot.mail.letter import Letter, parse_letter
-from mailbot.mail.ziprules import CertificateFile
+from mailbot.mail.ziparchive import CertificateFile
 from mailbot.regulation.attachment_rules import check_attachments
 from mailbot.regulation.decision import (
     CERTIFICATE_CHECKS_PENDING,

@@ -13,11 +13,9 @@ from datetime import date
 from typing import Protocol
 
 from mailbot.mail.address import normalize_address
-from mailbot.mail.letter import Letter
+from mailbot.mail.letter import LOOP_HEADER, Letter
 from mailbot.regulation.decision import Outcome, RuleHit, Verdict, go_on, stop
 
-#: Our own replies carry this header with the instance name; a letter carrying it came from us.
-LOOP_HEADER = "X-Mailbot-Loop"
 _ROBOT_LOCAL_PARTS = frozenset({"mailer-daemon", "postmaster"})
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 

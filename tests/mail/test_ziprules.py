@@ -9,12 +9,8 @@ import zipfile
 import pytest
 
 from mailbot.config.schema import LimitsConfig
-from mailbot.mail.ziprules import (
-    decode_entry_name,
-    inspect_zip,
-    read_entry_capped,
-    sniff_certificate,
-)
+from mailbot.mail.ziparchive import decode_entry_name, read_entry_capped, sniff_certificate
+from mailbot.regulation.attachment_rules import inspect_zip
 from mailbot.regulation.decision import Outcome
 from testkit.letters import (
     BZIP2,

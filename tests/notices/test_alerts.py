@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from structlog.testing import capture_logs
 
 from mailbot.directory.models import Alert, OutboxMessage
+from mailbot.mail.letter import LOOP_HEADER
 from mailbot.mail.outbox import OutboxSender
 from mailbot.notices.alerts import queue_alert
-from mailbot.regulation.loop_guard import LOOP_HEADER
 from tests.logs import _default_logging  # noqa: F401  (autouse, as in its old folder)
 from tests.mail.outbox_support import ADMIN, FROM, NOW, ServerFactory, make_config
 

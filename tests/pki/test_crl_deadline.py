@@ -19,7 +19,7 @@ from mailbot.pki.crl_fetch import CachingCrlSource, HttpCrlFetcher
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import CrlFetchError
 from mailbot.pki.issuer import InMemoryCaDirectory
-from mailbot.pki.validation import Reason, ValidationResult, Verdict, validate
+from mailbot.pki.validation import Reason, ValidationResult, ValidationVerdict, validate
 from testkit import pki
 from testkit.crl_server import BlackholeServer, SlowServer, one_byte_at_a_time
 from testkit.pki import NOW
@@ -105,7 +105,10 @@ def test_headers_sent_a_byte_a_second_make_the_crl_unreachable(
 ) -> None:
     server = slow(one_byte_at_a_time(HEADERS_SLOWLY))
     result, elapsed = _validate(gost_ca, tmp_path, (server.url(),))
-    assert (result.verdict, result.reason) == (Verdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
+    assert (result.verdict, result.reason) == (
+        ValidationVerdict.INDETERMINATE,
+        Reason.CRL_UNREACHABLE,
+    )
     assert "timed out waiting for the response" in result.detail
     assert elapsed <= T + 1
 
@@ -116,7 +119,10 @@ def test_silent_servers_share_one_budget(
     server = slow([])  # accepts, reads the request, never answers
     urls = tuple(server.url(f"/{i}.crl") for i in range(3))
     result, elapsed = _validate(gost_ca, tmp_path, urls)
-    assert (result.verdict, result.reason) == (Verdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
+    assert (result.verdict, result.reason) == (
+        ValidationVerdict.INDETERMINATE,
+        Reason.CRL_UNREACHABLE,
+    )
     assert elapsed <= T + 1  # not 3 × T
     assert server.connections == 3  # each got its share, none was skipped
 
@@ -126,7 +132,10 @@ def test_servers_that_never_accept_share_one_budget(
 ) -> None:
     urls = (blackhole.url("/a.crl"), blackhole.url("/b.crl"))
     result, elapsed = _validate(gost_ca, tmp_path, urls)
-    assert (result.verdict, result.reason) == (Verdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
+    assert (result.verdict, result.reason) == (
+        ValidationVerdict.INDETERMINATE,
+        Reason.CRL_UNREACHABLE,
+    )
     assert result.detail.count("timed out connecting") == 2
     assert elapsed <= T + 1
 
@@ -141,7 +150,7 @@ def test_a_working_mirror_after_dead_ones_is_reached_within_the_budget(
     crl_server.routes["/good.crl"] = Route(body=pki.make_crl(gost_ca))
     urls = (blackhole.url(), slow([]).url(), crl_server.url("/good.crl"))
     result, elapsed = _validate(gost_ca, tmp_path, urls)
-    assert result.verdict is Verdict.VALID
+    assert result.verdict is ValidationVerdict.VALID
     assert result.evidence.crl_url == crl_server.url("/good.crl")
     assert elapsed <= T + 1
 
@@ -154,7 +163,7 @@ def test_a_server_that_answered_may_use_the_whole_budget_for_the_body(
     crl = pki.make_crl(gost_ca)
     server = slow([_head(len(crl)) + crl[:100], crl[100:]], pause=0.6 * T)
     result, elapsed = _validate(gost_ca, tmp_path, (server.url(), server.url("/other.crl")))
-    assert result.verdict is Verdict.VALID
+    assert result.verdict is ValidationVerdict.VALID
     assert server.connections == 1
     assert 0.6 * T <= elapsed <= T + 1
 
@@ -225,7 +234,10 @@ def test_malformed_distribution_point_is_unreachable_not_a_crash(
     url: str, gost_ca: pki.Issued, tmp_path: Path
 ) -> None:
     result, _ = _validate(gost_ca, tmp_path, (url,))
-    assert (result.verdict, result.reason) == (Verdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
+    assert (result.verdict, result.reason) == (
+        ValidationVerdict.INDETERMINATE,
+        Reason.CRL_UNREACHABLE,
+    )
 
 
 def test_malformed_redirect_location_is_a_fetch_error(crl_server: CrlServer) -> None:

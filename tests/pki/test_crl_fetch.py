@@ -12,7 +12,7 @@ from mailbot.pki.crl_fetch import CachingCrlSource, HttpCrlFetcher
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import CrlFetchError
 from mailbot.pki.issuer import InMemoryCaDirectory
-from mailbot.pki.validation import Reason, Verdict, validate
+from mailbot.pki.validation import Reason, ValidationVerdict, validate
 from testkit import pki
 from testkit.pki import NOW, Revoked
 
@@ -56,7 +56,7 @@ def test_failover_from_dead_mirror_to_directory_url(
         dir_urls=(crl_server.url("/good.crl"),),
     )
     r = validate(ee.cert, directory, source, NOW)
-    assert (r.verdict, r.reason) == (Verdict.INVALID, Reason.REVOKED)
+    assert (r.verdict, r.reason) == (ValidationVerdict.INVALID, Reason.REVOKED)
     assert r.evidence.crl_url == crl_server.url("/good.crl")
     assert [p for p, _ in crl_server.requests] == ["/missing.crl", "/html.crl", "/good.crl"]
     # cached: a second validation does not touch the network
@@ -71,7 +71,7 @@ def test_all_unreachable_is_indeterminate(
         gost_ca, tmp_path, (crl_server.url("/nope.crl"), "http://127.0.0.1:9/closed.crl")
     )
     r = validate(ee.cert, directory, source, NOW)
-    assert (r.verdict, r.reason) == (Verdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
+    assert (r.verdict, r.reason) == (ValidationVerdict.INDETERMINATE, Reason.CRL_UNREACHABLE)
     assert "404" in r.detail
 
 
@@ -102,10 +102,10 @@ def test_conditional_get_304_keeps_the_cached_crl(
     stale = pki.make_crl(gost_ca, number=1)
     crl_server.routes["/c.crl"] = Route(body=stale, etag='"v1"')
     ee, directory, source = _setup(gost_ca, tmp_path, (crl_server.url("/c.crl"),))
-    assert validate(ee.cert, directory, source, NOW).verdict is Verdict.VALID
+    assert validate(ee.cert, directory, source, NOW).verdict is ValidationVerdict.VALID
     later = NOW + timedelta(days=8)  # past nextUpdate: must re-fetch, server says 304
     r = validate(ee.cert, directory, source, later)
-    assert (r.verdict, r.reason) == (Verdict.INDETERMINATE, Reason.CRL_STALE)
+    assert (r.verdict, r.reason) == (ValidationVerdict.INDETERMINATE, Reason.CRL_STALE)
     assert crl_server.requests[-1][1].get("If-None-Match") == '"v1"'
     # a new CRL appears: fetched, verified, used
     crl_server.routes["/c.crl"] = Route(
@@ -117,7 +117,7 @@ def test_conditional_get_304_keeps_the_cached_crl(
         ),
         etag='"v2"',
     )
-    assert validate(ee.cert, directory, source, later).verdict is Verdict.VALID
+    assert validate(ee.cert, directory, source, later).verdict is ValidationVerdict.VALID
 
 
 def test_async_wrapper_does_not_block_the_loop(crl_server: CrlServer, gost_ca: pki.Issued) -> None:

@@ -22,7 +22,7 @@ from mailbot.pki.gost.keys import decode_public_key, decode_signature, digest_to
 from mailbot.pki.issuer import InMemoryCaDirectory, signed_by
 from mailbot.pki.public_key import KeyStatus, check_public_key
 from mailbot.pki.signatures import verify_signature
-from mailbot.pki.validation import Reason, Verdict, validate
+from mailbot.pki.validation import Reason, ValidationVerdict, validate
 from testkit import pki
 
 from .conftest import OpenSSL, needs_openssl_gost
@@ -171,7 +171,10 @@ def test_doctored_keys_are_invalid_certificates(family: tuple[str, str], tmp_pat
         with pytest.raises(InvalidPublicKeyError):
             decode_public_key(ee.cert.spki)
         result = validate(ee.cert, directory, crl_source, pki.NOW)
-        assert (result.verdict, result.reason) == (Verdict.INVALID, Reason.INVALID_PUBLIC_KEY)
+        assert (result.verdict, result.reason) == (
+            ValidationVerdict.INVALID,
+            Reason.INVALID_PUBLIC_KEY,
+        )
 
 
 @pytest.mark.parametrize("paramset", COFACTOR_4, ids=lambda ps: curves.PARAMSET_NAMES[ps])

@@ -14,7 +14,14 @@ from mailbot.pki.errors import CrlError
 from mailbot.pki.issuer import InMemoryCaDirectory, IssuerStatus, resolve_issuer
 from mailbot.pki.load import load_certificate
 from mailbot.pki.revocation_index import RevocationIndex
-from mailbot.pki.validation import Reason, Verdict, check_validity_period, validate
+from mailbot.pki.validation import (
+    Reason,
+    Step,
+    ValidationVerdict,
+    check_validity_period,
+    run_validation,
+    validate,
+)
 from testkit import pki
 from testkit.pki import NOW, CertSpec, Revoked, oid, seq
 
@@ -44,13 +51,13 @@ def test_valid_revoked_and_evidence(gost_ca: pki.Issued, store: CrlStore) -> Non
     directory = _directory(gost_ca)
     source = StaticCrlSource(store)
     ok = validate(good.cert, directory, source, NOW)
-    assert (ok.verdict, ok.reason) == (Verdict.VALID, Reason.OK)
+    assert (ok.verdict, ok.reason) == (ValidationVerdict.VALID, Reason.OK)
     assert ok.evidence.ca_thumbprint_sha1 == gost_ca.cert.thumbprint_sha1
     assert ok.evidence.crl_number == 7
     assert ok.evidence.crl_url == "http://cdp.example.ru/cdp/test.crl"
     assert ok.evidence.crl_this_update and ok.evidence.crl_next_update
     no = validate(bad.cert, directory, source, NOW)
-    assert (no.verdict, no.reason) == (Verdict.INVALID, Reason.REVOKED)
+    assert (no.verdict, no.reason) == (ValidationVerdict.INVALID, Reason.REVOKED)
     assert no.evidence.revocation_reason_code == 1
     assert no.evidence.revocation_reason == "keyCompromise"
     assert no.evidence.revoked_at == NOW - timedelta(days=3)
@@ -60,23 +67,40 @@ def test_validity_period_comes_first(gost_ca: pki.Issued, store: CrlStore) -> No
     ee = pki.make_end_entity(gost_ca)
     later = NOW + timedelta(days=400)
     late = validate(ee.cert, InMemoryCaDirectory(), StaticCrlSource(store), later)
-    assert (late.verdict, late.reason) == (Verdict.INVALID, Reason.EXPIRED)
+    assert (late.verdict, late.reason) == (ValidationVerdict.INVALID, Reason.EXPIRED)
     early = check_validity_period(ee.cert, NOW - timedelta(days=40))
     assert early is not None and early.reason is Reason.NOT_YET_VALID
     assert check_validity_period(ee.cert, NOW) is None
+
+
+def test_the_chain_reports_the_deciding_step(gost_ca: pki.Issued, store: CrlStore) -> None:
+    ee = pki.make_end_entity(gost_ca)
+    source = StaticCrlSource(store)
+    late = run_validation(ee.cert, _directory(gost_ca), source, NOW + timedelta(days=400))
+    assert (late.step, late.passed, late.ca) == (Step.VALIDITY_PERIOD, (), None)
+    unknown = run_validation(ee.cert, InMemoryCaDirectory(), source, NOW)
+    assert (unknown.step, unknown.ca) == (Step.ISSUER, None)
+    assert unknown.passed == (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY)
+    assert unknown.result.verdict is ValidationVerdict.UNKNOWN_CA
+    # No CRL for the CA: the chain ran to its last step, which cannot decide for sure.
+    last = run_validation(ee.cert, _directory(gost_ca), source, NOW)
+    assert (last.step, last.result.verdict) == (Step.REVOCATION, ValidationVerdict.INDETERMINATE)
+    assert last.passed == (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY, Step.ISSUER)
+    assert last.ca is not None and last.ca.thumbprint_sha1 == gost_ca.cert.thumbprint_sha1
+    assert validate(ee.cert, _directory(gost_ca), source, NOW) == last.result
 
 
 def test_unknown_ca_and_unregistered_rekey(gost_ca: pki.Issued, store: CrlStore) -> None:
     ee = pki.make_end_entity(gost_ca)
     assert (
         validate(ee.cert, InMemoryCaDirectory(), StaticCrlSource(store), NOW).verdict
-        is Verdict.UNKNOWN_CA
+        is ValidationVerdict.UNKNOWN_CA
     )
     # same CA name, new key not registered: the AKI decides → unknown CA, not "bad signature"
     rekey = pki.make_ca(slot=11)
     ee_new = pki.make_end_entity(rekey)
     result = validate(ee_new.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
-    assert result.verdict is Verdict.UNKNOWN_CA
+    assert result.verdict is ValidationVerdict.UNKNOWN_CA
 
 
 def test_same_dn_rekeys_without_aki_pick_the_verifying_key(store: CrlStore) -> None:
@@ -96,7 +120,7 @@ def test_forgery_is_a_bad_signature(gost_ca: pki.Issued, store: CrlStore) -> Non
         CertSpec(subject=[("CN", "Подделка")]), pki.make_key(slot=1), gost_ca, signing_key=forger
     )
     result = validate(forged.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
-    assert (result.verdict, result.reason) == (Verdict.INVALID, Reason.BAD_CA_SIGNATURE)
+    assert (result.verdict, result.reason) == (ValidationVerdict.INVALID, Reason.BAD_CA_SIGNATURE)
     assert result.evidence.ca_thumbprint_sha1 == gost_ca.cert.thumbprint_sha1
 
 
@@ -106,7 +130,7 @@ def test_issuer_must_be_a_valid_ca(store: CrlStore) -> None:
     )
     ee = pki.make_end_entity(expired_ca)
     r = validate(ee.cert, _directory(expired_ca), StaticCrlSource(store), NOW)
-    assert (r.verdict, r.reason) == (Verdict.INVALID, Reason.CA_NOT_USABLE)
+    assert (r.verdict, r.reason) == (ValidationVerdict.INVALID, Reason.CA_NOT_USABLE)
     not_ca_parent = pki.issue(CertSpec(subject=[("CN", "Не УЦ")]), pki.make_key(slot=42))
     child = pki.issue(CertSpec(subject=[("CN", "Ребёнок")]), pki.make_key(slot=1), not_ca_parent)
     r2 = validate(child.cert, _directory(not_ca_parent), StaticCrlSource(store), NOW)
@@ -116,7 +140,7 @@ def test_issuer_must_be_a_valid_ca(store: CrlStore) -> None:
 def test_indeterminate_without_crl_and_when_stale(gost_ca: pki.Issued, store: CrlStore) -> None:
     ee = pki.make_end_entity(gost_ca, crl_urls=())
     r = validate(ee.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
-    assert (r.verdict, r.reason) == (Verdict.INDETERMINATE, Reason.NO_USABLE_CRL)
+    assert (r.verdict, r.reason) == (ValidationVerdict.INDETERMINATE, Reason.NO_USABLE_CRL)
     store.ingest(
         pki.make_crl(
             gost_ca, this_update=NOW - timedelta(days=10), next_update=NOW - timedelta(days=3)
@@ -124,7 +148,7 @@ def test_indeterminate_without_crl_and_when_stale(gost_ca: pki.Issued, store: Cr
         gost_ca.cert,
     )
     r2 = validate(ee.cert, _directory(gost_ca), StaticCrlSource(store), NOW)
-    assert (r2.verdict, r2.reason) == (Verdict.INDETERMINATE, Reason.CRL_STALE)
+    assert (r2.verdict, r2.reason) == (ValidationVerdict.INDETERMINATE, Reason.CRL_STALE)
     assert r2.evidence.crl_next_update is not None
 
 
@@ -132,9 +156,11 @@ def test_grace_window(gost_ca: pki.Issued, store: CrlStore) -> None:
     ee = pki.make_end_entity(gost_ca)
     store.ingest(pki.make_crl(gost_ca, this_update=NOW + timedelta(seconds=60)), gost_ca.cert)
     directory = _directory(gost_ca)
-    assert validate(ee.cert, directory, StaticCrlSource(store), NOW).verdict is Verdict.VALID
+    assert (
+        validate(ee.cert, directory, StaticCrlSource(store), NOW).verdict is ValidationVerdict.VALID
+    )
     strict = StaticCrlSource(store, grace=timedelta(0))
-    assert validate(ee.cert, directory, strict, NOW).verdict is Verdict.INDETERMINATE
+    assert validate(ee.cert, directory, strict, NOW).verdict is ValidationVerdict.INDETERMINATE
 
 
 def test_crl_acceptance_rules(gost_ca: pki.Issued, store: CrlStore) -> None:
@@ -217,7 +243,7 @@ def test_drop_directory(gost_ca: pki.Issued, tmp_path: Path) -> None:
     source = CachingCrlSource(store, None, None, drop)
     ee = pki.make_end_entity(gost_ca, serial=0x3003)
     r = validate(ee.cert, _directory(gost_ca), source, NOW)
-    assert (r.verdict, r.reason) == (Verdict.INVALID, Reason.REVOKED)
+    assert (r.verdict, r.reason) == (ValidationVerdict.INVALID, Reason.REVOKED)
     assert r.evidence.crl_url == "file:ca.crl"
 
 
@@ -228,5 +254,5 @@ def test_real_certificates_through_the_whole_call(tmp_path: Path) -> None:
     directory.add(root)
     r = validate(sub, directory, StaticCrlSource(CrlStore(tmp_path)), NOW)
     # signature and issuer fine; no guc2022.crl on file and no network → indeterminate
-    assert r.verdict is Verdict.INDETERMINATE
+    assert r.verdict is ValidationVerdict.INDETERMINATE
     assert r.evidence.ca_thumbprint_sha1 == root.thumbprint_sha1

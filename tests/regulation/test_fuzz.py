@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from mailbot.config.schema import LimitsConfig
 from mailbot.mail.tnef import TnefError, unpack_tnef
-from mailbot.mail.ziprules import inspect_zip, sniff_certificate
+from mailbot.mail.ziparchive import sniff_certificate
+from mailbot.regulation.attachment_rules import inspect_zip
 from testkit import letters as L  # noqa: N812
 
 from .helpers import run_checked

@@ -1,14 +1,16 @@
-"""The regulation's ZIP rules, applied to hostile input: ZIP bytes to a certificate file or a no.
+"""Reading a ZIP attachment from hostile bytes: what it holds, never a verdict on it.
 
 Nothing is ever extracted to disk and no name is ever used as a path. The
-archive is read from memory with :mod:`zipfile`, after checks that module does
-not make (its "Decompression pitfalls" are the caller's problem): a cap on the
-archive and on each entry, the compression ratio, the encryption flag, the
-compression method, and overlapping entries (the "quoted overlap" bomb check is
-missing from Python 3.11.7, so :func:`find_overlap` does it by hand). The one
-``.cer`` entry is then read in chunks under our own byte counter, so a lying
-declared size cannot make us inflate more than the cap; ``zipfile`` verifies
-the CRC at the end of the entry.
+archive is read from memory with :mod:`zipfile`, and this module reports the
+facts that module does not check (its "Decompression pitfalls" are the
+caller's problem): entry names decoded the way Russian archivers write them,
+declared and compressed sizes, the encryption flag, the compression method,
+and overlapping entries (the "quoted overlap" bomb check is missing from
+Python 3.11.7, so :func:`find_overlap` does it by hand). An entry is read in
+chunks under our own byte counter, so a lying declared size cannot make us
+inflate more than the cap; ``zipfile`` verifies the CRC at the end of the
+entry. What is acceptable is decided by SPEC step 4's rules,
+:mod:`mailbot.regulation.attachment_rules`.
 """
 
 from __future__ import annotations
@@ -21,19 +23,17 @@ import struct
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+from types import TracebackType
 
-from mailbot.config.schema import LimitsConfig
-from mailbot.regulation.decision import Outcome
+from mailbot.pki import der
+from mailbot.pki.errors import DerError
 
 #: Local file header / empty-archive end record: how a ZIP starts, whatever its name says.
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-#: More entries than this is not a certificate archive; don't even look at their names.
-MAX_ENTRIES = 256
 _READ_CHUNK = 64 * 1024
 _UTF8_FLAG = 0x800
 _ENCRYPTED_FLAG = 0x1
 _DATA_DESCRIPTOR_FLAG = 0x8
-_SUPPORTED_METHODS = frozenset({zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED})
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 # Letters and digits of names as Russian users write them; anything else marks a wrong guess.
 _PLAUSIBLE_NAME = re.compile(r"^[\x20-\x7eА-Яа-яЁё№«»–—]*$")
@@ -58,16 +58,82 @@ class CertificateFile:
 
 
 @dataclass(frozen=True)
-class ZipVerdict:
-    """Either the certificate file, or the outcome (``no_cer``/``invalid_files``) and why."""
+class ArchiveEntry:
+    """What the central directory says about one entry; nothing of it is inflated."""
 
-    certificate: CertificateFile | None
-    outcome: Outcome | None
-    reason: str
+    #: The full name inside the archive, decoded (:func:`decode_entry_name`) and NFC.
+    name: str
+    is_folder: bool
+    encrypted: bool
+    #: The compression method number (0 stored, 8 deflated, 12 bzip2 ...).
+    method: int
+    declared_size: int
+    compressed_size: int
+    info: zipfile.ZipInfo = field(repr=False, compare=False)
+
+    @property
+    def is_cer(self) -> bool:
+        """Whether the entry's base name ends in ``.cer``, in any case."""
+        return base_name(self.name).casefold().endswith(".cer")
 
 
-def _reject(reason: str, outcome: Outcome = Outcome.INVALID_FILES) -> ZipVerdict:
-    return ZipVerdict(None, outcome, reason)
+class ZipArchive:
+    """A ZIP opened from memory: its entries' facts, and one entry's bytes on demand."""
+
+    def __init__(self, data: bytes, archive: zipfile.ZipFile) -> None:
+        self._data = data
+        self._archive = archive
+
+    def __enter__(self) -> ZipArchive:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._archive.close()
+
+    @property
+    def entry_count(self) -> int:
+        """How many entries the central directory lists (their names are not decoded)."""
+        return len(self._archive.infolist())
+
+    def layout_problem(self) -> str | None:
+        """Why the entries' byte ranges are inconsistent (:func:`find_overlap`), or ``None``."""
+        infos = self._archive.infolist()
+        return find_overlap(self._data, infos, getattr(self._archive, "start_dir", len(self._data)))
+
+    def entries(self) -> list[ArchiveEntry]:
+        """Every entry, folders included, in central directory order."""
+        out = []
+        for info in self._archive.infolist():
+            name = _entry_name(info)
+            out.append(
+                ArchiveEntry(
+                    name=name,
+                    is_folder=name.endswith(("/", "\\")) and info.file_size == 0,
+                    encrypted=bool(info.flag_bits & _ENCRYPTED_FLAG),
+                    method=info.compress_type,
+                    declared_size=info.file_size,
+                    compressed_size=info.compress_size,
+                    info=info,
+                )
+            )
+        return out
+
+    def read(self, entry: ArchiveEntry, cap: int) -> bytes | str:
+        """The entry's bytes, or why not (:func:`read_entry_capped`)."""
+        return read_entry_capped(self._archive, entry.info, cap)
+
+
+def open_zip(data: bytes) -> ZipArchive | str:
+    """The archive in *data*, or why it cannot be opened; never raises."""
+    try:
+        return ZipArchive(data, zipfile.ZipFile(io.BytesIO(data)))
+    except Exception as exc:  # BadZipFile, but also struct/Unicode/Value errors on junk
+        return f"damaged archive ({type(exc).__name__})"
 
 
 def is_zip_bytes(data: bytes) -> bool:
@@ -152,60 +218,6 @@ def find_overlap(data: bytes, infos: list[zipfile.ZipInfo], central_dir_offset: 
     return None
 
 
-def inspect_zip(zip_name: str, data: bytes, limits: LimitsConfig) -> ZipVerdict:
-    """Apply SPEC step 4's archive rules to one ZIP attachment; never raises."""
-    if len(data) > limits.max_attachment_bytes:
-        return _reject(f"archive larger than {limits.max_attachment_bytes} bytes")
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except Exception as exc:  # BadZipFile, but also struct/Unicode/Value errors on junk
-        return _reject(f"damaged archive ({type(exc).__name__})")
-    with archive:
-        return _inspect_open_zip(zip_name, data, archive, limits)
-
-
-def _inspect_open_zip(
-    zip_name: str, data: bytes, archive: zipfile.ZipFile, limits: LimitsConfig
-) -> ZipVerdict:
-    infos = archive.infolist()
-    if len(infos) > MAX_ENTRIES:
-        return _reject(f"archive has {len(infos)} entries")
-    problem = find_overlap(data, infos, getattr(archive, "start_dir", len(data)))
-    if problem:
-        return _reject(problem)
-
-    named = [(info, _entry_name(info)) for info in infos]
-    files = [(info, name) for info, name in named if not _is_folder(info, name)]
-    certificates = [(info, name) for info, name in files if _is_cer(name)]
-    if not certificates:
-        return _reject("archive holds no .cer file", Outcome.NO_CER)
-    unsafe = [name for _info, name in named if is_unsafe_name(name)]
-    if unsafe:
-        return _reject("entry name with '..', an absolute path or control characters")
-    if len(files) > 1:
-        return _reject(f"archive holds {len(files)} files; only one .cer is allowed")
-    info, entry_name = certificates[0]
-
-    if stem(zip_name, ".zip") != stem(entry_name, ".cer"):
-        return _reject("archive name differs from the certificate file name")
-    if info.flag_bits & _ENCRYPTED_FLAG:
-        return _reject("encrypted entry")
-    if info.compress_type not in _SUPPORTED_METHODS:
-        return _reject(f"unsupported compression method {info.compress_type}")
-    if info.file_size > limits.max_zip_entry_bytes:
-        return _reject(f"entry declares {info.file_size} bytes")
-    if info.file_size > limits.max_compression_ratio * max(info.compress_size, 1):
-        return _reject("compression ratio too high (possible zip bomb)")
-
-    content = read_entry_capped(archive, info, limits.max_zip_entry_bytes)
-    if isinstance(content, str):
-        return _reject(content)
-    encoding = sniff_certificate(content)
-    if encoding is None:
-        return _reject("the .cer file is neither DER nor PEM X.509")
-    return ZipVerdict(CertificateFile(zip_name, entry_name, content, encoding), None, "")
-
-
 def read_entry_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int) -> bytes | str:
     """The entry's bytes, or why not: never more than *cap* bytes are inflated."""
     chunks: list[bytes] = []
@@ -235,14 +247,6 @@ def _entry_name(info: zipfile.ZipInfo) -> str:
     return decode_entry_name(raw, utf8)
 
 
-def _is_folder(info: zipfile.ZipInfo, name: str) -> bool:
-    return name.endswith(("/", "\\")) and info.file_size == 0
-
-
-def _is_cer(name: str) -> bool:
-    return base_name(name).casefold().endswith(".cer")
-
-
 # --- structural sniff of the certificate file --------------------------------------------
 
 _PEM = re.compile(
@@ -250,6 +254,7 @@ _PEM = re.compile(
     rb"-----END (?:X509 |TRUSTED )?CERTIFICATE-----"
 )
 _BASE64_ONLY = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
+_CERTIFICATE_SHAPE = [der.TAG_SEQUENCE, der.TAG_SEQUENCE, der.TAG_BIT_STRING]
 
 
 def sniff_certificate(data: bytes) -> str | None:
@@ -276,34 +281,23 @@ def _b64(text: bytes) -> bytes:
         return b""
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int] | None:
-    """(tag, content start, content end) of the DER element at *pos*, or ``None``."""
-    if pos + 2 > len(data):
-        return None
-    tag, first = data[pos], data[pos + 1]
-    if first < 0x80:
-        start, length = pos + 2, first
-    else:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + 2 + count > len(data):
-            return None  # indefinite length is BER, not DER
-        start = pos + 2 + count
-        length = int.from_bytes(data[pos + 2 : start], "big")
-    end = start + length
-    return (tag, start, end) if end <= len(data) else None
-
-
 def is_der_certificate_shape(data: bytes) -> bool:
-    """Whether *data* is exactly one SEQUENCE { SEQUENCE, SEQUENCE, BIT STRING }."""
-    outer = _tlv(data, 0)
-    if outer is None or outer[0] != 0x30 or outer[2] != len(data):
-        return False
-    tags: list[int] = []
-    pos = outer[1]
-    while pos < outer[2]:
-        element = _tlv(data, pos)
-        if element is None or element[2] > outer[2]:
+    """Whether *data* is exactly one SEQUENCE { SEQUENCE, SEQUENCE, BIT STRING }.
+
+    Read with :mod:`mailbot.pki.der`, lenient about non-minimal lengths: a sniff
+    lets such a file on to the certificate loader, which tells what is wrong.
+    """
+    try:
+        outer = der.read_tlv(data, 0, len(data), minimal=False)
+        if outer.tag != der.TAG_SEQUENCE or outer.end != len(data):
             return False
-        tags.append(element[0])
-        pos = element[2]
-    return tags == [0x30, 0x30, 0x03]
+        tags: list[int] = []
+        pos = outer.start
+        # Stop after one element too many: a hostile file may hold a million tiny ones.
+        while pos < outer.end and len(tags) <= len(_CERTIFICATE_SHAPE):
+            element = der.read_tlv(data, pos, outer.end, minimal=False)
+            tags.append(element.tag)
+            pos = element.end
+    except DerError:
+        return False
+    return tags == _CERTIFICATE_SHAPE
