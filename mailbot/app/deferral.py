@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.app.letters import LetterProcessor, RetryError
+from mailbot.app.states import LetterOutcome, LetterState, NoVerdict
 from mailbot.config import Config
 from mailbot.directory.models import Alert, LetterRecord
 from mailbot.log import get_logger
@@ -85,7 +86,9 @@ def _time(text: object) -> dt.datetime | None:
 def deferred_letters(session: Session) -> list[DeferredLetter]:
     """Every waiting letter, oldest first."""
     rows = session.scalars(
-        select(LetterRecord).where(LetterRecord.state == "deferred").order_by(LetterRecord.id)
+        select(LetterRecord)
+        .where(LetterRecord.state == LetterState.DEFERRED)
+        .order_by(LetterRecord.id)
     )
     return [DeferredLetter.from_row(row) for row in rows]
 
@@ -94,7 +97,7 @@ def deferred_letters(session: Session) -> list[DeferredLetter]:
 class RetryReport:
     """What one round of retries did."""
 
-    decided: list[tuple[int, str]] = field(default_factory=list)
+    decided: list[tuple[int, LetterOutcome]] = field(default_factory=list)
     still_waiting: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
@@ -122,10 +125,10 @@ def retry_deferred(processor: LetterProcessor) -> RetryReport:
             log.exception("letter.retry_crashed", letter_id=letter.id)
             report.errors.append((letter.id, f"{type(exc).__name__}: {exc}"))
             continue
-        if result.outcome == "deferred":
+        if result.outcome is NoVerdict.DEFERRED:
             report.still_waiting.append(letter.id)
             hopeless.add(key)
-        elif not result.duplicate:
+        elif not result.duplicate and result.outcome is not None:
             report.decided.append((letter.id, result.outcome))
     if report.decided or report.still_waiting or report.errors:
         log.info(

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.reminders import expire_certificates
+from mailbot.app.states import LetterState
 from mailbot.config import Config
 from mailbot.directory.models import (
     CertificateRecord,
@@ -53,7 +54,8 @@ def prune_journal(
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=days)
     with sessions() as session:
         old = select(LetterRecord.id).where(
-            LetterRecord.received_at < cutoff, LetterRecord.state.in_(("done", "failed"))
+            LetterRecord.received_at < cutoff,
+            LetterRecord.state.in_((LetterState.DONE, LetterState.FAILED)),
         )
         pending = select(OutboxMessage.letter_id).where(OutboxMessage.status == "pending")
         finished_with_replies_sent = old.where(

@@ -30,16 +30,23 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.registration_effect import queue_answer, register_effect
+from mailbot.app.states import (
+    Filing,
+    LetterOutcome,
+    LetterState,
+    NoVerdict,
+    filing_for,
+    parse_outcome,
+)
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
-from mailbot.directory.certstore import CertificateStore, InstallError
+from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
-from mailbot.directory.registration import register_certificate
 from mailbot.files import write_atomically
 from mailbot.log import bind_letter, get_logger
-from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_reply
-from mailbot.notices.certificate_alerts import alert_forgery, alert_install_failure
+from mailbot.notices.certificate_alerts import alert_forgery
 from mailbot.notices.sender_alerts import alert_reply_cap
 from mailbot.notices.templates import Templates
 from mailbot.notices.unknown_ca_digest import alert_unknown_ca
@@ -75,14 +82,34 @@ class Claim:
     #: How many times processing of this letter has started (1 the first time).
     attempts: int
     #: ``claimed`` (go on), or the state of an earlier, finished processing.
-    state: str
-    outcome: str | None
+    state: LetterState
+    outcome: LetterOutcome | None
     filed_to: str | None
 
     @property
     def finished(self) -> bool:
         """True when the letter was already processed (only filing may be left)."""
-        return self.state != "claimed"
+        return self.state is not LetterState.CLAIMED
+
+    @property
+    def filing(self) -> Filing:
+        """Where an already processed letter is to be filed."""
+        return filing_for(self.outcome, self.state)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """A journaled letter at a mailbox position, as the daemon's pass sees it."""
+
+    letter_id: int
+    state: str
+    outcome: str | None
+    filed_to: str | None
+
+    @property
+    def filing(self) -> Filing:
+        """Where the letter is to be filed."""
+        return filing_for(self.outcome, self.state)
 
 
 @dataclass(frozen=True)
@@ -90,10 +117,10 @@ class ProcessResult:
     """What became of one letter."""
 
     letter_id: int | None
-    #: A template key, ``no_reply``, ``leave`` or ``deferred``.
-    outcome: str
-    #: ``processed``, ``rejected``, ``leave`` or ``deferred``: where the letter is filed.
-    filing: str
+    #: The verdict, or why there is none; None only for a journaled letter without one.
+    outcome: LetterOutcome | None
+    #: Where the letter is filed.
+    filing: Filing
     reply_to: str | None = None
     reply_text: str | None = None
     reply: EmailMessage | None = None
@@ -144,12 +171,14 @@ class LetterProcessor:
         digest = hashlib.sha256(raw).hexdigest()
         with self.sessions() as session, bind_letter(sha256=digest[:16], uid=source.uid):
             previous = self._journaled(session, source, raw, digest)
-            claimed = previous if previous is not None and previous.state == "claimed" else None
+            claimed = (
+                previous if previous is not None and previous.state == LetterState.CLAIMED else None
+            )
             if previous is not None and claimed is None:
                 log.info("letter already journaled", letter_id=previous.id)
                 return ProcessResult(
                     previous.id,
-                    previous.outcome or "",
+                    parse_outcome(previous.outcome),
                     filing_for(previous.outcome, previous.state),
                     duplicate=True,
                 )
@@ -171,7 +200,7 @@ class LetterProcessor:
             row = session.get(LetterRecord, letter_id)
             if row is None:
                 raise RetryError(f"letter {letter_id} is not in the journal")
-            if row.state != "deferred":
+            if row.state != LetterState.DEFERRED:
                 raise RetryError(f"letter {letter_id} is {row.state}, not deferred")
             raw = self._archived(row)
             seen = row.attempts
@@ -182,7 +211,7 @@ class LetterProcessor:
                 update(LetterRecord)
                 .where(
                     LetterRecord.id == letter_id,
-                    LetterRecord.state == "deferred",
+                    LetterRecord.state == LetterState.DEFERRED,
                     LetterRecord.attempts == seen,
                 )
                 .values(attempts=seen + 1)
@@ -192,10 +221,10 @@ class LetterProcessor:
                 session.rollback()
                 log.info("letter retried elsewhere meanwhile", letter_id=letter_id)
                 fresh = session.get(LetterRecord, letter_id)
-                state = fresh.state if fresh is not None else "done"
+                state = fresh.state if fresh is not None else LetterState.DONE
                 outcome = fresh.outcome if fresh is not None else None
                 return ProcessResult(
-                    letter_id, outcome or "", filing_for(outcome, state), duplicate=True
+                    letter_id, parse_outcome(outcome), filing_for(outcome, state), duplicate=True
                 )
             row.attempts = seen + 1
             source = LetterSource(row.mailbox, row.uidvalidity, row.uid)
@@ -212,7 +241,7 @@ class LetterProcessor:
             row = session.get(LetterRecord, letter_id)
             if row is None:
                 raise RetryError(f"letter {letter_id} is not in the journal")
-            if row.state != "failed":
+            if row.state != LetterState.FAILED:
                 raise RetryError(f"letter {letter_id} is {row.state}, not failed")
             detail = dict(row.detail or {})
             resets = [*detail.get("resets", []), {
@@ -221,7 +250,7 @@ class LetterProcessor:
                 "filed_to": row.filed_to,
             }]  # fmt: skip
             row.detail = {**detail, "resets": resets}
-            row.state = "claimed"
+            row.state = LetterState.CLAIMED
             row.outcome = None
             row.attempts = 0
             row.processed_at = None
@@ -326,8 +355,14 @@ class LetterProcessor:
         digest = hashlib.sha256(raw).hexdigest()
         with self.sessions() as session:
             row = self._journaled(session, source, raw, digest)
-            if row is not None and row.state != "claimed":
-                return Claim(row.id, row.attempts, row.state, row.outcome, row.filed_to)
+            if row is not None and row.state != LetterState.CLAIMED:
+                return Claim(
+                    row.id,
+                    row.attempts,
+                    LetterState(row.state),
+                    parse_outcome(row.outcome),
+                    row.filed_to,
+                )
             if row is not None and row.uid is None and source.uid is not None:
                 # A reset letter is back in the mailbox: the row takes its new position.
                 row.mailbox, row.uidvalidity, row.uid = (
@@ -340,13 +375,13 @@ class LetterProcessor:
                     uid=source.uid,
                     sha256=digest,
                     received_at=now,
-                    state="claimed",
+                    state=LetterState.CLAIMED,
                     attempts=0,
                 )
                 session.add(row)
             row.attempts += 1
             session.commit()
-            return Claim(row.id, row.attempts, "claimed", None, None)
+            return Claim(row.id, row.attempts, LetterState.CLAIMED, None, None)
 
     def give_up(self, letter_id: int, reason: str) -> None:
         """Mark a claimed letter that kept failing as ``failed`` (a poison letter)."""
@@ -354,8 +389,8 @@ class LetterProcessor:
             row = session.get(LetterRecord, letter_id)
             if row is None:
                 return
-            row.state = "failed"
-            row.outcome = "failed"
+            row.state = LetterState.FAILED
+            row.outcome = NoVerdict.FAILED
             row.processed_at = self.clock()
             row.detail = {**(row.detail or {}), "failure": reason[:2000]}
             session.commit()
@@ -367,6 +402,34 @@ class LetterProcessor:
             if row is not None:
                 row.filed_to = folder
                 session.commit()
+
+    def journal_entries(
+        self, mailbox: str, uidvalidity: int, uids: list[int]
+    ) -> dict[int, JournalEntry]:
+        """Letters among *uids* of the mailbox that were processed already, by UID.
+
+        Claimed letters are left out: their processing has still to finish.
+        """
+        found: dict[int, JournalEntry] = {}
+        with self.sessions() as session:
+            # Bounded IN lists: a mailbox may hold many thousands of letters.
+            for start in range(0, len(uids), 500):
+                chunk = uids[start : start + 500]
+                rows = session.execute(
+                    select(
+                        LetterRecord.uid, LetterRecord.id, LetterRecord.state, LetterRecord.outcome,
+                        LetterRecord.filed_to,
+                    ).where(
+                        LetterRecord.mailbox == mailbox,
+                        LetterRecord.uidvalidity == uidvalidity,
+                        LetterRecord.uid.in_(chunk),
+                        LetterRecord.state != LetterState.CLAIMED,
+                    )
+                )  # fmt: skip
+                for uid, letter_id, state, outcome, filed_to in rows:
+                    if uid is not None:
+                        found[int(uid)] = JournalEntry(letter_id, state, outcome, filed_to)
+        return found
 
     def _journaled(
         self, session: Session, source: LetterSource, raw: bytes, digest: str
@@ -388,8 +451,10 @@ class LetterProcessor:
             .where(
                 LetterRecord.sha256 == digest,
                 or_(
-                    LetterRecord.state.in_(("done", "deferred", "failed")),
-                    and_(LetterRecord.state == "claimed", LetterRecord.uid.is_(None)),
+                    LetterRecord.state.in_(
+                        (LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)
+                    ),
+                    and_(LetterRecord.state == LetterState.CLAIMED, LetterRecord.uid.is_(None)),
                 ),
             )
             .order_by(LetterRecord.id)
@@ -424,7 +489,7 @@ class LetterProcessor:
         row.sender = (intake.sender or _first_from(intake) or "")[:320].lower() or None
         row.subject = letter.subject
         row.processed_at = now
-        row.state = "done"
+        row.state = LetterState.DONE
         row.route = intake.route.name if intake.route else None
         row.rule_hits = [h.as_dict() for h in intake.rule_hits]
         # A retried letter keeps the history of its waiting (and of poison resets).
@@ -438,17 +503,17 @@ class LetterProcessor:
         outcome: Outcome | None = intake.outcome
         values = dict(intake.template_values)
         if intake.disposition is Disposition.LEAVE:
-            row.outcome = "leave"
-            return ProcessResult(row.id, "leave", "leave", detail=row.detail)
+            row.outcome = NoVerdict.LEAVE
+            return ProcessResult(row.id, NoVerdict.LEAVE, Filing.LEAVE, detail=row.detail)
         if handler is not None:
             row.rule_hits = [*row.rule_hits, *(h.as_dict() for h in handler.hits)]
             row.detail = {**row.detail, "certificate": _handler_evidence(handler)}
             outcome, values = handler.outcome, dict(handler.template_values)
             if handler.action is Action.DEFER:
-                row.state = "deferred"
-                row.outcome = "deferred"
+                row.state = LetterState.DEFERRED
+                row.outcome = NoVerdict.DEFERRED
                 row.detail = {**row.detail, "deferral": self._deferral(session, row, handler, now)}
-                return ProcessResult(row.id, "deferred", "deferred", detail=row.detail)
+                return ProcessResult(row.id, NoVerdict.DEFERRED, Filing.DEFERRED, detail=row.detail)
             if "deferral" in row.detail:
                 row.detail = {
                     **row.detail,
@@ -464,25 +529,23 @@ class LetterProcessor:
         assert outcome is not None
         row.outcome = outcome.value
         if not outcome.has_reply or intake.sender is None:
-            return ProcessResult(row.id, outcome.value, "rejected", detail=row.detail)
-        filing = "processed" if outcome is Outcome.SUCCESS else "rejected"
+            return ProcessResult(row.id, outcome, Filing.REJECTED, detail=row.detail)
+        filing = Filing.PROCESSED if outcome is Outcome.SUCCESS else Filing.REJECTED
         if intake.reply_withheld:
             # Everything above happened (registration, quarantine, alerts); only
             # the answer stays unsent, and the admins hear of it once a day.
             row.detail = {**row.detail, "reply": "withheld: daily reply cap reached"}
             if not dry_run:
                 alert_reply_cap(session, self.config, intake.sender, now)
-            return ProcessResult(row.id, outcome.value, filing, detail=row.detail)
+            return ProcessResult(row.id, outcome, filing, detail=row.detail)
         row.template_key = outcome.value
-        text = self.templates.render(outcome, values)
-        reply = build_reply(letter, intake.sender, text, self.reply_settings, now)
-        queue_message(
-            session, reply, kind="reply", recipients=[intake.sender], now=now,
-            letter_id=row.id, template_key=outcome.value,
+        sender = intake.sender
+        text, reply = queue_answer(
+            session, self.templates, outcome, values,
+            lambda text: build_reply(letter, sender, text, self.reply_settings, now),
+            kind="reply", recipient=sender, letter_id=row.id, now=now,
         )  # fmt: skip
-        return ProcessResult(
-            row.id, outcome.value, filing, intake.sender, text, reply, detail=row.detail
-        )
+        return ProcessResult(row.id, outcome, filing, intake.sender, text, reply, detail=row.detail)
 
     def _register(
         self,
@@ -493,34 +556,25 @@ class LetterProcessor:
         dry_run: bool,
         written: list[Path],
     ) -> tuple[Outcome, dict[str, str]]:
-        assert handler.certificate and handler.ca and handler.subscriber
-        subscriber_id = int(handler.subscriber.subscriber_id)
-        row.subscriber_id = subscriber_id
+        assert handler.subscriber is not None
+        row.subscriber_id = int(handler.subscriber.subscriber_id)
         if dry_run:
             row.detail = {**row.detail, "install": "skipped (dry run)"}
             return Outcome.SUCCESS, dict(handler.template_values)
-        try:
-            # InstallError is raised before register_certificate writes any row.
-            registration = register_certificate(
-                session, self.store, handler.certificate, handler.ca, subscriber_id, row.id, now
-            )
-        except InstallError as exc:
-            log.warning("install failed", error=str(exc), os_error=exc.detail)
-            row.detail = {**row.detail, "install": {"error": str(exc), "os_error": exc.detail}}
-            alert_install_failure(session, self.config, handler.certificate, exc,
-                                  row.sender, row.id, now)  # fmt: skip
-            return Outcome.INSTALL_ERROR, {"error": str(exc)}
-        if registration.stored_created:
-            written.append(Path(registration.row.store_path))
-        row.certificate_id = registration.row.id
-        row.detail = {
-            **row.detail,
-            "install": {
-                "path": registration.row.store_path,
-                "already_registered": registration.already_registered,
-            },
-        }
-        return Outcome.SUCCESS, dict(handler.template_values)
+        effect = register_effect(
+            session, self.config, self.store, handler, row.sender, row.id, now, written
+        )
+        if effect.registration is None:
+            row.detail = {**row.detail, "install": effect.failure_note}
+        else:
+            row.detail = {
+                **row.detail,
+                "install": {
+                    "path": effect.registration.row.store_path,
+                    "already_registered": effect.registration.already_registered,
+                },
+            }
+        return effect.outcome, effect.values
 
     def _quarantine(
         self,
@@ -602,16 +656,6 @@ class LetterProcessor:
 def _first_from(intake: IntakeDecision) -> str | None:
     mailboxes = intake.letter.from_mailboxes
     return mailboxes[0].address if mailboxes else None
-
-
-def filing_for(outcome: str | None, state: str) -> str:
-    if state == "deferred":
-        return "deferred"
-    if state == "failed":
-        return "failed"
-    if outcome == "leave":
-        return "leave"
-    return "processed" if outcome == "success" else "rejected"
 
 
 def _handler_evidence(handler: AddCertDecision) -> dict[str, Any]:

@@ -23,17 +23,17 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.registration_effect import queue_answer, register_effect
+from mailbot.app.states import QuarantineStatus
 from mailbot.config import Config
 from mailbot.directory.adapters import DbCaDirectory, DbSenderDirectory
-from mailbot.directory.certstore import CertificateStore, InstallError
+from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
-from mailbot.directory.registration import register_certificate
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.log import get_logger
-from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice, reply_subject
 from mailbot.mail.ziparchive import CertificateFile
-from mailbot.notices.certificate_alerts import alert_forgery, alert_install_failure
+from mailbot.notices.certificate_alerts import alert_forgery
 from mailbot.notices.templates import Templates
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
@@ -44,7 +44,7 @@ from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 
-STATUSES = ("pending", "registered", "rejected", "failed")
+STATUSES = tuple(status.value for status in QuarantineStatus)
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Decision:
     serial: str
     sender: str
     #: The row's status afterwards (``pending`` when nothing could be decided yet).
-    status: str
+    status: QuarantineStatus
     detail: str
     #: The follow-up's template key, when a follow-up was queued.
     followup: str | None = None
@@ -71,7 +71,9 @@ class Decision:
         return text
 
 
-def list_quarantine(session: Session, status: str = "pending") -> Sequence[QuarantinedCertificate]:
+def list_quarantine(
+    session: Session, status: str = QuarantineStatus.PENDING
+) -> Sequence[QuarantinedCertificate]:
     """Quarantined certificates with *status* (``all`` for every one), oldest first."""
     query = select(QuarantinedCertificate).order_by(QuarantinedCertificate.id)
     if status != "all":
@@ -103,7 +105,7 @@ def pending_for_ca(session: Session, ca: Certificate) -> list[int]:
         clauses.append(QuarantinedCertificate.authority_key_id == ski.hex().upper())
     rows = session.scalars(
         select(QuarantinedCertificate)
-        .where(QuarantinedCertificate.status == "pending", or_(*clauses))
+        .where(QuarantinedCertificate.status == QuarantineStatus.PENDING, or_(*clauses))
         .order_by(QuarantinedCertificate.id)
     ).all()
     wanted = ca.subject.normalized_key()
@@ -121,7 +123,7 @@ def pending_for_ca(session: Session, ca: Certificate) -> list[int]:
 
 def pending_ids(session: Session) -> list[int]:
     """Every pending certificate's id."""
-    return [row.id for row in list_quarantine(session, "pending")]
+    return [row.id for row in list_quarantine(session, QuarantineStatus.PENDING)]
 
 
 class QuarantineReview:
@@ -168,9 +170,10 @@ class QuarantineReview:
         with self.sessions() as session:
             try:
                 row = get_quarantined(session, quarantine_id)
-                if row.status != "pending":
+                if row.status != QuarantineStatus.PENDING:
                     detail = f"already {row.status} by {row.decided_by} at {row.decided_at}"
-                    return Decision(row.id, row.serial, row.sender, row.status, detail,
+                    status = QuarantineStatus(row.status)
+                    return Decision(row.id, row.serial, row.sender, status, detail,
                                     changed=False)  # fmt: skip
                 decision = decide(session, row, self.clock())
                 session.commit()
@@ -211,15 +214,17 @@ class QuarantineReview:
         if not candidates:
             # Replies go to trusted addresses only (SPEC step 2), follow-ups too.
             detail = "the sender is no longer a trusted address of an active subscriber"
-            self._settle(session, row, now, "failed", decided_by, detail + "; no follow-up", {})
-            return Decision(row.id, row.serial, row.sender, "failed", detail + "; no follow-up")
+            detail += "; no follow-up"
+            failed = QuarantineStatus.FAILED
+            self._settle(session, row, now, failed, decided_by, detail, {})
+            return Decision(row.id, row.serial, row.sender, failed, detail)
         if decision.alert and decision.certificate is not None:
             alert_forgery(session, self.config, decision.certificate, decision.alert,
                           row.sender, row.letter_id, now)  # fmt: skip
         outcome = decision.outcome
         assert outcome is not None
         values = dict(decision.template_values)
-        status, detail = "failed", outcome.value
+        status, detail = QuarantineStatus.FAILED, outcome.value
         if "reason" in values:
             detail += f": {values['reason']}"
         evidence = _evidence(decision)
@@ -236,33 +241,26 @@ class QuarantineReview:
         decision: AddCertDecision,
         now: dt.datetime,
         evidence: dict[str, Any],
-    ) -> tuple[Outcome, dict[str, str], str, str]:
-        certificate, ca, subscriber = decision.certificate, decision.ca, decision.subscriber
-        assert certificate is not None and ca is not None and subscriber is not None
-        subscriber_id = int(subscriber.subscriber_id)
-        try:
-            registration = register_certificate(
-                session, self.store, certificate, ca, subscriber_id, row.letter_id, now
-            )
-        except InstallError as exc:
-            alert_install_failure(session, self.config, certificate, exc,
-                                  row.sender, row.letter_id, now)  # fmt: skip
-            evidence["install"] = {"error": str(exc), "os_error": exc.detail}
-            return Outcome.INSTALL_ERROR, {"error": str(exc)}, "failed", f"install_error: {exc}"
-        if registration.stored_created:
-            self._written.append(Path(registration.row.store_path))
-        row.subscriber_id = subscriber_id
+    ) -> tuple[Outcome, dict[str, str], QuarantineStatus, str]:
+        effect = register_effect(
+            session, self.config, self.store, decision, row.sender, row.letter_id, now,
+            self._written,
+        )  # fmt: skip
+        registration = effect.registration
+        if registration is None:
+            evidence["install"] = effect.failure_note
+            failed = QuarantineStatus.FAILED
+            return effect.outcome, effect.values, failed, f"install_error: {effect.error}"
+        row.subscriber_id = effect.subscriber_id
         evidence["install"] = {"certificate_id": registration.row.id,
                                "path": registration.row.store_path}  # fmt: skip
-        letter = session.get(LetterRecord, row.letter_id) if row.letter_id else None
-        if letter is not None:
-            letter.certificate_id = registration.row.id
-            letter.subscriber_id = subscriber_id
+        ca = decision.ca
+        assert ca is not None
         detail = (
-            f"certificate {registration.row.id} registered for subscriber {subscriber_id} "
+            f"certificate {registration.row.id} registered for subscriber {effect.subscriber_id} "
             f"(CA {ca.subject_cn or ca.subject.rfc4514()})"
         )
-        return Outcome.SUCCESS, dict(decision.template_values), "registered", detail
+        return effect.outcome, effect.values, QuarantineStatus.REGISTERED, detail
 
     def _reject(
         self,
@@ -272,27 +270,30 @@ class QuarantineReview:
         reason: str,
         decided_by: str,
     ) -> Decision:
-        self._settle(session, row, now, "rejected", decided_by, reason, {})
+        rejected = QuarantineStatus.REJECTED
+        self._settle(session, row, now, rejected, decided_by, reason, {})
         if not DbSenderDirectory(session).active_subscribers(row.sender):
             detail = f"{reason} (no follow-up: the sender is no longer trusted)"
-            return Decision(row.id, row.serial, row.sender, "rejected", detail)
+            return Decision(row.id, row.serial, row.sender, rejected, detail)
         outcome = Outcome.UNKNOWN_CA_REJECTED
         self._follow_up(session, row, outcome, {"serial": row.serial, "reason": reason}, now)
-        return Decision(row.id, row.serial, row.sender, "rejected", reason, outcome.value)
+        return Decision(row.id, row.serial, row.sender, rejected, reason, outcome.value)
 
     # -- shared pieces ---------------------------------------------------------------
 
     @staticmethod
     def _pending(row: QuarantinedCertificate, detail: str) -> Decision:
         # Nothing is written: the row stays pending for a later decision.
-        return Decision(row.id, row.serial, row.sender, "pending", detail, changed=False)
+        return Decision(
+            row.id, row.serial, row.sender, QuarantineStatus.PENDING, detail, changed=False
+        )
 
     @staticmethod
     def _settle(
         session: Session,
         row: QuarantinedCertificate,
         now: dt.datetime,
-        status: str,
+        status: QuarantineStatus,
         decided_by: str,
         reason: str,
         evidence: dict[str, Any],
@@ -317,18 +318,13 @@ class QuarantineReview:
         letter = session.get(LetterRecord, row.letter_id) if row.letter_id else None
         message_id = letter.message_id if letter is not None else None
         subject = (letter.subject or "") if letter is not None else "ADD_CERT"
-        message = build_notice(
-            row.sender,
-            reply_subject(subject),
-            self.templates.render(outcome, values),
-            self.reply_settings,
-            now,
-            in_reply_to=message_id,
-            references=[message_id] if message_id else [],
-        )
-        queue_message(
-            session, message, kind="followup", recipients=[row.sender], now=now,
-            letter_id=row.letter_id, template_key=outcome.value,
+        queue_answer(
+            session, self.templates, outcome, values,
+            lambda text: build_notice(
+                row.sender, reply_subject(subject), text, self.reply_settings, now,
+                in_reply_to=message_id, references=[message_id] if message_id else [],
+            ),
+            kind="followup", recipient=row.sender, letter_id=row.letter_id, now=now,
         )  # fmt: skip
 
 

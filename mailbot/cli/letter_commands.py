@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbot.app.assembly import make_processor
 from mailbot.app.deferral import DeferredLetter
 from mailbot.app.letters import RetryError
+from mailbot.app.states import LetterState, NoVerdict
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -46,7 +47,7 @@ LIST_COLUMNS = ("id", "received_at", "state", "outcome", "attempts", "sender", "
 DEFERRED_COLUMNS = (
     "id", "received_at", "waiting", "retries", "sender", "ca", "reason", "problem",
 )  # fmt: skip
-STATES = ("claimed", "done", "deferred", "failed")
+STATES = tuple(state.value for state in LetterState)
 #: ``letter retry`` of a deferred letter that still has no CRL.
 EXIT_STILL_DEFERRED = 3
 
@@ -90,14 +91,14 @@ def letter_list(args: argparse.Namespace) -> int:
     """``letter list``."""
     if args.limit <= 0:
         raise CliError("--limit must be positive")
-    if args.deferred and args.state not in (None, "deferred"):
+    if args.deferred and args.state not in (None, LetterState.DEFERRED):
         raise CliError("--deferred lists deferred letters; drop --state", exit_code=2)
     now = dt.datetime.now(dt.UTC)
     with transaction(args, commit=False) as session:
         if args.deferred:
             query = (
                 select(LetterRecord)
-                .where(LetterRecord.state == "deferred")
+                .where(LetterRecord.state == LetterState.DEFERRED)
                 .order_by(LetterRecord.id)
             )
             rows = [
@@ -153,7 +154,7 @@ def letter_retry(args: argparse.Namespace) -> int:
                 row = session.get(LetterRecord, args.id)
                 state = row.state if row is not None else None
             processor = make_processor(config, sessions)
-            if state == "failed":
+            if state == LetterState.FAILED:
                 processor.reset_failed(args.id)
                 return _report(
                     args, "reset", f"letter {args.id} reset: move it back to "
@@ -168,14 +169,15 @@ def letter_retry(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except (SQLAlchemyError, SecretError) as exc:
         raise CliError(f"database error: {exc}") from None
-    if result.outcome == "deferred":
+    if result.outcome is NoVerdict.DEFERRED:
         problem = (result.detail.get("deferral") or {}).get("problem", "")
-        _report(args, "deferred", f"letter {args.id} still waits for a CRL: {problem}")
+        _report(args, NoVerdict.DEFERRED, f"letter {args.id} still waits for a CRL: {problem}")
         return EXIT_STILL_DEFERRED
     if result.duplicate:
-        return _report(args, result.outcome, f"letter {args.id} was decided meanwhile")
+        return _report(args, result.outcome or "", f"letter {args.id} was decided meanwhile")
     queued = " reply queued in the outbox" if result.reply is not None else " no reply"
-    return _report(args, result.outcome, f"letter {args.id} decided: {result.outcome};{queued}")
+    outcome = result.outcome or ""
+    return _report(args, outcome, f"letter {args.id} decided: {outcome};{queued}")
 
 
 def _report(args: argparse.Namespace, outcome: str, text: str) -> int:

@@ -118,7 +118,7 @@ def process_with_database(args: argparse.Namespace) -> int:
         "dry_run": args.dry_run,
         "letter_id": None if args.dry_run else result.letter_id,
         "duplicate": result.duplicate,
-        "outcome": result.outcome,
+        "outcome": result.outcome or "",
         "filing": result.filing,
         "route": result.route,
         "rule_hits": result.rule_hits,
@@ -139,7 +139,7 @@ def process_with_database(args: argparse.Namespace) -> int:
         *(f"  {'HIT ' if h['hit'] else 'miss'} {h['rule']}  {h['detail']}".rstrip()
           for h in result.rule_hits),
         f"route:     {result.route or '(none)'}",
-        f"outcome:   {result.outcome}",
+        f"outcome:   {result.outcome or ''}",
         f"filing:    {result.filing}",
         f"reply to:  {result.reply_to or '(no reply)'}",
     ]  # fmt: skip

@@ -25,6 +25,7 @@ from mailbot.app.quarantine import (
     pending_ids,
     read_certificate,
 )
+from mailbot.app.states import QuarantineStatus
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -195,7 +196,7 @@ def quarantine_reject(args: argparse.Namespace) -> int:
         args, lambda _session: list(args.id), lambda r, ids: r.reject(ids, reason, _by(args))
     )
     _report(decisions)
-    return 0 if all(d.status == "rejected" and d.changed for d in decisions) else 1
+    return 0 if all(d.status is QuarantineStatus.REJECTED and d.changed for d in decisions) else 1
 
 
 def quarantine_retry(args: argparse.Namespace) -> int:

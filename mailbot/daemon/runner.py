@@ -27,16 +27,20 @@ import datetime as dt
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.app import deferral, housekeeping, reminders
 from mailbot.app.assembly import load_rules_and_templates, make_processor
-from mailbot.app.letters import LetterProcessor, LetterSource, filing_for
-from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
+from mailbot.app.crl_refresh import refresh_crls
+from mailbot.app.letters import JournalEntry, LetterProcessor, LetterSource
+from mailbot.app.outbox_status import outbox_backlog
+from mailbot.app.revocation_watch import RevocationWatch
+from mailbot.app.states import Filing, NoVerdict
 from mailbot.backoff import Backoff
 from mailbot.config import Config
 from mailbot.daemon.lease import Lease, acquire, lease_for
@@ -49,20 +53,29 @@ from mailbot.daemon.systemd import (
     notify_watchdog,
     watchdog_interval,
 )
-from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.engine import engine_from_config
-from mailbot.directory.models import CertificationAuthority, LetterRecord, OutboxMessage
+from mailbot.directory.models import LetterRecord
 from mailbot.directory.session import ensure_current, session_factory
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
 from mailbot.notices.daemon_alerts import alert_poison_letter
-from mailbot.pki.crl_fetch import CachingCrlSource
 
 log = get_logger(__name__)
 
 #: Replies are sent at least this often during a long pass over a full mailbox.
 FLUSH_EVERY_LETTERS = 25
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """What a running daemon works with, built once its database is known to be current."""
+
+    engine: Engine
+    processor: LetterProcessor
+    outbox: OutboxSender
+    watch: RevocationWatch
+    lease: Lease
 
 
 class Daemon:
@@ -72,47 +85,64 @@ class Daemon:
         self.config = config
         self.once = once
         self.stop = asyncio.Event()
-        self.engine: Engine | None = None
-        self.processor: LetterProcessor | None = None
-        self.outbox: OutboxSender | None = None
-        self.lease: Lease | None = None
+        self._parts: _Parts | None = None
         self._flush_lock = asyncio.Lock()
         #: Set by jobs that decided letters: the mailbox loop stops waiting and files them.
         self.wake = asyncio.Event()
         #: How often deferred letters are retried (tests shorten it below a minute).
         self.deferred_retry_every = dt.timedelta(minutes=config.crl.retry_minutes)
-        self.watch: RevocationWatch | None = None
         self._folders = {
-            "processed": config.imap.processed_folder,
-            "rejected": config.imap.rejected_folder,
-            "failed": config.imap.failed_folder,
+            Filing.PROCESSED: config.imap.processed_folder,
+            Filing.REJECTED: config.imap.rejected_folder,
+            Filing.FAILED: config.imap.failed_folder,
         }
+
+    @property
+    def processor(self) -> LetterProcessor | None:
+        """The letter processor once the daemon has started (None before)."""
+        return self._parts.processor if self._parts is not None else None
+
+    @property
+    def watch(self) -> RevocationWatch | None:
+        """The revocation watch once the daemon has started (None before)."""
+        return self._parts.watch if self._parts is not None else None
+
+    @property
+    def _running(self) -> _Parts:
+        # Jobs and the mailbox loop run only inside run(), after the parts are built.
+        if self._parts is None:
+            raise RuntimeError("the daemon has not started")
+        return self._parts
 
     # -- lifecycle -------------------------------------------------------------------
 
     async def run(self) -> int:
         """Run until stopped (SIGTERM/SIGINT) or, with ``once``, for one pass. Returns 0."""
         config = self.config
-        self.engine = engine_from_config(config)
-        ensure_current(self.engine)
-        sessions = session_factory(self.engine)
-        self.processor = make_processor(config, sessions)
-        self.outbox = OutboxSender(config, sessions)
-        self.watch = RevocationWatch(config, sessions, self.processor.templates)
-        self.lease = lease_for(self.engine, config.general.instance_name, config.general.state_dir)
+        engine = engine_from_config(config)
+        ensure_current(engine)
+        sessions = session_factory(engine)
+        processor = make_processor(config, sessions)
+        parts = self._parts = _Parts(
+            engine=engine,
+            processor=processor,
+            outbox=OutboxSender(config, sessions),
+            watch=RevocationWatch(config, sessions, processor.templates),
+            lease=lease_for(engine, config.general.instance_name, config.general.state_dir),
+        )
         self._install_signal_handlers()
         metrics_server = await start_metrics_server(config.metrics)
         scheduler: AsyncIOScheduler | None = None
         try:
             if self.once:
-                if not self.lease.try_acquire():
+                if not parts.lease.try_acquire():
                     log.info("run.once.skipped", reason="another mailbot holds the mailbox")
                     return 0
-            elif not await acquire(self.lease, self.stop, config.daemon.lease_poll_seconds):
+            elif not await acquire(parts.lease, self.stop, config.daemon.lease_poll_seconds):
                 return 0
             METRICS.up.set(1)
             # We are the only flusher now: claims of a flusher that died are void.
-            await asyncio.to_thread(self.outbox.resume)
+            await asyncio.to_thread(parts.outbox.resume)
             notify_ready()
             if self.once:
                 await self._one_pass()
@@ -127,8 +157,8 @@ class Daemon:
                 await self.flush_outbox()
             if metrics_server is not None:
                 await metrics_server.close()
-            self.lease.release()
-            self.engine.dispose()
+            parts.lease.release()
+            parts.engine.dispose()
             METRICS.up.set(0)
             log.info("daemon.stopped")
         return 0
@@ -146,7 +176,7 @@ class Daemon:
 
     def reload(self) -> None:
         """SIGHUP: load rules and templates again; keep the old ones if the new are invalid."""
-        assert self.processor is not None
+        processor = self._running.processor
         notify_reloading()
         try:
             routes, templates = load_rules_and_templates(self.config)
@@ -154,7 +184,7 @@ class Daemon:
             log.error("reload.failed", error=str(exc))
             notify_ready("reload failed; old rules and templates kept")
             return
-        self.processor.routes, self.processor.templates = routes, templates
+        processor.routes, processor.templates = routes, templates
         log.info("reload.done", rules=str(self.config.rules_dir))
         notify_ready("rules and templates reloaded")
 
@@ -172,21 +202,20 @@ class Daemon:
 
     async def _serve(self) -> None:
         backoff = Backoff()
-        assert self.lease is not None
+        lease = self._running.lease
         while not self.stop.is_set():
-            if not self.lease.still_held():
+            if not lease.still_held():
                 log.warning("lease.lost", detail="standing by until the lease is ours again")
-                if not await acquire(self.lease, self.stop, self.config.daemon.lease_poll_seconds):
+                if not await acquire(lease, self.stop, self.config.daemon.lease_poll_seconds):
                     return
-                assert self.outbox is not None
-                await asyncio.to_thread(self.outbox.resume)
+                await asyncio.to_thread(self._running.outbox.resume)
             try:
                 async with MailboxClient(self.config.imap) as client:
                     METRICS.imap_connected.set(1)
                     notify_status("connected")
                     await client.ensure_folders(list(self._folders.values()))
                     backoff.reset()
-                    while not self.stop.is_set() and self.lease.still_held():
+                    while not self.stop.is_set() and lease.still_held():
                         # Until a pass finds nothing new: a letter that arrived during
                         # a pass may already have been announced (and that unsolicited
                         # EXISTS dropped by aioimaplib), so IDLE would not report it.
@@ -236,11 +265,12 @@ class Daemon:
 
     async def sync(self, client: MailboxClient) -> int:
         """One pass over the mailbox; returns how many letters were processed."""
-        assert self.processor is not None
         mailbox = self.config.imap.mailbox
         state = await client.select(mailbox)
         uids = await client.search_uids("ALL")
-        known = await asyncio.to_thread(self._journal_for, mailbox, state.uidvalidity, uids)
+        known = await asyncio.to_thread(
+            self._running.processor.journal_entries, mailbox, state.uidvalidity, uids
+        )
         fresh = [uid for uid in uids if uid not in known]
         sizes = await client.fetch_sizes(fresh) if fresh else {}
         handled = 0
@@ -257,43 +287,14 @@ class Daemon:
                 await self.flush_outbox()
         return handled
 
-    def _journal_for(
-        self, mailbox: str, uidvalidity: int, uids: list[int]
-    ) -> dict[int, tuple[int, str, str | None, str | None]]:
-        """Journaled letters among *uids*: uid -> (id, state, outcome, filed_to)."""
-        assert self.processor is not None
-        found: dict[int, tuple[int, str, str | None, str | None]] = {}
-        with self.processor.sessions() as session:
-            for start in range(0, len(uids), 500):
-                chunk = uids[start : start + 500]
-                rows = session.execute(
-                    select(
-                        LetterRecord.uid, LetterRecord.id, LetterRecord.state, LetterRecord.outcome,
-                        LetterRecord.filed_to,
-                    ).where(
-                        LetterRecord.mailbox == mailbox,
-                        LetterRecord.uidvalidity == uidvalidity,
-                        LetterRecord.uid.in_(chunk),
-                        LetterRecord.state != "claimed",
-                    )
-                )  # fmt: skip
-                for uid, letter_id, state, outcome, filed_to in rows:
-                    if uid is not None:
-                        found[int(uid)] = (letter_id, state, outcome, filed_to)
-        return found
-
-    async def _file_known(
-        self, client: MailboxClient, uid: int, entry: tuple[int, str, str | None, str | None]
-    ) -> None:
+    async def _file_known(self, client: MailboxClient, uid: int, entry: JournalEntry) -> None:
         """A journaled letter still in the mailbox: file it if it should not stay."""
-        letter_id, state, outcome, _filed_to = entry
-        await self._file(client, uid, letter_id, filing_for(outcome, state))
+        await self._file(client, uid, entry.letter_id, entry.filing)
 
     async def _handle(
         self, client: MailboxClient, uid: int, uidvalidity: int, size: int | None
     ) -> None:
-        assert self.processor is not None
-        processor = self.processor
+        processor = self._running.processor
         limit = self.config.limits.max_letter_bytes
         too_big = size is not None and size > limit
         raw = await (client.fetch_headers(uid) if too_big else client.fetch_message(uid))
@@ -304,9 +305,7 @@ class Daemon:
         with bind_letter(uid=uid, uidvalidity=uidvalidity):
             claim = await asyncio.to_thread(processor.claim, raw, source)
             if claim.finished:
-                await self._file(
-                    client, uid, claim.letter_id, filing_for(claim.outcome, claim.state)
-                )
+                await self._file(client, uid, claim.letter_id, claim.filing)
                 return
             if claim.attempts > self.config.daemon.max_attempts:
                 await self._poison(client, uid, claim.letter_id, raw, claim.attempts)
@@ -322,7 +321,7 @@ class Daemon:
                 log.exception("letter.crashed", letter_id=claim.letter_id, attempt=claim.attempts)
                 METRICS.letters.inc(outcome="crashed")
                 return
-            METRICS.letters.inc(outcome=result.outcome)
+            METRICS.letters.inc(outcome=result.outcome or "")
             log.info(
                 "letter.done",
                 letter_id=result.letter_id,
@@ -333,29 +332,26 @@ class Daemon:
             await self._file(client, uid, result.letter_id, result.filing)
 
     async def _file(
-        self, client: MailboxClient, uid: int, letter_id: int | None, filing: str
+        self, client: MailboxClient, uid: int, letter_id: int | None, filing: Filing
     ) -> None:
         folder = self._folders.get(filing)
         if folder is None or letter_id is None:
             return  # "leave" and deferred letters stay in the mailbox
         await client.move([uid], folder)
-        assert self.processor is not None
-        await asyncio.to_thread(self.processor.mark_filed, letter_id, folder)
+        await asyncio.to_thread(self._running.processor.mark_filed, letter_id, folder)
 
     async def _poison(
         self, client: MailboxClient, uid: int, letter_id: int, raw: bytes, attempts: int
     ) -> None:
-        assert self.processor is not None
         reason = f"processing started {attempts - 1} times without finishing"
         log.error("letter.poison", letter_id=letter_id, detail=reason)
-        await asyncio.to_thread(self.processor.give_up, letter_id, reason)
+        await asyncio.to_thread(self._running.processor.give_up, letter_id, reason)
         await asyncio.to_thread(self._alert_poison, letter_id, raw, attempts)
-        METRICS.letters.inc(outcome="failed")
-        await self._file(client, uid, letter_id, "failed")
+        METRICS.letters.inc(outcome=NoVerdict.FAILED)
+        await self._file(client, uid, letter_id, Filing.FAILED)
 
     def _alert_poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
-        assert self.processor is not None
-        with self.processor.sessions() as session:
+        with self._running.processor.sessions() as session:
             row = session.get(LetterRecord, letter_id)
             resets = len((row.detail or {}).get("resets", [])) if row is not None else 0
             alert_poison_letter(session, self.config, letter_id, attempts - 1, raw, resets)
@@ -365,24 +361,16 @@ class Daemon:
 
     async def flush_outbox(self) -> None:
         """Send what is due; one flush at a time."""
-        if self.outbox is None:
+        if self._parts is None:
             return
         async with self._flush_lock:
-            report = await self.outbox.flush()
-        METRICS.outbox_backlog.set(await asyncio.to_thread(self._backlog))
+            report = await self._parts.outbox.flush()
+        METRICS.outbox_backlog.set(
+            await asyncio.to_thread(outbox_backlog, self._parts.processor.sessions)
+        )
         if report.sent or report.failed:
             log.info(
                 "outbox.flushed", sent=report.sent, failed=report.failed, retried=report.retried
-            )
-
-    def _backlog(self) -> int:
-        assert self.processor is not None
-        with self.processor.sessions() as session:
-            return int(
-                session.scalar(
-                    select(func.count(OutboxMessage.id)).where(OutboxMessage.status == "pending")
-                )
-                or 0
             )
 
     def _start_scheduler(self) -> AsyncIOScheduler:
@@ -427,7 +415,7 @@ class Daemon:
 
     def _guarded(self, job: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            if not (self.lease and self.lease.still_held()):
+            if not (self._parts and self._parts.lease.still_held()):
                 return
             try:
                 await job()
@@ -444,36 +432,22 @@ class Daemon:
             await self.flush_outbox()  # notices and the alert go out now, not at the next tick
 
     def _refresh_crls(self) -> int:
-        assert self.processor is not None
+        parts = self._running
         horizon = dt.datetime.now(dt.UTC) + dt.timedelta(
             minutes=self.config.daemon.crl_refresh_minutes * 2
         )
-        with self.processor.sessions() as session:
-            directory = DbCaDirectory(session)
-            source = self.processor.crl_source_for(directory)
-            assert isinstance(source, CachingCrlSource)
-            rows = session.scalars(
-                select(CertificationAuthority).where(CertificationAuthority.active.is_(True))
-            ).all()
-            for row in rows:
-                certificate = parsed(row)
-                if certificate is None:
-                    continue
-                index, problem = source.fresh_index(certificate, horizon)
-                if problem is None:
-                    # Fresh enough, but a newer CRL may list new revocations (the watch).
-                    index = poll_newer_crl(source, certificate) or index
-                if index is not None:
-                    METRICS.crl_age.mark(index.meta.this_update_dt, ca=row.name)
-                if problem is not None:
-                    log.warning("crl.refresh_failed", ca=row.name, detail=problem.detail)
+        processor = parts.processor
+        for crl in refresh_crls(processor.sessions, processor.crl_source_for, horizon):
+            if crl.this_update is not None:
+                METRICS.crl_age.mark(crl.this_update, ca=crl.ca_name)
+            if crl.problem is not None:
+                log.warning("crl.refresh_failed", ca=crl.ca_name, detail=crl.problem)
         # New CRLs (fetched here, by a letter, or dropped by hand) against registered certificates.
-        return len(self.watch.run().revoked) if self.watch is not None else 0
+        return len(parts.watch.run().revoked)
 
     async def retry_deferred(self) -> None:
         """Decide letters waiting for a CRL again; file what got decided right away."""
-        assert self.processor is not None
-        report = await asyncio.to_thread(deferral.retry_and_alert, self.processor)
+        report = await asyncio.to_thread(deferral.retry_and_alert, self._running.processor)
         for _letter_id, outcome in report.decided:
             METRICS.letters.inc(outcome=outcome)
         await self.flush_outbox()
@@ -482,19 +456,18 @@ class Daemon:
 
     async def housekeeping(self) -> None:
         """Retention of the raw-letter archive and the journal."""
-        assert self.processor is not None
-        await asyncio.to_thread(housekeeping.run, self.config, self.processor.sessions)
+        await asyncio.to_thread(housekeeping.run, self.config, self._running.processor.sessions)
 
     async def send_reminders(self) -> None:
         """Expiry reminders that are due: mark expired certificates, queue and send letters."""
         if not self.config.reminders.enabled:
             return
-        assert self.processor is not None
+        processor = self._running.processor
         report = await asyncio.to_thread(
             reminders.send_due_reminders,
             self.config,
-            self.processor.sessions,
-            self.processor.templates,  # reloaded on SIGHUP like the replies
+            processor.sessions,
+            processor.templates,  # reloaded on SIGHUP like the replies
             dt.datetime.now(dt.UTC),
         )
         if report.sent:

@@ -1,0 +1,63 @@
+"""The scheduled CRL refresh: every active CA's CRL fetched when due, newer ones polled.
+
+The daemon calls :func:`refresh_crls` on its schedule and reports the result
+(the CRL age metric, a warning per CA without a current CRL); the revocation
+watch then checks the registered certificates against what was fetched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from mailbot.app.revocation_watch import poll_newer_crl
+from mailbot.directory.adapters import DbCaDirectory, parsed
+from mailbot.directory.models import CertificationAuthority
+from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource
+from mailbot.pki.issuer import CaDirectory
+
+
+@dataclass(frozen=True)
+class CrlRefresh:
+    """One CA's CRL after the refresh."""
+
+    ca_name: str
+    #: The current CRL's thisUpdate (None when there is none).
+    this_update: dt.datetime | None
+    #: Why no current CRL could be had (None when one was).
+    problem: str | None
+
+
+def refresh_crls(
+    sessions: sessionmaker[Session],
+    crl_source_for: Callable[[CaDirectory], CrlSource],
+    horizon: dt.datetime,
+) -> list[CrlRefresh]:
+    """Make sure every active CA has a CRL current at *horizon*; poll for newer ones too."""
+    found: list[CrlRefresh] = []
+    with sessions() as session:
+        source = crl_source_for(DbCaDirectory(session))
+        assert isinstance(source, CachingCrlSource)
+        rows = session.scalars(
+            select(CertificationAuthority).where(CertificationAuthority.active.is_(True))
+        ).all()
+        for row in rows:
+            certificate = parsed(row)
+            if certificate is None:
+                continue
+            index, problem = source.fresh_index(certificate, horizon)
+            if problem is None:
+                # Fresh enough, but a newer CRL may list new revocations (the watch).
+                index = poll_newer_crl(source, certificate) or index
+            found.append(
+                CrlRefresh(
+                    row.name,
+                    index.meta.this_update_dt if index is not None else None,
+                    problem.detail if problem is not None else None,
+                )
+            )
+    return found
