@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/hostile_bench.py`` (a few seconds).
 For each family of hostile letters (a huge From local part, a huge subject,
 thousands of From addresses, of headers, of MIME parts, of RFC 2231
 continuations, deep nesting) and each size, the same work is timed as for
-every letter in the daemon: the whole intake (SPEC steps 1-4, with its log line
+every letter in the daemon: the whole intake (steps 1-4, with its log line
 through the redacting processor) and, when a reply is due, building the reply.
 Each hostile letter is compared with a **benign letter of the same byte size**
 (a good ADD_CERT letter padded with body text), measured in the same run; the

@@ -5,7 +5,7 @@ store, the quarantine folder and the raw-letter archive:
 
 1. a letter already journaled (same mailbox/UIDVALIDITY/UID, or same
    Message-ID and SHA-256) is not processed again;
-2. intake (SPEC steps 1-4) and, for ADD_CERT, the certificate checks (5-9);
+2. intake (steps 1-4) and, for ADD_CERT, the certificate checks (5-9);
 3. in one transaction: the journal row, the registration (10-11) or the
    quarantine row, and the reply in the outbox (12); files written before the
    commit are removed again when it fails.

@@ -1,6 +1,6 @@
 """The quarantine (технологическая папка): an administrator's decisions on waiting certificates.
 
-* Registering a CA (``mailbot ca add``) re-runs SPEC steps 5-12 for every
+* Registering a CA (``mailbot ca add``) re-runs steps 5-12 for every
   pending certificate of that CA, at the time of the decision: validity, CA
   lookup, signature, CRL, SNILS against the subscribers *now* behind the
   original sender, install, directories. The participant gets a follow-up
@@ -114,7 +114,7 @@ def pending_for_ca(session: Session, ca: Certificate) -> list[int]:
         if row.authority_key_id is not None:
             found.append(row.id)
             continue
-        # SPEC step 6 without an AKI: names compared as RFC 5280 7.1 allows.
+        # step 6 without an AKI: names compared as RFC 5280 7.1 allows.
         certificate = read_certificate(row)
         if certificate is not None and certificate.issuer.normalized_key() == wanted:
             found.append(row.id)
@@ -150,7 +150,7 @@ class QuarantineReview:
     # -- entry points ----------------------------------------------------------------
 
     def recheck(self, ids: Sequence[int], decided_by: str) -> list[Decision]:
-        """Run SPEC steps 5-12 again for each pending certificate of *ids*."""
+        """Run steps 5-12 again for each pending certificate of *ids*."""
         return [self._one(i, lambda s, r, n: self._recheck(s, r, n, decided_by)) for i in ids]
 
     def reject(self, ids: Sequence[int], reason: str, decided_by: str) -> list[Decision]:
@@ -212,7 +212,7 @@ class QuarantineReview:
                 f"run 'mailbot quarantine retry {row.id}' once a CRL is available",
             )
         if not candidates:
-            # Replies go to trusted addresses only (SPEC step 2), follow-ups too.
+            # Replies go to trusted addresses only (step 2), follow-ups too.
             detail = "the sender is no longer a trusted address of an active subscriber"
             detail += "; no follow-up"
             failed = QuarantineStatus.FAILED

@@ -1,4 +1,4 @@
-"""SPEC steps 10-11: install the certificate, register it, update the directories.
+"""Steps 10-11: install the certificate, register it, update the directories.
 
 Everything here runs inside the caller's transaction. The store file is
 written first; if anything later fails (or the commit does), the caller

@@ -1,4 +1,4 @@
-"""E-mail addresses as the sender gate compares them (SPEC step 2: case-insensitively).
+"""E-mail addresses as the sender gate compares them (step 2: case-insensitively).
 
 :func:`normalize_address` is the one comparison key, used by the gate, the
 directories and the reply counter: the local part NFC-normalised and

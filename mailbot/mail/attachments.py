@@ -1,4 +1,4 @@
-"""The letter's MIME tree to the list of its attachments, the way SPEC step 4 counts them.
+"""The letter's MIME tree to the list of its attachments, the way step 4 counts them.
 
 An attachment is a MIME leaf with a file name or ``Content-Disposition:
 attachment`` - or any other leaf that is not body text: a ZIP sent without a

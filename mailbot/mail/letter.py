@@ -34,7 +34,7 @@ from typing import Any
 from mailbot.mail.address import MAX_ADDRESS_CHARS, normalize_address
 
 #: Every letter mailbot writes carries this header with the instance name, so that a
-#: letter carrying it is known to come from us (the loop guard, SPEC step 1, reads it).
+#: letter carrying it is known to come from us (the loop guard, step 1, reads it).
 LOOP_HEADER = "X-Mailbot-Loop"
 
 #: A header section is read up to this many bytes: a longer one makes the letter unreadable,

@@ -1,6 +1,6 @@
 """The reply letter: to the trusted From address only, threaded, marked as automatic.
 
-Headers (SPEC "Replies" and RFC 3834): ``To`` the trusted sender, ``Subject:
+Headers (docs/regulation.md "Replies", RFC 3834): ``To`` the trusted sender, ``Subject:
 Re: <original>``, ``In-Reply-To``/``References`` (RFC 5322 section 3.6.4,
 trimmed like RT: the first 4 and the last 6 ids), ``Auto-Submitted:
 auto-replied``, ``X-Auto-Response-Suppress: All`` (stops Exchange out-of-office

@@ -9,7 +9,7 @@ and overlapping entries (the "quoted overlap" bomb check is missing from
 Python 3.11.7, so :func:`find_overlap` does it by hand). An entry is read in
 chunks under our own byte counter, so a lying declared size cannot make us
 inflate more than the cap; ``zipfile`` verifies the CRC at the end of the
-entry. What is acceptable is decided by SPEC step 4's rules,
+entry. What is acceptable is decided by step 4's rules,
 :mod:`mailbot.regulation.attachment_rules`.
 """
 

@@ -1,4 +1,4 @@
-"""Finding a certificate's issuing CA among the registered ones (SPEC steps 6–7).
+"""Finding a certificate's issuing CA among the registered ones (steps 6–7).
 
 With an Authority Key Identifier only the CA whose Subject Key Identifier
 equals it qualifies: a registered CA name with an unknown key identifier is
@@ -85,7 +85,7 @@ class IssuerResolution:
 
 
 def find_candidates(cert: Certificate, directory: CaDirectory) -> list[Certificate]:
-    """SPEC step 6: the registered CAs that qualify as this certificate's issuer."""
+    """Step 6: the registered CAs that qualify as this certificate's issuer."""
     issuer_key = cert.issuer.normalized_key()
     if cert.authority_key_identifier is not None:
         found = directory.by_key_identifier(cert.authority_key_identifier)
@@ -111,7 +111,7 @@ def signed_by(cert: Certificate, ca: Certificate) -> bool:
 
 
 def resolve_issuer(cert: Certificate, directory: CaDirectory) -> IssuerResolution:
-    """SPEC steps 6–7: candidates, then the one whose key verifies the signature."""
+    """Steps 6–7: candidates, then the one whose key verifies the signature."""
     candidates = find_candidates(cert, directory)
     if not candidates:
         how = (

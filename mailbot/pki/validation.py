@@ -1,6 +1,6 @@
-"""SPEC steps 5-8 as one chain: the certificate's validity with a tri-state verdict.
+"""Steps 5-8 as one chain: the certificate's validity with a tri-state verdict.
 
-SPEC order: validity period (5) → the certificate's own public key (5a) →
+The regulation's order: validity period (5) → the certificate's own public key (5a) →
 CA lookup (6) → signature (7) → CRL (8).
 Each ``check_*`` function is a step returning a result to stop with, or None
 to go on; :func:`run_validation` chains them, once for everyone: the ADD_CERT
@@ -197,7 +197,7 @@ def check_revocation(
 
 
 class Step(enum.Enum):
-    """The chain's steps, in SPEC order."""
+    """The chain's steps, in the regulation's order."""
 
     VALIDITY_PERIOD = "validity_period"  # 5
     PUBLIC_KEY = "public_key"  # 5a
@@ -223,7 +223,7 @@ class ValidationRun:
 def run_validation(
     cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
 ) -> ValidationRun:
-    """All steps in SPEC order; the first that decides ends the chain.
+    """All steps in the regulation's order; the first that decides ends the chain.
 
     The CRL step always decides (valid, invalid or indeterminate), so a
     certificate that passed everything ends at :attr:`Step.REVOCATION`.

@@ -1,4 +1,4 @@
-"""The ADD_CERT handler's decision: SPEC steps 5-9 and 12 as a chain of small pure checks.
+"""The ADD_CERT handler's decision: steps 5-9 and 12 as a chain of small pure checks.
 
 Steps 5-8 are :func:`mailbot.pki.validation.run_validation`, the chain the
 CLI's ``cert inspect --issuer`` runs too; this module turns the step that
@@ -37,7 +37,7 @@ from mailbot.pki.validation import (
 from mailbot.regulation.decision import Outcome, RuleHit
 from mailbot.regulation.sender_gate import SubscriberCandidate
 
-#: The reply's «Причина: …» for each way a certificate is invalid (SPEC's invalid_cert).
+#: The reply's «Причина: …» for each way a certificate is invalid (the invalid_cert reply).
 INVALID_REASONS: dict[Reason, str] = {
     Reason.EXPIRED: "срок действия истёк",
     Reason.NOT_YET_VALID: "срок действия ещё не наступил",
@@ -93,7 +93,7 @@ class AddCertSettings:
 def choose_subscriber(
     candidates: Sequence[SubscriberCandidate], certificate_snils: str | None
 ) -> SubscriberCandidate | None:
-    """SPEC step 9 for one or several subscribers sharing the trusted address.
+    """Step 9 for one or several subscribers sharing the trusted address.
 
     The subscriber whose SNILS equals the certificate's wins; failing that, one
     with no SNILS on record (it accepts the certificate's). None means mismatch.
@@ -135,7 +135,7 @@ def decide_add_cert(
     crl_source: CrlSource,
     settings: AddCertSettings,
 ) -> AddCertDecision:
-    """Run SPEC steps 5-9 in order; the first step that decides ends the chain."""
+    """Run steps 5-9 in order; the first step that decides ends the chain."""
     hits: list[RuleHit] = []
     certificate: Certificate | None = None
     ca: Certificate | None = None

@@ -1,4 +1,4 @@
-"""SPEC step 4: the letter's attachments to the certificate file, ``no_cer`` or ``invalid_files``.
+"""Step 4: the letter's attachments to the certificate file, ``no_cer`` or ``invalid_files``.
 
 Two chains of rules, each ended by the first rule that fails: the letter's
 (:func:`check_attachments`: exactly one attachment, and it must be a ZIP) and
@@ -54,7 +54,7 @@ class ZipVerdict:
 def check_attachments(
     attachments: Sequence[Attachment], limits: LimitsConfig, *, letter_oversized: bool = False
 ) -> AttachmentVerdict:
-    """Apply SPEC step 4 to the attachments found in a letter."""
+    """Apply step 4 to the attachments found in a letter."""
     # 1. The letter was read in full: of an oversized one only the header section was.
     if letter_oversized:
         return _no(
@@ -96,7 +96,7 @@ def _no(outcome: Outcome, rule: str, reason: str) -> AttachmentVerdict:
 
 
 def inspect_zip(zip_name: str, data: bytes, limits: LimitsConfig) -> ZipVerdict:
-    """Apply SPEC step 4's archive rules to one ZIP attachment; never raises."""
+    """Apply step 4's archive rules to one ZIP attachment; never raises."""
     # 1. The archive's size, before anything is read from it; 2. it opens.
     if len(data) > limits.max_attachment_bytes:
         return _reject(f"archive larger than {limits.max_attachment_bytes} bytes")

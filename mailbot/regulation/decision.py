@@ -28,7 +28,7 @@ def bounded_detail(text: str) -> str:
 class Outcome(StrEnum):
     """How a letter ends: the reply template to send, or no reply at all.
 
-    The values are the template keys of SPEC's reply table plus ``no_reply``.
+    The values are the reply template keys plus ``no_reply``.
     """
 
     NO_CER = "no_cer"
@@ -40,7 +40,7 @@ class Outcome(StrEnum):
     SUCCESS = "success"
     UNKNOWN_SUBJECT = "unknown_subject"
     NO_REPLY = "no_reply"
-    # Letters mailbot sends on its own initiative (not SPEC's replies):
+    # Letters mailbot sends on its own initiative (not replies to a participant's letter):
     #: the administrator rejected the CA of a quarantined certificate;
     UNKNOWN_CA_REJECTED = "unknown_ca_rejected"
     #: a registered certificate expires soon;
@@ -55,7 +55,7 @@ class Outcome(StrEnum):
 
 
 #: Reported instead of an outcome when a letter passed steps 1-4: the certificate
-#: checks (SPEC steps 5-12) decide the outcome, in the ADD_CERT handler.
+#: checks (steps 5-12) decide the outcome, in the ADD_CERT handler.
 CERTIFICATE_CHECKS_PENDING = "certificate_checks_pending"
 
 

@@ -1,4 +1,4 @@
-"""SPEC steps 1-4 chained into one decision per letter.
+"""Steps 1-4 chained into one decision per letter.
 
 Order: the route is looked up first, because letters of the fund's other
 processes (``leave`` routes) are theirs whoever sent them and must stay in the
@@ -75,7 +75,7 @@ class IntakeDecision:
 
     ``outcome is None`` means the letter passed steps 1-4: ``route``,
     ``sender``, ``subscribers`` and ``certificate`` are then set, and the route's
-    handler (ADD_CERT: SPEC steps 5-12) takes over.
+    handler (ADD_CERT: steps 5-12) takes over.
     """
 
     letter: Letter
@@ -125,7 +125,7 @@ def decide(
     now: datetime,
     declared_size: int | None = None,
 ) -> IntakeDecision:
-    """Decide SPEC steps 1-4 for the raw letter *raw*; never raises on any input."""
+    """Decide steps 1-4 for the raw letter *raw*; never raises on any input."""
     letter = parse_letter(raw, settings.limits.max_letter_bytes, declared_size)
     with bind_letter(message_id=letter.message_id, size=letter.size):
         decision = _decide(letter, settings, routes, directory, reply_counter, now)

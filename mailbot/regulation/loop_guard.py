@@ -1,4 +1,4 @@
-"""SPEC step 1 (RFC 3834): letters that must never be answered, and the per-sender reply cap.
+"""Step 1 (RFC 3834): letters that must never be answered, and the per-sender reply cap.
 
 Each rule is a small predicate over the letter; all are evaluated so the
 journal shows every hit. Any hit means: journal, file away, no reply.

@@ -1,4 +1,4 @@
-"""SPEC step 3: the route table in ``rules/*.toml`` and subject matching.
+"""Step 3: the route table in ``rules/*.toml`` and subject matching.
 
 Files are read in name order; their ``[[route]]`` entries form one ordered
 table and the first match wins. Each route matches the decoded, trimmed

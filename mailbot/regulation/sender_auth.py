@@ -1,4 +1,4 @@
-"""Optional part of SPEC step 2: our own MTA's ``Authentication-Results`` (RFC 8601).
+"""Optional part of step 2: our own MTA's ``Authentication-Results`` (RFC 8601).
 
 ``From:`` is whatever the sender typed. When a deployment turns this check on,
 a letter passes only if the Authentication-Results field stamped by our own

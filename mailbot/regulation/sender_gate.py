@@ -1,4 +1,4 @@
-"""SPEC step 2: only a trusted address of an active subscriber of an active organisation passes.
+"""Step 2: only a trusted address of an active subscriber of an active organisation passes.
 
 Exactly one From address is allowed. It is compared case-insensitively with
 the trusted addresses the directory knows, by
@@ -104,7 +104,7 @@ def check_sender(
     candidates: Sequence[SubscriberCandidate],
     auth: SenderAuthConfig,
 ) -> GateVerdict:
-    """Decide SPEC step 2 given the directory's *candidates* for the From address."""
+    """Decide step 2 given the directory's *candidates* for the From address."""
     sender, detail = single_sender(letter)
     one_from = RuleHit("single_from", sender is None, detail)
     if sender is None:

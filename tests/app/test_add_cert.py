@@ -1,4 +1,4 @@
-"""SPEC steps 5-12 end to end through the processor, with real GOST certificates, on both databases."""
+"""Steps 5-12 end to end through the processor, with real GOST certificates, on both databases."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ control letter (a good ADD_CERT of the trusted participant). It asserts:
 * the control letter's reply lands in the participant's INBOX within
   :data:`CONTROL_BUDGET` of delivering the control letter;
 * the hostile letter has exactly one journal row, is not ``failed`` nor in the
-  failed folder, raised no "failed letter" alert, and got the SPEC's answer;
+  failed folder, raised no "failed letter" alert, and got the regulation's answer;
 * the daemon is still running.
 
 One daemon serves every case of a database (letters one after another). When a
@@ -82,12 +82,12 @@ CRL_TIMEOUT = 3
 DEFER_BUDGET = CRL_TIMEOUT + 1 + DOVECOT_PUSH_DELAY + MACHINE_MARGIN
 #: Between cases: how long the daemon may take to put down the previous letters.
 SETTLE_SECONDS = 15.0
-#: The SPEC's reply templates (its table "Reply templates").
-SPEC_TEMPLATES = frozenset({
+#: The regulation's reply templates (docs/regulation.md, "Replies").
+REGULATION_TEMPLATES = frozenset({
     "no_cer", "invalid_files", "invalid_cert", "unknown_ca", "snils_mismatch", "install_error",
     "success", "unknown_subject",
 })  # fmt: skip
-ADD_CERT_TEMPLATES = SPEC_TEMPLATES - {"unknown_subject"}
+ADD_CERT_TEMPLATES = REGULATION_TEMPLATES - {"unknown_subject"}
 #: A trusted address written in Unicode (RFC 6532), registered through the CLI.
 UTF8_ADDRESS = "иван@пример.рф"
 EXTRA_CONFIG = f"""
@@ -460,7 +460,7 @@ def trickling_crl(world: World) -> bytes:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the SPEC says the letter gets."""
+    """What the regulation says the letter gets."""
 
     #: Acceptable reply templates; empty: no reply at all.
     templates: frozenset[str] = frozenset()

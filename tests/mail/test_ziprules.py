@@ -1,4 +1,4 @@
-"""ZIP rules (SPEC step 4) on friendly and hostile archives, built byte by byte."""
+"""ZIP rules (step 4) on friendly and hostile archives, built byte by byte."""
 
 from __future__ import annotations
 

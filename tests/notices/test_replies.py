@@ -1,4 +1,4 @@
-"""Templates (byte for byte SPEC's texts, strict placeholders) and the reply letter."""
+"""Templates (byte for byte as in docs/regulation.md, strict placeholders) and the reply letter."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ VALUES: dict[Outcome, dict[str, str]] = {
         "reason": "компрометация ключа",
     },
 }
-# SPEC.md, "Reply templates (exact text)", with the values above substituted.
-SPEC_TEXTS = {
+# docs/regulation.md, "Replies", with the values above substituted.
+REGULATION_TEXTS = {
     Outcome.NO_CER: "В полученном от Вас письме отсутствует файл сертификата ключа проверки "
     "электронной подписи *.cer. Установка сертификата не может быть выполнена",
     Outcome.INVALID_FILES: "К полученному от Вас письму приложены недопустимые файлы. Установка "
@@ -73,7 +73,7 @@ SPEC_TEXTS = {
     "03:00:00 по 01.01.2026 03:00:00",
     Outcome.UNKNOWN_SUBJECT: "Тема полученного от Вас письма «ADD CERT» не соответствует ни "
     "одному из известных шаблонов",
-    # Not in SPEC (letters of mailbot's own: quarantine decisions, reminders, revocations).
+    # Not in the regulation (letters of mailbot's own: quarantine decisions, reminders, revocations).
     Outcome.UNKNOWN_CA_REJECTED: f"Сертификат ключа проверки электронной подписи: {SERIAL} не "
     "установлен: удостоверяющий центр, выдавший сертификат, не прошёл проверку. Причина: УЦ не "
     "аккредитован",
@@ -91,7 +91,7 @@ TEMPLATES = load_templates(shipped_dir("templates"))
 @pytest.mark.parametrize("outcome", list(PLACEHOLDERS))
 def test_every_template_renders_spec_text_byte_for_byte(outcome: Outcome) -> None:
     rendered = TEMPLATES.render(outcome, VALUES.get(outcome, {}))
-    assert rendered.encode("utf-8") == SPEC_TEXTS[outcome].encode("utf-8")
+    assert rendered.encode("utf-8") == REGULATION_TEXTS[outcome].encode("utf-8")
 
 
 def test_every_reply_outcome_has_a_template() -> None:

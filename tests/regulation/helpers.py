@@ -23,7 +23,7 @@ SETTINGS = IntakeSettings(
     timezone="Europe/Moscow",
 )
 ROUTES = load_routes(shipped_dir("rules"))
-#: What SPEC steps 1-4 can decide: no reply, a reply of step 3 or 4, or on to steps 5-12.
+#: What steps 1-4 can decide: no reply, a reply of step 3 or 4, or on to steps 5-12.
 INTAKE_OUTCOMES = frozenset(
     {Outcome.NO_REPLY, Outcome.UNKNOWN_SUBJECT, Outcome.NO_CER, Outcome.INVALID_FILES}
 ) | {CERTIFICATE_CHECKS_PENDING}

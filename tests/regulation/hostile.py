@@ -26,7 +26,7 @@ INVALID = frozenset({"invalid_files"})
 NO_CER = frozenset({"no_cer"})
 UNKNOWN = frozenset({"unknown_subject"})
 ACCEPTED = frozenset({"certificate_checks_pending"})
-#: Whatever the letter deserves, as long as it is one of these (the outcomes of SPEC steps 1-4).
+#: Whatever the letter deserves, as long as it is one of these (the outcomes of steps 1-4).
 ANY = NO_REPLY | INVALID | NO_CER | UNKNOWN | ACCEPTED
 
 
@@ -609,7 +609,7 @@ def corpus() -> list[Hostile]:
         Hostile("zip_bomb", zip_bomb, INVALID),
         Hostile("zip_bomb_lying_sizes", zip_bomb_lying, INVALID),
         Hostile("zip_with_10k_entries", lambda: zip_many_entries(10_000), INVALID),
-        # SPEC: a ZIP inside the ZIP is never opened, and a ZIP without a .cer is no_cer.
+        # Step 4: a ZIP inside the ZIP is never opened, and a ZIP without a .cer is no_cer.
         Hostile("zip_in_zip_50_deep", lambda: nested_zip(50), NO_CER),
         Hostile(
             "winmail_dat_random",
