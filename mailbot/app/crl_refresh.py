@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.adapters import DbCaDirectory, parsed
 from mailbot.app.revocation_watch import poll_newer_crl
-from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.models import CertificationAuthority
 from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource
 from mailbot.pki.issuer import CaDirectory

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import (
     Filing,
@@ -40,7 +41,6 @@ from mailbot.app.states import (
     parse_outcome,
 )
 from mailbot.config import Config
-from mailbot.directory.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
 from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.files import write_atomically

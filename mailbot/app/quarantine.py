@@ -23,10 +23,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.adapters import DbCaDirectory, DbSenderDirectory
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import QuarantineStatus
 from mailbot.config import Config
-from mailbot.directory.adapters import DbCaDirectory, DbSenderDirectory
 from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.directory.subscribers import DirectoryError

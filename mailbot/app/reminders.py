@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import Config
+from mailbot.dates import format_reply_datetime
 from mailbot.directory.models import (
     CertificateRecord,
     ExpiryReminder,
@@ -40,7 +41,7 @@ from mailbot.directory.models import (
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
-from mailbot.notices.templates import Templates, format_reply_datetime
+from mailbot.notices.templates import Templates
 from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)

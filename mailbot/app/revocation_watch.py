@@ -24,15 +24,16 @@ from typing import Any
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.adapters import parsed
 from mailbot.app.assembly import crl_store
 from mailbot.config import Config
-from mailbot.directory.adapters import parsed
+from mailbot.dates import format_reply_datetime
 from mailbot.directory.models import CertificateRecord, CertificationAuthority, Subscriber
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
 from mailbot.mail.reply import ReplySettings, build_notice
 from mailbot.notices.crl_alerts import alert_certificates_revoked
-from mailbot.notices.templates import Templates, format_reply_datetime
+from mailbot.notices.templates import Templates
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.crl_store import CrlStore

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from mailbot.app.adapters import DbCaDirectory, parsed
 from mailbot.app.assembly import crl_source_factory, crl_store
 from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
 from mailbot.cli.common import (
@@ -22,7 +23,6 @@ from mailbot.cli.common import (
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.cli.quarantine_commands import add_by_option, recheck_for_cas
 from mailbot.config import Config
-from mailbot.directory.adapters import DbCaDirectory, parsed
 from mailbot.directory.authorities import get_ca, list_cas, register_ca
 from mailbot.directory.session import database
 from mailbot.notices.templates import TemplateError, load_templates

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from mailbot.addresses import normalize_address
 from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
 from mailbot.identifiers import normalise_inn, normalise_ogrn, normalise_snils
-from mailbot.mail.address import normalize_address
 
 
 class DirectoryError(Exception):

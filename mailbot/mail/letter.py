@@ -31,7 +31,7 @@ from email.parser import BytesParser
 from email.policy import EmailPolicy
 from typing import Any
 
-from mailbot.mail.address import MAX_ADDRESS_CHARS, normalize_address
+from mailbot.addresses import MAX_ADDRESS_CHARS, normalize_address
 
 #: Every letter mailbot writes carries this header with the instance name, so that a
 #: letter carrying it is known to come from us (the loop guard, step 1, reads it).

@@ -16,10 +16,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.dates import format_reply_datetime
 from mailbot.directory.certstore import InstallError
 from mailbot.directory.models import Alert
 from mailbot.notices.alerts import queue_alert
-from mailbot.notices.templates import AlertTemplates, alert_templates, format_reply_datetime
+from mailbot.notices.templates import AlertTemplates, alert_templates
 from mailbot.pki.certificate import Certificate
 
 #: RFC 2585's type for a DER certificate; Windows opens it with its certificate viewer.

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.dates import format_reply_datetime
 from mailbot.directory.models import Alert
 from mailbot.notices.alerts import queue_alert
 from mailbot.notices.certificate_alerts import alert_texts, local_day
-from mailbot.notices.templates import AlertTemplates, format_reply_datetime
+from mailbot.notices.templates import AlertTemplates
 from mailbot.pki.revocation_index import IndexMeta
 
 #: How many waiting letters a crl_unavailable alert lists one by one.

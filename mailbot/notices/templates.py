@@ -16,10 +16,8 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from mailbot.regulation.decision import Outcome
 
@@ -103,8 +101,6 @@ ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "smtp_auth_failed": frozenset({"host", "port", "tls", "user", "error"}),
     "smtp_auth_failed.subject": frozenset(),
 }
-#: Dates in replies: ДД.ММ.ГГГГ ЧЧ:ММ:СС.
-REPLY_DATE_FORMAT = "%d.%m.%Y %H:%M:%S"
 
 
 class TemplateError(Exception):
@@ -272,10 +268,3 @@ def _load_texts(
         problems += [f"{path}: {p}" for p in check_text(text, expected)]
         texts[name] = text
     return texts
-
-
-def format_reply_datetime(moment: datetime, timezone: str) -> str:
-    """A date for a reply, ``ДД.ММ.ГГГГ ЧЧ:ММ:СС`` in *timezone*. Naive datetimes are refused."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("a naive datetime has no defined local time; pass an aware one")
-    return moment.astimezone(ZoneInfo(timezone)).strftime(REPLY_DATE_FORMAT)

@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mailbot.config import Config
+from mailbot.dates import format_reply_datetime
 from mailbot.directory.models import Alert, OutboxMessage, QuarantinedCertificate
 from mailbot.log import get_logger
 from mailbot.notices.alerts import Attachment, build_alert_letter, queue_alert
@@ -32,7 +33,6 @@ from mailbot.notices.certificate_alerts import (
     config_hint,
     local_day,
 )
-from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
 

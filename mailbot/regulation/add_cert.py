@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from mailbot.config.schema import CrlPolicy
+from mailbot.dates import format_reply_datetime
 from mailbot.mail.ziparchive import CertificateFile
-from mailbot.notices.templates import format_reply_datetime
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.errors import PkiError

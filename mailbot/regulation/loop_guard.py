@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from mailbot.mail.address import normalize_address
+from mailbot.addresses import normalize_address
 from mailbot.mail.letter import LOOP_HEADER, Letter
 from mailbot.regulation.decision import Outcome, RuleHit, Verdict, go_on, stop
 

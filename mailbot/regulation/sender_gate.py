@@ -2,7 +2,7 @@
 
 Exactly one From address is allowed. It is compared case-insensitively with
 the trusted addresses the directory knows, by
-:func:`mailbot.mail.address.normalize_address` (internationalised addresses
+:func:`mailbot.addresses.normalize_address` (internationalised addresses
 and domains in Unicode or punycode included); ``Reply-To`` and ``Sender`` play
 no part and never redirect a reply. Unknown or inactive senders get no reply.
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from mailbot.addresses import normalize_address
 from mailbot.config.schema import SenderAuthConfig
-from mailbot.mail.address import normalize_address
 from mailbot.mail.letter import Letter, Mailbox
 from mailbot.regulation.decision import Outcome, RuleHit, Verdict, go_on, stop
 from mailbot.regulation.sender_auth import check_authentication_results
@@ -37,7 +37,7 @@ class SenderDirectory(Protocol):
     def active_subscribers(self, address: str) -> Sequence[SubscriberCandidate]:
         """Active subscribers of active organisations with trusted *address*.
 
-        Addresses are compared by :func:`~mailbot.mail.address.normalize_address`.
+        Addresses are compared by :func:`~mailbot.addresses.normalize_address`.
         """
         ...
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailbot.app.adapters import DbCaDirectory, DbSenderDirectory
 from mailbot.app.registration_effect import register_effect
-from mailbot.directory.adapters import DbCaDirectory, DbSenderDirectory
 from mailbot.directory.models import Alert, CertificateRecord, LetterRecord
 from mailbot.mail.ziparchive import CertificateFile
 from mailbot.regulation.add_cert import Action, AddCertDecision, AddCertSettings, decide_add_cert

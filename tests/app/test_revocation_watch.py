@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mailbot.app.adapters import DbCaDirectory
 from mailbot.app.assembly import crl_source_factory
 from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl, reason_text
 from mailbot.cli.main import main
-from mailbot.directory.adapters import DbCaDirectory
 from mailbot.directory.models import Alert, CertificateRecord, OutboxMessage
 from mailbot.pki.crl_fetch import CachingCrlSource
 from testkit import letters

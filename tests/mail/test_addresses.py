@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailbot.mail.address import normalize_address
+from mailbot.addresses import normalize_address
 from mailbot.mail.letter import parse_letter
 from mailbot.regulation.decision import Outcome, Stage
 from testkit import letters as L  # noqa: N812

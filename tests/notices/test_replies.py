@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailbot.config.schema import shipped_dir
+from mailbot.dates import format_reply_datetime
 from mailbot.mail.letter import parse_letter
 from mailbot.mail.reply import (
     MAX_ECHOED_SUBJECT_CHARS,
@@ -20,7 +21,6 @@ from mailbot.mail.reply import (
 from mailbot.notices.templates import (
     PLACEHOLDERS,
     TemplateError,
-    format_reply_datetime,
     load_templates,
 )
 from mailbot.regulation.decision import Outcome

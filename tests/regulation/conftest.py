@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from mailbot.app.adapters import DbReplyCounter, DbSenderDirectory
 from mailbot.directory import migrate
 from mailbot.directory import subscribers as directory
-from mailbot.directory.adapters import DbReplyCounter, DbSenderDirectory
 from mailbot.directory.engine import make_engine
 from mailbot.directory.session import session_factory
 from testkit.letters import TRUSTED_SENDER

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from mailbot.addresses import normalize_address
 from mailbot.directory.models import CertificationAuthority, OutboxMessage
 from mailbot.directory.subscribers import subscribers_trusting
-from mailbot.mail.address import normalize_address
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
 from mailbot.pki.names import Name
