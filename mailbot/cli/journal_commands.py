@@ -6,8 +6,7 @@ import argparse
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
-
+from mailbot.app.listings import journal_letters, registered_certificates
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -16,7 +15,6 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
-from mailbot.directory.models import CertificateRecord, LetterRecord
 
 JOURNAL_COLUMNS = (
     "id",
@@ -90,17 +88,6 @@ def journal_list(args: argparse.Namespace) -> int:
     """``journal``."""
     if args.limit <= 0:
         raise CliError("--limit must be positive")
-    query = (
-        select(LetterRecord)
-        .order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
-        .limit(args.limit)
-    )
-    if args.since is not None:
-        query = query.where(LetterRecord.received_at >= args.since)
-    if args.outcome:
-        query = query.where(LetterRecord.outcome == args.outcome)
-    if args.sender:
-        query = query.where(LetterRecord.sender == args.sender.strip().lower())
     with transaction(args, commit=False) as session:
         rows = [
             {
@@ -114,7 +101,9 @@ def journal_list(args: argparse.Namespace) -> int:
                 "subscriber_id": letter.subscriber_id,
                 "certificate_id": letter.certificate_id,
             }
-            for letter in session.scalars(query)
+            for letter in journal_letters(
+                session, args.limit, args.since, args.outcome, args.sender
+            )
         ]
     print(render_rows(rows, JOURNAL_COLUMNS, args.format))
     return 0
@@ -122,14 +111,11 @@ def journal_list(args: argparse.Namespace) -> int:
 
 def cert_list(args: argparse.Namespace) -> int:
     """``cert list``."""
-    query = select(CertificateRecord).order_by(CertificateRecord.not_after, CertificateRecord.id)
-    if args.subscriber is not None:
-        query = query.where(CertificateRecord.subscriber_id == args.subscriber)
-    if args.expiring_within is not None:
-        horizon = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expiring_within)
-        query = query.where(
-            CertificateRecord.not_after <= horizon, CertificateRecord.status == "valid"
-        )
+    horizon = (
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expiring_within)
+        if args.expiring_within is not None
+        else None
+    )
     with transaction(args, commit=False) as session:
         rows = [
             {
@@ -142,7 +128,7 @@ def cert_list(args: argparse.Namespace) -> int:
                 "status": c.status,
                 "thumbprint_sha1": c.thumbprint_sha1,
             }
-            for c in session.scalars(query)
+            for c in registered_certificates(session, args.subscriber, horizon)
         ]
     print(render_rows(rows, CERT_COLUMNS, args.format))
     return 0

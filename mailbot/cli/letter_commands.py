@@ -20,12 +20,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.app.assembly import make_processor
 from mailbot.app.deferral import DeferredLetter
 from mailbot.app.letters import RetryError
+from mailbot.app.listings import deferred_letters, letters_in_state
 from mailbot.app.states import LetterState, NoVerdict
 from mailbot.cli.common import (
     CliError,
@@ -96,21 +96,13 @@ def letter_list(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
     with transaction(args, commit=False) as session:
         if args.deferred:
-            query = (
-                select(LetterRecord)
-                .where(LetterRecord.state == LetterState.DEFERRED)
-                .order_by(LetterRecord.id)
-            )
             rows = [
                 _deferred_row(DeferredLetter.from_row(row), now)
-                for row in session.scalars(query.limit(args.limit))
+                for row in deferred_letters(session, args.limit)
             ]
             columns: tuple[str, ...] = DEFERRED_COLUMNS
         else:
-            query = select(LetterRecord).order_by(LetterRecord.id.desc()).limit(args.limit)
-            if args.state:
-                query = query.where(LetterRecord.state == args.state)
-            rows = [_row(letter) for letter in session.scalars(query)]
+            rows = [_row(letter) for letter in letters_in_state(session, args.limit, args.state)]
             columns = LIST_COLUMNS
     print(render_rows(rows, columns, args.format))
     return 0

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy import select
-
+from mailbot.app.listings import store_rows
 from mailbot.cli.common import add_config_option, config_from_args
 from mailbot.cli.directory_commands import transaction
 from mailbot.directory.certstore import CertificateStore
-from mailbot.directory.models import CertificateRecord
 
 
 def register(subparsers: Any) -> None:
@@ -34,10 +32,8 @@ def store_verify(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     store = CertificateStore(config.certificate_store)
     with transaction(args, commit=False) as session:
-        rows = session.execute(
-            select(CertificateRecord.thumbprint_sha1, CertificateRecord.store_path)
-        ).all()
-    report = store.verify((row[0], row[1]) for row in rows)
+        rows = store_rows(session)
+    report = store.verify(rows)
     for line in report.rows_without_files:
         print(f"row without file: {line}")
     for line in report.files_without_rows:

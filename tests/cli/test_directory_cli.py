@@ -170,3 +170,41 @@ def test_journal_and_cert_list(
     )
     assert [r["thumbprint_sha1"] for r in rows] == ["1" * 40]
     assert len(json.loads(run(capsys, "cert", "list", "--format", "json", *c)[1])) == 2
+
+
+def test_store_verify_compares_rows_and_files(
+    config_file: Path,
+    engine,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+) -> None:
+    import datetime as dt
+
+    from mailbot.directory.models import CertificateRecord
+    from mailbot.directory.session import session_factory
+
+    c = ["--config", str(config_file)]
+    store = tmp_path / "state" / "store"
+    store.mkdir(parents=True)
+    code, out, _ = run(capsys, "store", "verify", *c)
+    assert (code, out.strip().endswith("0 registered certificate(s), consistent")) == (0, True)
+    assert run(capsys, "org", "add", "--name", "Org", *c)[0] == 0
+    assert run(capsys, "subscriber", "add", "--org", "1", "--surname", "Иванов", *c)[0] == 0
+    now = dt.datetime.now(dt.UTC)
+    (store / f"{'1' * 40}.cer").write_bytes(b"0")
+    with session_factory(engine)() as session:
+        session.add(
+            CertificateRecord(
+                subscriber_id=1, serial="01AB", issuer_dn="CN=CA", subject_dn="CN=I",
+                subject_cn="Иванов", not_before=now, not_after=now + dt.timedelta(days=1),
+                thumbprint_sha1="1" * 40, thumbprint_sha256="f" * 64,
+                store_path=str(store / f"{'1' * 40}.cer"),
+            )
+        )  # fmt: skip
+        session.commit()
+    assert run(capsys, "store", "verify", *c)[0] == 0
+    (store / f"{'2' * 40}.cer").write_bytes(b"0")
+    code, out, _ = run(capsys, "store", "verify", *c)
+    assert code == 1
+    assert f"file without row: {store / ('2' * 40 + '.cer')}" in out
+    assert "INCONSISTENT" in out

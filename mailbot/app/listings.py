@@ -1,0 +1,81 @@
+"""What the administrator's listings read: the journal, the registered certificates, the store rows.
+
+Read-only queries, each one function, so that the command line only parses
+arguments and prints (the daemon's reads are in :mod:`mailbot.app.letters`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailbot.app.states import LetterState
+from mailbot.directory.models import CertificateRecord, LetterRecord
+
+
+def journal_letters(
+    session: Session,
+    limit: int,
+    since: dt.datetime | None = None,
+    outcome: str | None = None,
+    sender: str | None = None,
+) -> Sequence[LetterRecord]:
+    """The newest journal rows first (by arrival), optionally filtered."""
+    query = (
+        select(LetterRecord)
+        .order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(LetterRecord.received_at >= since)
+    if outcome:
+        query = query.where(LetterRecord.outcome == outcome)
+    if sender:
+        query = query.where(LetterRecord.sender == sender.strip().lower())
+    return session.scalars(query).all()
+
+
+def letters_in_state(
+    session: Session, limit: int, state: str | None = None
+) -> Sequence[LetterRecord]:
+    """The newest letters first (by journal id), optionally only those in *state*."""
+    query = select(LetterRecord).order_by(LetterRecord.id.desc()).limit(limit)
+    if state:
+        query = query.where(LetterRecord.state == state)
+    return session.scalars(query).all()
+
+
+def deferred_letters(session: Session, limit: int) -> Sequence[LetterRecord]:
+    """Letters waiting for a CRL, oldest first."""
+    query = (
+        select(LetterRecord)
+        .where(LetterRecord.state == LetterState.DEFERRED)
+        .order_by(LetterRecord.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def registered_certificates(
+    session: Session,
+    subscriber_id: int | None = None,
+    expiring_before: dt.datetime | None = None,
+) -> Sequence[CertificateRecord]:
+    """Registered certificates, soonest to expire first; *expiring_before* keeps valid ones."""
+    query = select(CertificateRecord).order_by(CertificateRecord.not_after, CertificateRecord.id)
+    if subscriber_id is not None:
+        query = query.where(CertificateRecord.subscriber_id == subscriber_id)
+    if expiring_before is not None:
+        query = query.where(
+            CertificateRecord.not_after <= expiring_before, CertificateRecord.status == "valid"
+        )
+    return session.scalars(query).all()
+
+
+def store_rows(session: Session) -> list[tuple[str, str]]:
+    """``(thumbprint, store path)`` of every registered certificate."""
+    rows = session.execute(select(CertificateRecord.thumbprint_sha1, CertificateRecord.store_path))
+    return [(str(thumbprint), str(path)) for thumbprint, path in rows]
