@@ -59,7 +59,7 @@ from mailbot.directory.session import ensure_current, session_factory
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
-from mailbot.notices.daemon_alerts import alert_poison_letter
+from mailbot.notices.daemon_alerts import OUTBOX_ALERTS, alert_poison_letter
 
 log = get_logger(__name__)
 
@@ -126,7 +126,7 @@ class Daemon:
         parts = self._parts = _Parts(
             engine=engine,
             processor=processor,
-            outbox=OutboxSender(config, sessions),
+            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS),
             watch=RevocationWatch(config, sessions, processor.templates),
             lease=lease_for(engine, config.general.instance_name, config.general.state_dir),
         )

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 import aiosmtplib
 from sqlalchemy import select, update
@@ -36,7 +37,6 @@ from mailbot.config import Config, SecretError
 from mailbot.config.secrets import known_secret_values
 from mailbot.directory.models import OutboxMessage, utcnow
 from mailbot.log import get_logger
-from mailbot.notices.daemon_alerts import alert_outbox_failed, alert_smtp_auth_failed
 
 log = get_logger(__name__)
 
@@ -113,6 +113,35 @@ class _ConnectFailed(Exception):
         self.auth = auth
 
 
+class OutboxAlerts(Protocol):
+    """How the outbox tells the administrators about itself.
+
+    Implemented by :data:`mailbot.notices.daemon_alerts.OUTBOX_ALERTS` (texts
+    are notices, which sit above ``mail/``); each call queues an alert in the
+    session's transaction.
+    """
+
+    def outbox_failed(
+        self,
+        session: Session,
+        config: Config,
+        *,
+        outbox_id: int,
+        kind: str,
+        recipients: Sequence[str],
+        message_id: str,
+        letter_id: int | None,
+        error: str,
+        now: dt.datetime,
+    ) -> object:
+        """A letter could not be delivered and will not be retried."""
+
+    def smtp_auth_failed(
+        self, session: Session, config: Config, error: str, now: dt.datetime
+    ) -> object:
+        """The SMTP server refused our login."""
+
+
 class OutboxSender:
     """Sends due outbox rows through the configured SMTP server."""
 
@@ -120,12 +149,14 @@ class OutboxSender:
         self,
         config: Config,
         sessions: sessionmaker[Session],
+        alerts: OutboxAlerts,
         clock: Callable[[], dt.datetime] = utcnow,
         jitter: Callable[[], float] = random.random,
         batch_size: int = 500,
     ) -> None:
         self.config = config
         self.sessions = sessions
+        self.alerts = alerts
         self.clock = clock
         self.jitter = jitter
         #: Rows taken per flush; a backlog drains over several flushes, each bounded in time.
@@ -378,12 +409,12 @@ class OutboxSender:
     # -- alerts about the outbox itself --------------------------------------------------
 
     def _alert_failure(self, session: Session, row: _Claimed, error: str, now: dt.datetime) -> None:
-        alert_outbox_failed(session, self.config, outbox_id=row.id, kind=row.kind,
-                            recipients=row.recipients, message_id=row.message_id,
-                            letter_id=row.letter_id, error=error, now=now)  # fmt: skip
+        self.alerts.outbox_failed(session, self.config, outbox_id=row.id, kind=row.kind,
+                                  recipients=row.recipients, message_id=row.message_id,
+                                  letter_id=row.letter_id, error=error, now=now)  # fmt: skip
 
     def _alert_auth_failure(self, session: Session, error: str, now: dt.datetime) -> None:
-        alert_smtp_auth_failed(session, self.config, _scrub(error), now)
+        self.alerts.smtp_auth_failed(session, self.config, _scrub(error), now)
 
 
 def _mail_options(sender: str, recipients: Sequence[str]) -> list[str]:

@@ -109,3 +109,14 @@ def alert_smtp_auth_failed(
         body=body + "\n",
         now=now,
     )
+
+
+class _OutboxAlertNotices:
+    """The outbox's alerts, as :class:`mailbot.mail.outbox.OutboxAlerts` wants them."""
+
+    outbox_failed = staticmethod(alert_outbox_failed)
+    smtp_auth_failed = staticmethod(alert_smtp_auth_failed)
+
+
+#: What :class:`mailbot.mail.outbox.OutboxSender` is given to alert the administrators.
+OUTBOX_ALERTS = _OutboxAlertNotices()

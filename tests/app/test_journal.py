@@ -13,6 +13,7 @@ from sqlalchemy import select
 from mailbot.directory import subscribers as directory
 from mailbot.directory.models import LetterRecord, OutboxMessage
 from mailbot.mail.outbox import OutboxSender
+from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 from testkit import pki as factory
 from testkit.smtpd import start_smtp_server
 from tests.app.world import SNILS, World, cert_letter
@@ -48,7 +49,7 @@ async def test_internationalised_trusted_sender_is_registered_and_answered(
     )
     # The reply goes out with SMTPUTF8 (RFC 6531), its To header in UTF-8 (RFC 6532).
     try:
-        report = await OutboxSender(world.config, world.sessions).flush(factory.NOW)
+        report = await OutboxSender(world.config, world.sessions, OUTBOX_ALERTS).flush(factory.NOW)
     finally:
         server.stop()
     assert (report.sent, report.failed) == (1, 0), report

@@ -26,6 +26,7 @@ from mailbot.directory import migrate
 from mailbot.directory.models import OutboxMessage
 from mailbot.directory.session import session_factory
 from mailbot.mail.outbox import OutboxSender
+from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 from testkit.smtpd import RecordingRelayHandler, SmtpServer
 from testkit.tls import make_self_signed
 
@@ -69,7 +70,7 @@ def make_config(
 
 def sender(config: Config, sessions: sessionmaker[Session], jitter: float = 0.5) -> OutboxSender:
     """An :class:`OutboxSender` with fixed jitter, so that backoff times are exact."""
-    return OutboxSender(config, sessions, jitter=lambda: jitter)
+    return OutboxSender(config, sessions, OUTBOX_ALERTS, jitter=lambda: jitter)
 
 
 def queue(

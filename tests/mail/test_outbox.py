@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.directory.models import Alert
 from mailbot.mail.outbox import OutboxSender, RetryPolicy
+from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 from testkit.dovecot import DovecotServer, wait_until
 from testkit.smtpd import SmtpServer
 from tests.logs import _default_logging  # noqa: F401  (autouse, as in its old folder)
@@ -443,6 +444,6 @@ def test_backoff_doubles_up_to_the_cap() -> None:
 
 def test_sender_uses_the_configured_backoff(sessions: sessionmaker[Session]) -> None:
     config = make_config(25, retry_base_seconds=5, retry_max_seconds=40)
-    outbox = OutboxSender(config, sessions)
+    outbox = OutboxSender(config, sessions, OUTBOX_ALERTS)
     assert outbox.retry == RetryPolicy(5, 40)
     assert outbox.lease > dt.timedelta(seconds=config.smtp.timeout_seconds)

@@ -14,6 +14,7 @@ from mailbot.directory.models import Alert, OutboxMessage
 from mailbot.mail.letter import LOOP_HEADER
 from mailbot.mail.outbox import OutboxSender
 from mailbot.notices.alerts import queue_alert
+from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 from tests.logs import _default_logging  # noqa: F401  (autouse, as in its old folder)
 from tests.mail.outbox_support import ADMIN, FROM, NOW, ServerFactory, make_config
 
@@ -137,7 +138,9 @@ async def test_alert_goes_out_through_the_outbox(
             session, config, "crl_unavailable", "crl:1:2025-03-01", "CRL", "Нет CRL", now=NOW
         )
         session.commit()
-    report = await OutboxSender(config, sessions).flush(NOW + dt.timedelta(seconds=1))
+    report = await OutboxSender(config, sessions, OUTBOX_ALERTS).flush(
+        NOW + dt.timedelta(seconds=1)
+    )
     assert report.sent == 1
     [received] = server.messages
     assert received.recipients == (ADMIN,)
