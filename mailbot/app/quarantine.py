@@ -226,7 +226,8 @@ class QuarantineReview:
         values = dict(decision.template_values)
         status, detail = QuarantineStatus.FAILED, outcome.value
         if "reason" in values:
-            detail += f": {values['reason']}"
+            # The administrators read the participant's phrase, not the key.
+            detail += f": {self.templates.resolve(outcome, values)['reason']}"
         evidence = _evidence(decision)
         if decision.action is Action.REGISTER:
             outcome, values, status, detail = self._register(session, row, decision, now, evidence)

@@ -35,6 +35,7 @@ from mailbot.mail.reply import ReplySettings, build_notice
 from mailbot.notices.crl_alerts import alert_certificates_revoked
 from mailbot.notices.templates import Templates
 from mailbot.pki.certificate import Certificate
+from mailbot.pki.crl import REASON_NAMES
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import PkiError
@@ -43,27 +44,13 @@ from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 
-#: RFC 5280 reason codes as the participant reads them in the notice.
-REASON_TEXTS: dict[int | None, str] = {
-    None: "не указана",
-    0: "не указана",
-    1: "компрометация ключа",
-    2: "компрометация ключа удостоверяющего центра",
-    3: "изменение сведений о владельце сертификата",
-    4: "сертификат заменён новым",
-    5: "прекращение деятельности",
-    6: "действие сертификата приостановлено",
-    8: "исключение из списка отзыва",
-    9: "отзыв полномочий",
-    10: "компрометация ключа атрибутного центра",
-}
-#: The notice's date when the CRL entry's date is unreadable.
-UNKNOWN_DATE = "(дата не указана)"
 
+def reason_key(code: int | None) -> str:
+    """The ``[revocation_reasons]`` phrase key of a CRL reason code (``templates/phrases.toml``).
 
-def reason_text(code: int | None) -> str:
-    """The Russian name of a revocation reason code."""
-    return REASON_TEXTS.get(code, "не указана")
+    An absent or unknown code reads as ``unspecified``.
+    """
+    return REASON_NAMES.get(code, "unspecified") if code is not None else "unspecified"
 
 
 @dataclass(frozen=True)
@@ -202,9 +189,12 @@ class RevocationWatch:
             "serial": certificate.serial,
             "subject_cn": certificate.subject_cn or certificate.subject_dn,
             "revoked_at": (
-                format_reply_datetime(entry.revoked_at, zone) if entry.revoked_at else UNKNOWN_DATE
+                format_reply_datetime(entry.revoked_at, zone)
+                if entry.revoked_at
+                else self.templates.phrase("revoked_notice", "unknown_date")
             ),
-            "reason": reason_text(entry.reason_code),
+            # A phrase key: the templates write the reason's text.
+            "reason": reason_key(entry.reason_code),
         }
         subject = self.templates.render_subject(Outcome.REVOKED_NOTICE, values)
         body = self.templates.render(Outcome.REVOKED_NOTICE, values)

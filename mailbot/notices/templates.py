@@ -9,11 +9,18 @@ is an error at start, not a silent leftover in a participant's mailbox (the
 trap of ``string.Template.safe_substitute``). Rendering demands exactly the
 declared values. Placeholders are written ``{name}``; ``{{`` and ``}}`` are
 literal braces. One trailing line break of a file is not part of the text.
+
+Short phrases put into those texts (why a certificate is invalid, a CRL's
+revocation reason) live in one file, ``templates/phrases.toml``: a section per
+kind, a key per phrase. The code hands over the *key* (a rule's reason, an
+RFC 5280 reason name); :meth:`Templates.render` puts the phrase in its place.
+Every declared key must be there, no other, each a non-empty string.
 """
 
 from __future__ import annotations
 
 import string
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +110,29 @@ ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
 }
 
 
+#: ``templates/phrases.toml``: its sections and the keys each must have - all, no others.
+PHRASES_FILE = "phrases.toml"
+PHRASES: Mapping[str, frozenset[str]] = {
+    # A certificate's rule-level reason (mailbot.pki.validation.Reason) and the CRL policy.
+    "invalid_cert_reasons": frozenset(
+        {"expired", "not_yet_valid", "invalid_public_key", "revoked"}
+        | {"bad_ca_signature", "ca_not_usable", "crl_unavailable"}
+    ),
+    # RFC 5280 reason names (mailbot.pki.crl.REASON_NAMES).
+    "revocation_reasons": frozenset(
+        {"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded"}
+        | {"cessationOfOperation", "certificateHold", "removeFromCRL", "privilegeWithdrawn"}
+        | {"aACompromise"}
+    ),
+    "revoked_notice": frozenset({"unknown_date"}),
+}
+#: Placeholders whose value is a phrase key, by outcome: placeholder -> phrases section.
+PHRASE_VALUES: Mapping[Outcome, Mapping[str, str]] = {
+    Outcome.INVALID_CERT: {"reason": "invalid_cert_reasons"},
+    Outcome.REVOKED_NOTICE: {"reason": "revocation_reasons"},
+}
+
+
 class TemplateError(Exception):
     """A template file is missing or malformed, or a render lacks or adds values."""
 
@@ -114,13 +144,30 @@ class Templates:
     texts: Mapping[Outcome, str]
     subjects: Mapping[Outcome, str] = field(default_factory=dict)
     alerts: AlertTemplates | None = None
+    #: The phrases of ``phrases.toml``, by section and key (see :data:`PHRASES`).
+    phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def phrase(self, section: str, key: str) -> str:
+        """The phrase *key* of *section*. Raises :class:`TemplateError` if there is none."""
+        try:
+            return self.phrases[section][key]
+        except KeyError:
+            raise TemplateError(f"no phrase {key!r} in [{section}] of {PHRASES_FILE}") from None
+
+    def resolve(self, outcome: Outcome, values: Mapping[str, str]) -> dict[str, str]:
+        """*values* with every phrase key (see :data:`PHRASE_VALUES`) replaced by its phrase."""
+        resolved = {k: str(v) for k, v in values.items()}
+        for name, section in PHRASE_VALUES.get(outcome, {}).items():
+            if name in resolved:
+                resolved[name] = self.phrase(section, resolved[name])
+        return resolved
 
     def render_subject(self, outcome: Outcome, values: Mapping[str, str]) -> str:
         """The subject line of a letter of *outcome* that answers no letter."""
         if outcome not in self.subjects:
             raise TemplateError(f"no subject template for {outcome.value!r}")
         self._check_values(outcome, values)
-        return " ".join(self.subjects[outcome].format_map(dict(values)).split())
+        return " ".join(self.subjects[outcome].format_map(self.resolve(outcome, values)).split())
 
     def _check_values(self, outcome: Outcome, values: Mapping[str, str]) -> None:
         expected = PLACEHOLDERS[outcome]
@@ -130,11 +177,14 @@ class Templates:
             )
 
     def render(self, outcome: Outcome, values: Mapping[str, str]) -> str:
-        """The reply text for *outcome*; *values* must match its placeholders exactly."""
+        """The reply text for *outcome*; *values* must match its placeholders exactly.
+
+        A value listed in :data:`PHRASE_VALUES` is a phrase key; its phrase is written.
+        """
         if outcome not in self.texts:
             raise TemplateError(f"no template for {outcome.value!r}")
         self._check_values(outcome, values)
-        return self.texts[outcome].format_map({k: str(v) for k, v in values.items()})
+        return self.texts[outcome].format_map(self.resolve(outcome, values))
 
 
 @dataclass(frozen=True)
@@ -216,10 +266,11 @@ def load_templates(templates_dir: Path) -> Templates:
             problems.append(f"{path}: empty template")
         subjects[outcome] = subject
     alerts = _load_alerts(templates_dir, problems)
+    phrases = _load_phrases(templates_dir / PHRASES_FILE, problems)
     if problems:
         raise TemplateError("\n".join(problems))
     _ALERTS[templates_dir.resolve()] = alerts
-    return Templates(texts, subjects, alerts)
+    return Templates(texts, subjects, alerts, phrases)
 
 
 def alert_templates(templates_dir: Path) -> AlertTemplates:
@@ -268,3 +319,31 @@ def _load_texts(
         problems += [f"{path}: {p}" for p in check_text(text, expected)]
         texts[name] = text
     return texts
+
+
+def _load_phrases(path: Path, problems: list[str]) -> dict[str, dict[str, str]]:
+    """The sections of *path* (see :data:`PHRASES`), checked; problems are appended."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{path}: missing")
+        return {}
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        problems.append(f"{path}: cannot read as UTF-8 TOML: {exc}")
+        return {}
+    unknown = sorted(set(document) - set(PHRASES))
+    problems += [f"{path}: unknown section [{name}]" for name in unknown]
+    phrases: dict[str, dict[str, str]] = {}
+    for section, expected in PHRASES.items():
+        table = document.get(section)
+        if not isinstance(table, dict):
+            problems.append(f"{path}: missing section [{section}]")
+            continue
+        problems += [f"{path}: unknown phrase {section}.{k}" for k in sorted(set(table) - expected)]
+        problems += [f"{path}: missing phrase {section}.{k}" for k in sorted(expected - set(table))]
+        for key in sorted(expected & set(table)):
+            value = table[key]
+            if not isinstance(value, str) or not value.strip():
+                problems.append(f"{path}: phrase {section}.{key} must be a non-empty string")
+        phrases[section] = {k: v for k, v in table.items() if isinstance(v, str)}
+    return phrases

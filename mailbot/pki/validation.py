@@ -33,7 +33,7 @@ class ValidationVerdict(enum.Enum):
 
 
 class Reason(enum.Enum):
-    """Why (machine-readable); the handler maps these to reply texts."""
+    """Why (machine-readable); the values are phrase keys of ``templates/phrases.toml``."""
 
     OK = "ok"
     EXPIRED = "expired"

@@ -37,17 +37,9 @@ from mailbot.pki.validation import (
 from mailbot.regulation.decision import Outcome, RuleHit
 from mailbot.regulation.sender_gate import SubscriberCandidate
 
-#: The reply's «Причина: …» for each way a certificate is invalid (the invalid_cert reply).
-INVALID_REASONS: dict[Reason, str] = {
-    Reason.EXPIRED: "срок действия истёк",
-    Reason.NOT_YET_VALID: "срок действия ещё не наступил",
-    Reason.INVALID_PUBLIC_KEY: "открытый ключ сертификата недопустим",
-    Reason.REVOKED: "сертификат отозван удостоверяющим центром",
-    Reason.BAD_CA_SIGNATURE: "подпись удостоверяющего центра неверна",
-    Reason.CA_NOT_USABLE: "сертификат удостоверяющего центра недействителен",
-}
-#: With ``crl.unavailable_policy = "reject"``.
-CRL_UNAVAILABLE_REASON = "не удалось проверить, не отозван ли сертификат (список отзыва недоступен)"
+#: The invalid_cert reply's reason when the CRL policy is ``reject``: a key of
+#: ``[invalid_cert_reasons]`` in ``templates/phrases.toml``, as the Reason values are.
+CRL_UNAVAILABLE_REASON = "crl_unavailable"
 
 
 class Action(enum.StrEnum):
@@ -155,9 +147,13 @@ def decide_add_cert(
             certificate, ca, subscriber, validation, alert,
         )  # fmt: skip
 
-    def invalid(reason: str, text: str, alert: str | None = None) -> AddCertDecision:
+    def invalid(
+        reason: str, phrase_key: str | None = None, alert: str | None = None
+    ) -> AddCertDecision:
+        # The reply's reason is a phrase key (the Reason value by default); the
+        # templates write its text (templates/phrases.toml), this module reads no file.
         assert certificate is not None
-        values = {"serial": certificate.serial_hex, "reason": text}
+        values = {"serial": certificate.serial_hex, "reason": phrase_key or reason}
         return finish(Action.REPLY, Outcome.INVALID_CERT, reason, values, alert)
 
     try:
@@ -175,7 +171,7 @@ def decide_add_cert(
 
     if run.step in (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY):
         hits.append(RuleHit(_STEP_RULES[run.step], False, validation.detail))
-        return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
+        return invalid(validation.reason.value)
 
     if run.step is Step.ISSUER:
         # Steps 6-7: a registered CA qualifies, and its key verifies the signature.
@@ -191,12 +187,12 @@ def decide_add_cert(
         alert = None
         if validation.reason is Reason.BAD_CA_SIGNATURE:
             alert = f"possible forgery: {validation.detail}"
-        return invalid(validation.reason.value, INVALID_REASONS[validation.reason], alert)
+        return invalid(validation.reason.value, alert=alert)
 
     # Step 8: not on the CA's current CRL.
     if validation.verdict is ValidationVerdict.INVALID:
         hits.append(RuleHit("not_revoked", False, validation.detail))
-        return invalid(validation.reason.value, INVALID_REASONS[validation.reason])
+        return invalid(validation.reason.value)
     if validation.verdict is ValidationVerdict.INDETERMINATE:
         hits.append(RuleHit("crl_available", False, validation.detail))
         if settings.crl_policy == "defer":

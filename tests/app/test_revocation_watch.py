@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from mailbot.app.adapters import DbCaDirectory
 from mailbot.app.assembly import crl_source_factory
-from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl, reason_text
+from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl, reason_key
 from mailbot.cli.main import main
 from mailbot.directory.models import Alert, CertificateRecord, OutboxMessage
+from mailbot.notices.templates import load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource
 from testkit import letters
 from testkit import pki as factory
@@ -27,6 +28,7 @@ from tests.cli.test_process_cli import config_file
 
 ADMIN = "pki-admin@fund.example"
 REVOKED_AT = dt.datetime(2026, 3, 1, 7, 30, 5, tzinfo=dt.UTC)  # 10:30:05 in Moscow
+SHIPPED_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
 
 @pytest.fixture
@@ -144,10 +146,16 @@ def test_no_active_address_means_no_notice_but_an_alert(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("code", "text"),
-    [(1, "компрометация ключа"), (4, "сертификат заменён новым"), (None, "не указана")],
+    [
+        (1, "компрометация ключа"),
+        (4, "сертификат заменён новым"),
+        (None, "не указана"),
+        (7, "не указана"),
+    ],
 )
 def test_reason_names_are_russian(code: int | None, text: str) -> None:
-    assert reason_text(code) == text
+    templates = load_templates(SHIPPED_TEMPLATES)
+    assert templates.phrase("revocation_reasons", reason_key(code)) == text
 
 
 def test_crl_refresh_runs_the_watch(

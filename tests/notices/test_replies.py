@@ -28,7 +28,7 @@ from testkit import letters as L  # noqa: N812
 
 SERIAL = "0191BEB900FCB08BA240275D9525313540"
 VALUES: dict[Outcome, dict[str, str]] = {
-    Outcome.INVALID_CERT: {"serial": SERIAL, "reason": "срок действия истёк"},
+    Outcome.INVALID_CERT: {"serial": SERIAL, "reason": "expired"},  # a phrase key
     Outcome.UNKNOWN_CA: {"serial": SERIAL},
     Outcome.INSTALL_ERROR: {"error": "нет места на диске"},
     Outcome.SUCCESS: {
@@ -48,7 +48,7 @@ VALUES: dict[Outcome, dict[str, str]] = {
         "serial": SERIAL,
         "subject_cn": "Иванов Иван Иванович",
         "revoked_at": "20.12.2025 10:00:00",
-        "reason": "компрометация ключа",
+        "reason": "keyCompromise",  # a phrase key
     },
 }
 # docs/regulation.md, "Replies", with the values above substituted.
