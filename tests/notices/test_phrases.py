@@ -55,6 +55,7 @@ def test_an_edited_phrase_is_what_the_participant_reads(
         ("[revoked_notice]", "[revoked_notices]", "missing section \\[revoked_notice\\]"),
         (EXPIRED, 'expired = "без кавычки', "cannot read as UTF-8 TOML"),
     ],
+    ids=["missing", "unknown", "blank", "not-text", "unknown-section", "missing-section", "toml"],
 )
 def test_phrase_problems_are_errors_at_load(
     tmp_path: Path, old: str, new: str, problem: str
