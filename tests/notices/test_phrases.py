@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.notices.templates import PHRASES_FILE, TemplateError, load_templates
+from mailbot.notices.templates import PHRASES, PHRASES_FILE, TemplateError, load_templates
+from mailbot.pki.crl import REASON_NAMES
+from mailbot.pki.validation import Reason
+from mailbot.regulation.add_cert import CRL_UNAVAILABLE_REASON
 from testkit import pki as factory
 
 # The registration world of the processor's tests, its fixture included under its own name.
@@ -71,3 +74,12 @@ def test_a_missing_phrases_file_is_an_error_at_load(tmp_path: Path) -> None:
     (templates / PHRASES_FILE).unlink()
     with pytest.raises(TemplateError, match=f"{PHRASES_FILE}: missing"):
         load_templates(templates)
+
+
+def test_phrase_keys_are_the_codes_keys() -> None:
+    # A reason the code can hand over always has a phrase (a KeyError at render otherwise).
+    assert PHRASES["revocation_reasons"] == set(REASON_NAMES.values())
+    invalid = {Reason.EXPIRED, Reason.NOT_YET_VALID, Reason.INVALID_PUBLIC_KEY, Reason.REVOKED}
+    invalid |= {Reason.BAD_CA_SIGNATURE, Reason.CA_NOT_USABLE}
+    keys = {r.value for r in invalid} | {CRL_UNAVAILABLE_REASON}
+    assert PHRASES["invalid_cert_reasons"] == keys
