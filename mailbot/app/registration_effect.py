@@ -28,7 +28,7 @@ from mailbot.directory.models import LetterRecord
 from mailbot.directory.registration import Registration, register_certificate
 from mailbot.log import get_logger
 from mailbot.mail.queue import queue_message
-from mailbot.notices.certificate_alerts import alert_install_failure
+from mailbot.notices.certificate_alerts import alert_install_failure, install_error_text
 from mailbot.notices.templates import Templates
 from mailbot.regulation.add_cert import AddCertDecision
 from mailbot.regulation.decision import Outcome
@@ -53,7 +53,7 @@ class RegistrationEffect:
     def failure_note(self) -> dict[str, Any]:
         """The journal's note on a refused install."""
         assert self.error is not None
-        return {"error": str(self.error), "os_error": self.error.detail}
+        return {"error": self.values["error"], "os_error": self.error.detail}
 
 
 def register_effect(
@@ -81,11 +81,10 @@ def register_effect(
             session, store, certificate, ca, subscriber_id, letter_id, now
         )
     except InstallError as exc:
-        log.warning("install failed", error=str(exc), os_error=exc.detail)
+        log.warning("install failed", error=exc.key, os_error=exc.detail)
         alert_install_failure(session, config, certificate, exc, sender, letter_id, now)
-        return RegistrationEffect(
-            Outcome.INSTALL_ERROR, {"error": str(exc)}, subscriber_id, error=exc
-        )
+        text = install_error_text(config, exc)
+        return RegistrationEffect(Outcome.INSTALL_ERROR, {"error": text}, subscriber_id, error=exc)
     if registration.stored_created:
         written.append(Path(registration.row.store_path))
     letter = session.get(LetterRecord, letter_id) if letter_id else None

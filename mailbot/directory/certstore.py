@@ -5,7 +5,8 @@ folder), so a crash leaves either the whole certificate or nothing. The name
 is always the certificate's SHA-1 thumbprint, never a name from a letter.
 The optional install command (e.g. CryptoPro's ``certmgr``) runs after the
 file is in place; when it fails, a file this call created is removed again
-and the command's standard error becomes the ``install_error`` text.
+and the command's standard error becomes the ``install_error`` text. The
+texts are phrases of ``templates/phrases.toml``; this module names them by key.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import errno
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,29 +28,37 @@ _SERIAL = re.compile(r"^[0-9A-F]{1,128}$")
 #: Longest error text passed on to a participant.
 MAX_ERROR_TEXT = 500
 #: Participants read Russian: the operating system's English ``strerror`` is
-#: replaced by what the failure means for them (the journal keeps the original).
-_OS_ERROR_TEXTS = {
-    errno.EACCES: "нет прав на запись в хранилище сертификатов",
-    errno.EPERM: "нет прав на запись в хранилище сертификатов",
-    errno.ENOSPC: "недостаточно места на диске сервера",
-    errno.EDQUOT: "превышена квота диска сервера",
-    errno.EROFS: "хранилище сертификатов доступно только для чтения",
-    errno.ENOENT: "папка хранилища сертификатов не найдена",
-    errno.ENOTDIR: "папка хранилища сертификатов не найдена",
-    errno.EEXIST: "в хранилище сертификатов мешает существующий файл",
-    errno.EISDIR: "в хранилище сертификатов мешает существующая папка",
-    errno.EIO: "ошибка ввода-вывода на диске сервера",
+#: replaced by what the failure means for them - a phrase key of
+#: ``[install_os_errors]`` in ``templates/phrases.toml`` (the journal keeps the original).
+_OS_ERROR_KEYS = {
+    errno.EACCES: "no_permission",
+    errno.EPERM: "no_permission",
+    errno.ENOSPC: "no_space",
+    errno.EDQUOT: "quota",
+    errno.EROFS: "read_only",
+    errno.ENOENT: "no_folder",
+    errno.ENOTDIR: "no_folder",
+    errno.EEXIST: "file_in_way",
+    errno.EISDIR: "folder_in_way",
+    errno.EIO: "io_error",
 }
 
 
 class InstallError(Exception):
-    """Installing a certificate failed; the message is fit for the ``install_error`` reply.
+    """Installing a certificate failed: why, as a phrase key of ``[install_errors]``.
 
-    *detail* keeps what the operating system said, for the journal and the admins.
+    The text (``templates/phrases.toml``) is written where it is read - the
+    ``install_error`` reply, the admins' alert, the journal - from *key* and
+    *values* (the phrase's placeholders). *detail* keeps what the operating
+    system said, for the journal and the admins.
     """
 
-    def __init__(self, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, key: str, values: Mapping[str, str] | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(key)
+        self.key = key
+        self.values: dict[str, str] = dict(values or {})
         self.detail = detail
 
 
@@ -117,9 +126,7 @@ class CertificateStore:
                 write_atomically(path, der)
                 created = True
         except OSError as exc:
-            raise InstallError(
-                f"не удалось записать файл сертификата: {os_error_text(exc)}", str(exc)
-            ) from exc
+            raise InstallError("write_failed", {"reason": os_error_key(exc)}, str(exc)) from exc
         try:
             self._run_install_command(path, thumbprint, serial)
         except InstallError:
@@ -148,19 +155,21 @@ class CertificateStore:
                 stdin=subprocess.DEVNULL,
             )
         except FileNotFoundError:
-            raise InstallError(f"команда установки не найдена: {arguments[0]}") from None
+            raise InstallError("command_not_found", {"command": arguments[0]}) from None
         except subprocess.TimeoutExpired:
             raise InstallError(
-                f"команда установки не завершилась за {self.install_timeout:g} с"
+                "command_timeout", {"seconds": f"{self.install_timeout:g}"}
             ) from None
         except OSError as exc:
             raise InstallError(
-                f"команда установки не запущена: {os_error_text(exc)}", str(exc)
+                "command_not_started", {"reason": os_error_key(exc)}, str(exc)
             ) from None
         if result.returncode != 0:
             text = _decode(result.stderr).strip() or _decode(result.stdout).strip()
             text = " ".join(text.split())[:MAX_ERROR_TEXT]
-            raise InstallError(text or f"команда установки завершилась с кодом {result.returncode}")
+            if text:
+                raise InstallError("command_output", {"output": text})
+            raise InstallError("command_failed", {"code": str(result.returncode)})
 
     def verify(self, rows: Iterable[tuple[str, str]]) -> StoreReport:
         """Compare ``(thumbprint, store_path)`` rows with the files in the folder."""
@@ -181,13 +190,12 @@ class CertificateStore:
         return StoreReport(rows_without_files, files_without_rows, sorted(unreadable))
 
 
-def os_error_text(exc: OSError) -> str:
-    """A Russian explanation of *exc* for a participant's ``install_error`` reply."""
-    known = _OS_ERROR_TEXTS.get(exc.errno or 0)
+def os_error_key(exc: OSError) -> str:
+    """The ``[install_os_errors]`` phrase key of *exc*, else its errno name (``ELOOP``)."""
+    known = _OS_ERROR_KEYS.get(exc.errno or 0)
     if known is not None:
         return known
-    code = errno.errorcode.get(exc.errno or 0, str(exc.errno))
-    return f"системная ошибка {code}"
+    return errno.errorcode.get(exc.errno or 0, str(exc.errno))
 
 
 def _decode(data: bytes) -> str:

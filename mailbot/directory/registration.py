@@ -50,7 +50,7 @@ def register_certificate(
         )
     )
     if existing is not None and existing.subscriber_id != subscriber_id:
-        raise InstallError("сертификат уже зарегистрирован для другого абонента")
+        raise InstallError("taken_by_other")
     if existing is not None and store.path_for(certificate.thumbprint_sha1).is_file():
         # The same certificate again: success again, no duplicate, no second install.
         update_subscriber_from_certificate(session, subscriber_id, certificate, now)
@@ -97,7 +97,7 @@ def update_subscriber_from_certificate(
     """Certificate data overrides manual entries; absent fields never blank existing ones."""
     subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:  # pragma: no cover - the gate found it moments ago
-        raise InstallError("абонент не найден")
+        raise InstallError("no_subscriber")
     organisation = subscriber.organisation
     taken: dict[str, str] = {}
 

@@ -42,6 +42,11 @@ def alert_texts(config: Config) -> AlertTemplates:
     return alert_templates(config.templates_dir)
 
 
+def install_error_text(config: Config, error: InstallError) -> str:
+    """The text of *error* (``[install_errors]`` of ``templates/phrases.toml``)."""
+    return alert_texts(config).install_error(error.key, error.values)
+
+
 def certificate_lines(certificate: Certificate, timezone: str, texts: AlertTemplates) -> str:
     """The lines that identify a participant's certificate for an administrator."""
     aki = certificate.authority_key_identifier
@@ -113,8 +118,9 @@ def alert_install_failure(
     same way, and the administrator needs to hear of it once, not per letter.
     """
     texts = alert_texts(config)
-    digest = hashlib.sha256(str(error).encode()).hexdigest()[:16]
-    error_lines = texts.render("install_error.error", {"error": error})
+    text = texts.install_error(error.key, error.values)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    error_lines = texts.render("install_error.error", {"error": text})
     if error.detail:
         error_lines += "\n" + texts.render("install_error.detail", {"detail": error.detail})
     command = " ".join(config.store.install_command) or texts.render("install_error.no_command", {})
@@ -135,7 +141,7 @@ def alert_install_failure(
         config,
         kind="install_error",
         dedup_key=f"install_error:{local_day(now, config.general.timezone)}:{digest}",
-        subject=texts.subject("install_error", {"error": " ".join(str(error).split())[:120]}),
+        subject=texts.subject("install_error", {"error": " ".join(text.split())[:120]}),
         body=body,
         attachments=[(f"{certificate.serial_hex}.cer", certificate.der, CERT_MIME)],
         now=now,

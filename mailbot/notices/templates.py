@@ -14,7 +14,9 @@ Short phrases put into those texts (why a certificate is invalid, a CRL's
 revocation reason) live in one file, ``templates/phrases.toml``: a section per
 kind, a key per phrase. The code hands over the *key* (a rule's reason, an
 RFC 5280 reason name); :meth:`Templates.render` puts the phrase in its place.
-Every declared key must be there, no other, each a non-empty string.
+Every declared key must be there, no other, each a non-empty string. A phrase
+that takes values (:data:`PHRASE_PLACEHOLDERS`, e.g. why an install failed)
+must use exactly its declared placeholders, like a template file.
 """
 
 from __future__ import annotations
@@ -125,7 +127,40 @@ PHRASES: Mapping[str, frozenset[str]] = {
         | {"aACompromise"}
     ),
     "revoked_notice": frozenset({"unknown_date"}),
+    # Why a certificate could not be installed (mailbot.directory.certstore.InstallError.key).
+    "install_errors": frozenset(
+        {"write_failed", "command_not_found", "command_timeout", "command_not_started"}
+        | {"command_failed", "command_output", "taken_by_other", "no_subscriber"}
+    ),
+    # The operating system's error behind write_failed / command_not_started
+    # (mailbot.directory.certstore.os_error_key); ``other`` for any errno not listed.
+    "install_os_errors": frozenset(
+        {"no_permission", "no_space", "quota", "read_only", "no_folder", "file_in_way"}
+        | {"folder_in_way", "io_error", "other"}
+    ),
 }
+#: Placeholders of the phrases that take values, by section and key - all, no others.
+#: A phrase of a section not listed here takes none and is written as it stands.
+PHRASE_PLACEHOLDERS: Mapping[str, Mapping[str, frozenset[str]]] = {
+    "install_errors": {
+        "write_failed": frozenset({"reason"}),
+        "command_not_found": frozenset({"command"}),
+        "command_timeout": frozenset({"seconds"}),
+        "command_not_started": frozenset({"reason"}),
+        "command_failed": frozenset({"code"}),
+        # The install command's own words, passed on as they are.
+        "command_output": frozenset({"output"}),
+        "taken_by_other": frozenset(),
+        "no_subscriber": frozenset(),
+    },
+    "install_os_errors": {
+        key: frozenset({"code"}) if key == "other" else frozenset()
+        for key in PHRASES["install_os_errors"]
+    },
+}
+#: An ``install_errors`` value naming an ``install_os_errors`` phrase: the errno's
+#: phrase key, or its name (``ELOOP``) when there is none - then ``other`` says it.
+OS_ERROR_VALUE = "reason"
 #: Placeholders whose value is a phrase key, by outcome: placeholder -> phrases section.
 PHRASE_VALUES: Mapping[Outcome, Mapping[str, str]] = {
     Outcome.INVALID_CERT: {"reason": "invalid_cert_reasons"},
@@ -135,6 +170,38 @@ PHRASE_VALUES: Mapping[Outcome, Mapping[str, str]] = {
 
 class TemplateError(Exception):
     """A template file is missing or malformed, or a render lacks or adds values."""
+
+
+def render_phrase(
+    phrases: Mapping[str, Mapping[str, str]], section: str, key: str, values: Mapping[str, str]
+) -> str:
+    """Phrase *key* of *section* with *values*, which must match its placeholders exactly."""
+    try:
+        text = phrases[section][key]
+    except KeyError:
+        raise TemplateError(f"no phrase {key!r} in [{section}] of {PHRASES_FILE}") from None
+    expected = PHRASE_PLACEHOLDERS.get(section, {}).get(key, frozenset())
+    if set(values) != expected:
+        raise TemplateError(
+            f"phrase {section}.{key} takes {sorted(expected)}, given {sorted(values)}"
+        )
+    return text.format_map(values) if section in PHRASE_PLACEHOLDERS else text
+
+
+def install_error_text(
+    phrases: Mapping[str, Mapping[str, str]], key: str, values: Mapping[str, str]
+) -> str:
+    """The ``install_errors`` phrase *key*, its ``reason`` an ``install_os_errors`` phrase."""
+    resolved = dict(values)
+    if key in ("write_failed", "command_not_started") and OS_ERROR_VALUE in resolved:
+        reason = resolved[OS_ERROR_VALUE]
+        if reason in PHRASES["install_os_errors"] and reason != "other":
+            resolved[OS_ERROR_VALUE] = render_phrase(phrases, "install_os_errors", reason, {})
+        else:
+            resolved[OS_ERROR_VALUE] = render_phrase(
+                phrases, "install_os_errors", "other", {"code": reason}
+            )
+    return render_phrase(phrases, "install_errors", key, resolved)
 
 
 @dataclass(frozen=True)
@@ -192,6 +259,12 @@ class AlertTemplates:
     """The loaded, validated alert templates, by name (see :data:`ALERT_PLACEHOLDERS`)."""
 
     texts: Mapping[str, str]
+    #: The phrases of ``phrases.toml`` (see :data:`PHRASES`), for the texts alerts quote.
+    phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def install_error(self, key: str, values: Mapping[str, str]) -> str:
+        """The text of an install failure (see :func:`install_error_text`)."""
+        return install_error_text(self.phrases, key, values)
 
     def render(self, name: str, values: Mapping[str, object]) -> str:
         """The text of *name*; *values* must match its placeholders exactly."""
@@ -266,11 +339,10 @@ def load_templates(templates_dir: Path) -> Templates:
             problems.append(f"{path}: empty template")
         subjects[outcome] = subject
     alerts = _load_alerts(templates_dir, problems)
-    phrases = _load_phrases(templates_dir / PHRASES_FILE, problems)
     if problems:
         raise TemplateError("\n".join(problems))
     _ALERTS[templates_dir.resolve()] = alerts
-    return Templates(texts, subjects, alerts, phrases)
+    return Templates(texts, subjects, alerts, alerts.phrases)
 
 
 def alert_templates(templates_dir: Path) -> AlertTemplates:
@@ -297,7 +369,10 @@ _ALERTS: dict[Path, AlertTemplates] = {}
 
 
 def _load_alerts(templates_dir: Path, problems: list[str]) -> AlertTemplates:
-    return AlertTemplates(_load_texts(templates_dir / ALERT_DIR, ALERT_PLACEHOLDERS, problems))
+    return AlertTemplates(
+        _load_texts(templates_dir / ALERT_DIR, ALERT_PLACEHOLDERS, problems),
+        _load_phrases(templates_dir / PHRASES_FILE, problems),
+    )
 
 
 def _load_texts(
@@ -341,9 +416,14 @@ def _load_phrases(path: Path, problems: list[str]) -> dict[str, dict[str, str]]:
             continue
         problems += [f"{path}: unknown phrase {section}.{k}" for k in sorted(set(table) - expected)]
         problems += [f"{path}: missing phrase {section}.{k}" for k in sorted(expected - set(table))]
+        declared = PHRASE_PLACEHOLDERS.get(section)
         for key in sorted(expected & set(table)):
             value = table[key]
             if not isinstance(value, str) or not value.strip():
                 problems.append(f"{path}: phrase {section}.{key} must be a non-empty string")
+            elif declared is not None:
+                problems += [
+                    f"{path}: phrase {section}.{key}: {p}" for p in check_text(value, declared[key])
+                ]
         phrases[section] = {k: v for k, v in table.items() if isinstance(v, str)}
     return phrases

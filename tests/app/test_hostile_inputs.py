@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mailbot.directory.certstore import os_error_text
+from mailbot.directory.certstore import os_error_key
 from mailbot.directory.models import CertificateRecord, LetterRecord
+from mailbot.notices.templates import install_error_text, load_templates
 from mailbot.pki.certificate import MAX_SERIAL_OCTETS
 from testkit import pki as factory
-from tests.app.world import SNILS, World, cert_letter
+from tests.app.world import REPO, SNILS, World, cert_letter
 
 
 @pytest.mark.parametrize("octets", [MAX_SERIAL_OCTETS + 1, 200])
@@ -64,4 +65,7 @@ def test_a_store_write_failure_is_explained_in_russian(
     ],
 )
 def test_os_errors_in_participants_words(code: int, text: str) -> None:
-    assert os_error_text(OSError(code, "English words")) == text
+    phrases = load_templates(REPO / "templates").phrases
+    reason = os_error_key(OSError(code, "English words"))
+    written = install_error_text(phrases, "write_failed", {"reason": reason})
+    assert written == f"не удалось записать файл сертификата: {text}"

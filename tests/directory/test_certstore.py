@@ -48,18 +48,28 @@ def test_install_command_gets_placeholders(tmp_path: Path) -> None:
 def test_failing_install_command_leaves_nothing(tmp_path: Path) -> None:
     script = "import sys; sys.stderr.write('Ошибка: хранилище недоступно\\n'); sys.exit(3)"
     store = CertificateStore(tmp_path / "store", (sys.executable, "-c", script))
-    with pytest.raises(InstallError, match=r"^Ошибка: хранилище недоступно$"):
+    with pytest.raises(InstallError) as failed:
         store.install(DER, THUMB, "01")
+    # The command's own words, passed on as they are (phrase command_output = "{output}").
+    assert (failed.value.key, failed.value.values) == (
+        "command_output",
+        {"output": "Ошибка: хранилище недоступно"},
+    )
     assert list((tmp_path / "store").iterdir()) == []
 
 
 def test_install_command_missing_or_hanging(tmp_path: Path) -> None:
     store = CertificateStore(tmp_path, ("/nonexistent/certmgr", "{path}"))
-    with pytest.raises(InstallError, match="не найдена"):
+    with pytest.raises(InstallError) as missing:
         store.install(DER, THUMB, "01")
+    assert (missing.value.key, missing.value.values) == (
+        "command_not_found",
+        {"command": "/nonexistent/certmgr"},
+    )
     slow = CertificateStore(tmp_path, (sys.executable, "-c", "import time; time.sleep(5)"), 0.5)
-    with pytest.raises(InstallError, match="не завершилась"):
+    with pytest.raises(InstallError) as hanging:
         slow.install(DER, THUMB, "01")
+    assert (hanging.value.key, hanging.value.values) == ("command_timeout", {"seconds": "0.5"})
     assert not (tmp_path / f"{THUMB}.cer").exists()
 
 
@@ -67,8 +77,10 @@ def test_unwritable_store_is_an_install_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     store = CertificateStore(blocker / "store")
-    with pytest.raises(InstallError, match="не удалось записать"):
+    with pytest.raises(InstallError) as failed:
         store.install(DER, THUMB, "01")
+    assert (failed.value.key, failed.value.values) == ("write_failed", {"reason": "no_folder"})
+    assert "Not a directory" in (failed.value.detail or "")
 
 
 def test_verify_reports_both_directions(tmp_path: Path) -> None:
