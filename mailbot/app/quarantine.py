@@ -251,7 +251,7 @@ class QuarantineReview:
         if registration is None:
             evidence["install"] = effect.failure_note
             failed = QuarantineStatus.FAILED
-            return effect.outcome, effect.values, failed, f"install_error: {effect.error}"
+            return effect.outcome, effect.values, failed, f"install_error: {effect.values['error']}"
         row.subscriber_id = effect.subscriber_id
         evidence["install"] = {"certificate_id": registration.row.id,
                                "path": registration.row.store_path}  # fmt: skip
