@@ -193,7 +193,8 @@ def install_error_text(
 ) -> str:
     """The ``install_errors`` phrase *key*, its ``reason`` an ``install_os_errors`` phrase."""
     resolved = dict(values)
-    if key in ("write_failed", "command_not_started") and OS_ERROR_VALUE in resolved:
+    takes_os_error = OS_ERROR_VALUE in PHRASE_PLACEHOLDERS["install_errors"].get(key, ())
+    if takes_os_error and OS_ERROR_VALUE in resolved:
         reason = resolved[OS_ERROR_VALUE]
         if reason in PHRASES["install_os_errors"] and reason != "other":
             resolved[OS_ERROR_VALUE] = render_phrase(phrases, "install_os_errors", reason, {})
