@@ -211,16 +211,17 @@ class Templates:
 
     texts: Mapping[Outcome, str]
     subjects: Mapping[Outcome, str] = field(default_factory=dict)
-    alerts: AlertTemplates | None = None
-    #: The phrases of ``phrases.toml``, by section and key (see :data:`PHRASES`).
-    phrases: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The alert templates and the phrases of ``phrases.toml`` loaded with them.
+    alerts: AlertTemplates = field(default_factory=lambda: AlertTemplates({}))
+
+    @property
+    def phrases(self) -> Mapping[str, Mapping[str, str]]:
+        """The phrases of ``phrases.toml``, by section and key (see :data:`PHRASES`)."""
+        return self.alerts.phrases
 
     def phrase(self, section: str, key: str) -> str:
-        """The phrase *key* of *section*. Raises :class:`TemplateError` if there is none."""
-        try:
-            return self.phrases[section][key]
-        except KeyError:
-            raise TemplateError(f"no phrase {key!r} in [{section}] of {PHRASES_FILE}") from None
+        """The phrase *key* of *section* (no placeholders); raises :class:`TemplateError`."""
+        return render_phrase(self.phrases, section, key, {})
 
     def resolve(self, outcome: Outcome, values: Mapping[str, str]) -> dict[str, str]:
         """*values* with every phrase key (see :data:`PHRASE_VALUES`) replaced by its phrase."""
@@ -343,7 +344,7 @@ def load_templates(templates_dir: Path) -> Templates:
     if problems:
         raise TemplateError("\n".join(problems))
     _ALERTS[templates_dir.resolve()] = alerts
-    return Templates(texts, subjects, alerts, alerts.phrases)
+    return Templates(texts, subjects, alerts)
 
 
 def alert_templates(templates_dir: Path) -> AlertTemplates:

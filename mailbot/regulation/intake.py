@@ -189,13 +189,12 @@ def _decide(
     if verdict.stops or gate.sender is None:
         return ended(Stage.SENDER_GATE, verdict)
     sender = gate.sender.address
-    known: dict[str, object] = {"sender": sender, "subscribers": gate.candidates}
 
     today = now.astimezone(ZoneInfo(settings.timezone)).date()
     replies = reply_counter.replies_on(gate.sender.normalized, today)
     cap = check_reply_cap(replies, settings.limits.replies_per_sender_per_day)
     rules.hits.append(cap)
-    known["reply_withheld"] = cap.hit
+    known = {"sender": sender, "subscribers": gate.candidates, "reply_withheld": cap.hit}
 
     if route is None:
         subject = normalize_subject(letter.subject)

@@ -20,7 +20,7 @@ from mailbot.directory.models import (
 )
 from testkit import letters
 from testkit import pki as factory
-from tests.app.world import SNILS, World, cert_letter, forged_certificate
+from tests.app.world import SNILS, World, cert_letter, expired_certificate, forged_certificate
 
 SUCCESS_PREFIX = "Установка сертификата ключа проверки электронной подписи выполнена успешно."
 
@@ -97,9 +97,7 @@ def test_a_journaled_letter_is_not_processed_twice(world: World) -> None:
 
 def test_expired_and_not_yet_valid(world: World) -> None:
     now = factory.NOW
-    expired = factory.make_end_entity(
-        world.ca, not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1)
-    )
+    expired = expired_certificate(world)
     result = world.process(cert_letter(expired))
     assert result.outcome == "invalid_cert"
     assert result.reply_text == (

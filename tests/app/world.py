@@ -4,6 +4,7 @@ folder, and a processor whose clock is pinned to the test PKI's "now"."""
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,14 @@ def cert_letter(
     zip_data = letters.certificate_zip(f"{name}.cer", der)
     message_id = f"<test-{next(_message_ids)}@clinic.example>"
     return letters.plain_zip_letter(f"{name}.zip", zip_data, sender=sender, message_id=message_id)
+
+
+def expired_certificate(world: World) -> factory.Issued:
+    """A participant's certificate from the registered CA whose validity ended yesterday."""
+    now = factory.NOW
+    return factory.make_end_entity(
+        world.ca, not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1)
+    )
 
 
 def forged_certificate(world: World) -> factory.Issued:

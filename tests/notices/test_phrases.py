@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,10 +11,9 @@ from mailbot.notices.templates import PHRASES, PHRASES_FILE, TemplateError, load
 from mailbot.pki.crl import REASON_NAMES
 from mailbot.pki.validation import Reason
 from mailbot.regulation.add_cert import CRL_UNAVAILABLE_REASON
-from testkit import pki as factory
 
 # The registration world of the processor's tests, its fixture included under its own name.
-from tests.app.world import World, cert_letter
+from tests.app.world import World, cert_letter, expired_certificate
 from tests.app.world import make_world as make_world
 from tests.notices.helpers import copy_templates
 
@@ -35,10 +33,7 @@ def test_an_edited_phrase_is_what_the_participant_reads(
     templates = copy_templates(tmp_path)
     edit_phrases(templates, EXPIRED, 'expired = "истёк срок действия (правка)"')
     world = make_world(paths={"templates_dir": str(templates)})
-    now = factory.NOW
-    expired = factory.make_end_entity(
-        world.ca, not_before=now - dt.timedelta(days=400), not_after=now - dt.timedelta(days=1)
-    )
+    expired = expired_certificate(world)
     result = world.process(cert_letter(expired))
     assert result.outcome == "invalid_cert"
     assert result.reply_text == (
