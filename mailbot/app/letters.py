@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -395,13 +395,17 @@ class LetterProcessor:
             row.detail = {**(row.detail or {}), "failure": reason[:2000]}
             session.commit()
 
-    def mark_filed(self, letter_id: int, folder: str) -> None:
-        """Remember where the letter was filed on the server."""
+    def mark_filed(self, filings: Sequence[tuple[int, str]]) -> None:
+        """Remember where letters were filed on the server: ``(letter_id, folder)`` pairs,
+        recorded in one transaction (the daemon files a pass's letters in batches)."""
+        if not filings:
+            return
         with self.sessions() as session:
-            row = session.get(LetterRecord, letter_id)
-            if row is not None:
-                row.filed_to = folder
-                session.commit()
+            session.execute(
+                update(LetterRecord),
+                [{"id": letter_id, "filed_to": folder} for letter_id, folder in filings],
+            )
+            session.commit()
 
     def journal_entries(
         self, mailbox: str, uidvalidity: int, uids: list[int]

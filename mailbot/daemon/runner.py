@@ -37,12 +37,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbot.app import deferral, housekeeping, reminders
 from mailbot.app.assembly import load_rules_and_templates, make_processor
 from mailbot.app.crl_refresh import refresh_crls
-from mailbot.app.letters import JournalEntry, LetterProcessor, LetterSource
+from mailbot.app.letters import LetterProcessor, LetterSource
 from mailbot.app.outbox_status import outbox_backlog
 from mailbot.app.revocation_watch import RevocationWatch
 from mailbot.app.states import Filing, NoVerdict
 from mailbot.backoff import Backoff
 from mailbot.config import Config
+from mailbot.daemon.filing import PendingFilings
 from mailbot.daemon.lease import Lease, acquire, lease_for
 from mailbot.daemon.metrics import METRICS, start_metrics_server
 from mailbot.daemon.systemd import (
@@ -63,8 +64,8 @@ from mailbot.notices.daemon_alerts import OUTBOX_ALERTS, alert_poison_letter
 
 log = get_logger(__name__)
 
-#: Replies are sent at least this often during a long pass over a full mailbox.
-FLUSH_EVERY_LETTERS = 25
+#: Decided letters are moved out of the mailbox in batches of this many (and at a pass's end).
+FILE_EVERY_LETTERS = 25
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,9 @@ class Daemon:
         self.stop = asyncio.Event()
         self._parts: _Parts | None = None
         self._flush_lock = asyncio.Lock()
+        #: The background sending task of a pass (see :meth:`_send_soon`).
+        self._sender: asyncio.Task[None] | None = None
+        self._send_again = False
         #: Set by jobs that decided letters: the mailbox loop stops waiting and files them.
         self.wake = asyncio.Event()
         #: How often deferred letters are retried (tests shorten it below a minute).
@@ -153,6 +157,7 @@ class Daemon:
             notify_stopping()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            await self._sending_done()
             with contextlib.suppress(Exception):
                 await self.flush_outbox()
             if metrics_server is not None:
@@ -264,7 +269,11 @@ class Daemon:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def sync(self, client: MailboxClient) -> int:
-        """One pass over the mailbox; returns how many letters were processed."""
+        """One pass over the mailbox; returns how many letters were processed.
+
+        Replies leave while the pass goes on (:meth:`_send_soon`); decided letters
+        are moved in batches of :data:`FILE_EVERY_LETTERS` (one UID MOVE per folder).
+        """
         mailbox = self.config.imap.mailbox
         state = await client.select(mailbox)
         uids = await client.search_uids("ALL")
@@ -273,43 +282,45 @@ class Daemon:
         )
         fresh = [uid for uid in uids if uid not in known]
         sizes = await client.fetch_sizes(fresh) if fresh else {}
+        pending = PendingFilings(self._folders)
         handled = 0
         for uid in uids:
             if self.stop.is_set():
                 break
             entry = known.get(uid)
             if entry is not None:
-                await self._file_known(client, uid, entry)
-                continue
-            await self._handle(client, uid, state.uidvalidity, sizes.get(uid))
-            handled += 1
-            if handled % FLUSH_EVERY_LETTERS == 0:
-                await self.flush_outbox()
+                # Journaled already (a crash came between the commit and the MOVE).
+                pending.add(uid, entry.letter_id, entry.filing)
+            else:
+                decided = await self._handle(client, uid, state.uidvalidity, sizes.get(uid))
+                handled += 1
+                if decided is not None:
+                    pending.add(uid, *decided)
+                    self._send_soon()
+            if len(pending) >= FILE_EVERY_LETTERS:
+                await pending.file(client, self._running.processor.mark_filed)
+        await pending.file(client, self._running.processor.mark_filed)
         return handled
-
-    async def _file_known(self, client: MailboxClient, uid: int, entry: JournalEntry) -> None:
-        """A journaled letter still in the mailbox: file it if it should not stay."""
-        await self._file(client, uid, entry.letter_id, entry.filing)
 
     async def _handle(
         self, client: MailboxClient, uid: int, uidvalidity: int, size: int | None
-    ) -> None:
+    ) -> tuple[int, Filing] | None:
+        """Claim and process one new letter; returns its journal id and where it goes."""
         processor = self._running.processor
         limit = self.config.limits.max_letter_bytes
         too_big = size is not None and size > limit
         raw = await (client.fetch_headers(uid) if too_big else client.fetch_message(uid))
         if raw is None:
-            return  # expunged meanwhile
+            return None  # expunged meanwhile
         source = LetterSource(self.config.imap.mailbox, uidvalidity, uid)
         started = time.monotonic()
         with bind_letter(uid=uid, uidvalidity=uidvalidity):
             claim = await asyncio.to_thread(processor.claim, raw, source)
             if claim.finished:
-                await self._file(client, uid, claim.letter_id, claim.filing)
-                return
+                return claim.letter_id, claim.filing
             if claim.attempts > self.config.daemon.max_attempts:
-                await self._poison(client, uid, claim.letter_id, raw, claim.attempts)
-                return
+                await self._poison(claim.letter_id, raw, claim.attempts)
+                return claim.letter_id, Filing.FAILED
             try:
                 result = await asyncio.to_thread(
                     processor.process, raw, source, False, size if too_big else None
@@ -320,7 +331,7 @@ class Daemon:
                 # Counted by the claim; after max_attempts it is a poison letter.
                 log.exception("letter.crashed", letter_id=claim.letter_id, attempt=claim.attempts)
                 METRICS.letters.inc(outcome="crashed")
-                return
+                return None
             METRICS.letters.inc(outcome=result.outcome or "")
             log.info(
                 "letter.done",
@@ -329,26 +340,15 @@ class Daemon:
                 route=result.route,
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
-            await self._file(client, uid, result.letter_id, result.filing)
+            return (result.letter_id, result.filing) if result.letter_id is not None else None
 
-    async def _file(
-        self, client: MailboxClient, uid: int, letter_id: int | None, filing: Filing
-    ) -> None:
-        folder = self._folders.get(filing)
-        if folder is None or letter_id is None:
-            return  # "leave" and deferred letters stay in the mailbox
-        await client.move([uid], folder)
-        await asyncio.to_thread(self._running.processor.mark_filed, letter_id, folder)
-
-    async def _poison(
-        self, client: MailboxClient, uid: int, letter_id: int, raw: bytes, attempts: int
-    ) -> None:
+    async def _poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
         reason = f"processing started {attempts - 1} times without finishing"
         log.error("letter.poison", letter_id=letter_id, detail=reason)
         await asyncio.to_thread(self._running.processor.give_up, letter_id, reason)
         await asyncio.to_thread(self._alert_poison, letter_id, raw, attempts)
         METRICS.letters.inc(outcome=NoVerdict.FAILED)
-        await self._file(client, uid, letter_id, Filing.FAILED)
+        self._send_soon()
 
     def _alert_poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
         with self._running.processor.sessions() as session:
@@ -358,6 +358,34 @@ class Daemon:
             session.commit()
 
     # -- outbox and scheduled jobs -----------------------------------------------------------
+
+    def _send_soon(self) -> None:
+        """Send queued replies in the background while the pass goes on.
+
+        One sending task at a time; a request that comes while it runs makes it
+        flush once more, so a reply queued meanwhile does not wait for the next tick.
+        """
+        if self._sender is not None and not self._sender.done():
+            self._send_again = True
+            return
+        self._sender = asyncio.create_task(self._send_until_done())
+
+    async def _send_until_done(self) -> None:
+        while True:
+            self._send_again = False
+            try:
+                await self.flush_outbox()
+            except Exception:  # the scheduled flush retries; the pass must go on
+                log.exception("job.failed", job="flush_outbox")
+                return
+            if not self._send_again:
+                return
+
+    async def _sending_done(self) -> None:
+        """Wait for the background sending task, if one runs."""
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await self._sender
 
     async def flush_outbox(self) -> None:
         """Send what is due; one flush at a time."""

@@ -246,7 +246,7 @@ def test_a_reset_poison_letter_is_processed_again_on_the_same_row(
     for _ in range(4):
         claim = processor.claim(raw, LetterSource("INBOX", 1, 5))
     processor.give_up(claim.letter_id, "processing started 3 times without finishing")
-    processor.mark_filed(claim.letter_id, "Failed")
+    processor.mark_filed([(claim.letter_id, "Failed")])
     # Found in the mailbox again before the reset: it stays failed.
     assert processor.claim(raw, LetterSource("INBOX", 1, 6)).state == "failed"
 

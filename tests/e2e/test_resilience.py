@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mailbot.config import load_config
+from mailbot.daemon.runner import FILE_EVERY_LETTERS
 from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import CertificateRecord, LetterRecord, OutboxMessage
@@ -94,6 +95,16 @@ def start_daemon(
             while b"READY=1" not in notify.recv(4096):
                 pass
     return process
+
+
+def start_killed_daemon(scenario: Scenario, target: str, nth: int) -> subprocess.Popen[bytes]:
+    """``mailbot run`` that SIGKILLs itself when *target* is entered the *nth* time."""
+    environment = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "testkit.kill_points", target, str(nth),
+         "run", "--config", str(scenario.config_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment,
+    )  # fmt: skip
 
 
 def stop_daemon(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
@@ -284,6 +295,45 @@ def test_sigkill_right_after_the_smtp_server_said_250(
     engine.dispose()
     assert len(rows) == len({letter for letter, _ in rows}) == count  # one reply per letter
     assert {status for _, status in rows} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    "kill_point",
+    [
+        # After the batch's letters were decided, before its journal marks.
+        "mailbot.app.letters:LetterProcessor.mark_filed",
+        # After the marks, before the UID MOVE: the journal says filed, the letters are not.
+        "mailbot.mail.imap:MailboxClient.move",
+    ],
+)
+def test_sigkill_inside_a_filing_batch(
+    make_scenario: Callable[..., Scenario], database: str, kill_point: str
+) -> None:
+    count = FILE_EVERY_LETTERS + 10
+    scenario = make_scenario(database, "[limits]\nreplies_per_sender_per_day = 1000\n")
+    letters = [scenario.add_cert_letter(scenario.participant_certificate()) for _ in range(count)]
+    deliver_many(scenario, letters)
+    process = start_killed_daemon(scenario, kill_point, 1)
+    try:
+        code = process.wait(timeout=120)
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    finally:
+        kill_daemon(process)
+    assert code == -signal.SIGKILL, stderr[-2000:]
+    # Killed at the first batch edge: the first batch is decided, not one letter has moved.
+    assert scenario.dovecot.message_count(FUND) == count
+    assert database_counts(scenario)[0] >= FILE_EVERY_LETTERS
+    finish_cleanly(scenario, count)
+    assert set(replies_by_letter(scenario).values()) == {1}
+    assert max(accepted_copies(scenario).values()) <= 2
+    assert database_counts(scenario) == (count, count, 0)
+    assert scenario.dovecot.message_count(FUND, "Processed") == count
+    engine = engine_from_config(load_config(scenario.config_path))
+    with session_factory(engine)() as session:
+        filed_to = session.scalars(select(LetterRecord.filed_to)).all()
+    engine.dispose()
+    assert filed_to == ["Processed"] * count  # the journal knows where every letter went
+    assert_store_matches_directory(scenario)
 
 
 def test_poison_letter_goes_to_the_failed_folder_and_alerts(
