@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
@@ -59,6 +60,9 @@ from mailbot.regulation.intake import IntakeDecision, IntakeSettings, decide
 from mailbot.regulation.routes import RouteTable
 
 log = get_logger(__name__)
+
+#: Writes archive copies beside the decision (one letter at a time is processed).
+_ARCHIVE_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
 
 
 class RetryError(Exception):
@@ -169,6 +173,8 @@ class LetterProcessor:
         """
         now = self.clock()
         digest = hashlib.sha256(raw).hexdigest()
+        # The archive copy is written (and fsynced) while the letter is decided.
+        archive = None if dry_run else _ARCHIVE_WRITER.submit(self._archive, raw, digest)
         with self.sessions() as session, bind_letter(sha256=digest[:16], uid=source.uid):
             previous = self._journaled(session, source, raw, digest)
             claimed = (
@@ -184,7 +190,7 @@ class LetterProcessor:
                 )
             intake, handler = self._decide(session, raw, now, declared_size)
             return self._commit(
-                session, claimed, source, raw, digest, intake, handler, now, dry_run
+                session, claimed, source, archive, digest, intake, handler, now, dry_run
             )
 
     def retry(self, letter_id: int) -> ProcessResult:
@@ -228,7 +234,8 @@ class LetterProcessor:
                 )
             row.attempts = seen + 1
             source = LetterSource(row.mailbox, row.uidvalidity, row.uid)
-            return self._commit(session, row, source, raw, row.sha256, intake, handler, now)
+            archive = _ARCHIVE_WRITER.submit(self._archive, raw, row.sha256)
+            return self._commit(session, row, source, archive, row.sha256, intake, handler, now)
 
     def reset_failed(self, letter_id: int) -> None:
         """Let a ``failed`` (poison) letter be processed again when it is back in the mailbox.
@@ -294,18 +301,21 @@ class LetterProcessor:
         session: Session,
         claimed: LetterRecord | None,
         source: LetterSource,
-        raw: bytes,
+        archive: Future[Path] | None,
         digest: str,
         intake: IntakeDecision,
         handler: AddCertDecision | None,
         now: dt.datetime,
         dry_run: bool = False,
     ) -> ProcessResult:
-        """Record the decision in the session's transaction and commit (or roll back)."""
+        """Record the decision in the session's transaction and commit (or roll back).
+
+        *archive* is the letter's archive copy being written (None in a dry run).
+        """
         written: list[Path] = []
         try:
             result = self._record(
-                session, claimed, source, raw, digest, intake, handler, now, dry_run, written
+                session, claimed, source, archive, digest, intake, handler, now, dry_run, written
             )
             result = replace(
                 result,
@@ -472,7 +482,7 @@ class LetterProcessor:
         session: Session,
         claimed: LetterRecord | None,
         source: LetterSource,
-        raw: bytes,
+        archive: Future[Path] | None,
         digest: str,
         intake: IntakeDecision,
         handler: AddCertDecision | None,
@@ -501,8 +511,8 @@ class LetterProcessor:
         row.detail = {**history, "intake": {"stage": intake.stage.value, "reason": intake.reason}}
         session.add(row)
         session.flush()
-        if not dry_run:
-            row.archive_path = str(self._archive(raw, digest))
+        if archive is not None:
+            row.archive_path = str(archive.result())  # durable before the journal row commits
 
         outcome: Outcome | None = intake.outcome
         values = dict(intake.template_values)
