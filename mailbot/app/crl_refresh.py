@@ -3,6 +3,12 @@
 The daemon calls :func:`refresh_crls` on its schedule and reports the result
 (the CRL age metric, a warning per CA without a current CRL); the revocation
 watch then checks the registered certificates against what was fetched.
+
+The refresh does the ingesting so that letters need not: a CRL that runs out
+before the horizon is replaced (from the drop folder, the URL the cached CRL
+came from, the directory's URLs), and a newer one is taken when published or
+dropped. A letter then finds a current index and only looks a serial up; it
+ingests itself only for a CA the refresh could not serve (e.g. first use).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app.adapters import DbCaDirectory, parsed
 from mailbot.app.revocation_watch import poll_newer_crl
 from mailbot.directory.models import CertificationAuthority
+from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource
 from mailbot.pki.issuer import CaDirectory
 
@@ -49,7 +56,9 @@ def refresh_crls(
             certificate = parsed(row)
             if certificate is None:
                 continue
-            index, problem = source.fresh_index(certificate, horizon)
+            index, problem = source.fresh_index(
+                certificate, horizon, _known_urls(source, certificate)
+            )
             if problem is None:
                 # Fresh enough, but a newer CRL may list new revocations (the watch).
                 index = poll_newer_crl(source, certificate) or index
@@ -61,3 +70,14 @@ def refresh_crls(
                 )
             )
     return found
+
+
+def _known_urls(source: CachingCrlSource, ca: Certificate) -> list[str]:
+    """The URL the cached CRL came from, if HTTP(S).
+
+    A letter's certificate may have named a distribution point the directory
+    does not list; the refresh keeps using it.
+    """
+    index = source.store.current(ca)
+    url = index.meta.source_url if index is not None else None
+    return [url] if url and url.lower().startswith(("http://", "https://")) else []
