@@ -114,11 +114,17 @@ def ingest_crl(
     fetched_at: datetime,
 ) -> Ingested:
     """Verify a DER CRL against ``ca`` and make it the CA key's current one; raises CrlError."""
-    parsed = parse_crl(raw)
     try:
-        return _accept(parsed, raw, ca, cache_dir, validators, fetched_at)
-    finally:
-        parsed.tbs.release()  # a view into ``raw``, which may be an mmap about to close
+        parsed = parse_crl(raw)
+        try:
+            return _accept(parsed, raw, ca, cache_dir, validators, fetched_at)
+        finally:
+            parsed.tbs.release()  # a view into ``raw``, which may be an mmap about to close
+    except CrlError as exc:
+        # The traceback's frames hold views into ``raw``: while they live, an mmap under it
+        # cannot close (BufferError instead of this error). Keep only the text.
+        failure = str(exc)
+    raise CrlError(failure)
 
 
 def _accept(
