@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app.adapters import DbCaDirectory, parsed
 from mailbot.app.revocation_watch import poll_newer_crl
 from mailbot.directory.models import CertificationAuthority
-from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource
 from mailbot.pki.issuer import CaDirectory
+from mailbot.pki.revocation_index import RevocationIndex
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,11 @@ def refresh_crls(
             certificate = parsed(row)
             if certificate is None:
                 continue
-            index, problem = source.fresh_index(
-                certificate, horizon, _known_urls(source, certificate)
-            )
-            if problem is None:
+            cached = source.store.current(certificate)
+            index, problem = source.fresh_index(certificate, horizon, _known_urls(cached))
+            if problem is None and index is cached:
                 # Fresh enough, but a newer CRL may list new revocations (the watch).
+                # (Not right after taking a new one: that was the newest there was.)
                 index = poll_newer_crl(source, certificate) or index
             found.append(
                 CrlRefresh(
@@ -72,12 +72,11 @@ def refresh_crls(
     return found
 
 
-def _known_urls(source: CachingCrlSource, ca: Certificate) -> list[str]:
+def _known_urls(cached: RevocationIndex | None) -> list[str]:
     """The URL the cached CRL came from, if HTTP(S).
 
     A letter's certificate may have named a distribution point the directory
     does not list; the refresh keeps using it.
     """
-    index = source.store.current(ca)
-    url = index.meta.source_url if index is not None else None
+    url = cached.meta.source_url if cached is not None else None
     return [url] if url and url.lower().startswith(("http://", "https://")) else []
