@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -103,6 +104,9 @@ def _measure(folder: Path, mode: str, source: str) -> None:
                 "rss_before_mb": round(before, 1),
                 "rss_after_mb": round(after, 1),
                 "rss_peak_mb": round(peak, 1),
+                "worker_peak_mb": round(
+                    resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1
+                ),
                 "status_first_ms": round(first_ms, 3),
                 "status_each_us": round(each_us, 1),
             }
