@@ -49,7 +49,7 @@ def make_private_dirs(directory: Path) -> None:
 
 
 def write_atomically(
-    path: Path, data: bytes | Iterable[bytes], mode: int = PRIVATE_FILE_MODE
+    path: Path, data: bytes | Iterable[bytes | memoryview], mode: int = PRIVATE_FILE_MODE
 ) -> None:
     """Replace *path* with *data* (bytes, or chunks of bytes) atomically and durably.
 

@@ -22,7 +22,11 @@ from mailbot.regulation.routes import RouteTable, load_routes
 
 def crl_store(config: Config) -> CrlStore:
     """The on-disk CRL cache and revocation index."""
-    return CrlStore(config.crl_cache_dir, config.crl.max_crl_bytes)
+    return CrlStore(
+        config.crl_cache_dir,
+        config.crl.max_crl_bytes,
+        ingest_timeout=config.crl.ingest_timeout_seconds,
+    )
 
 
 def crl_fetcher(config: Config) -> HttpCrlFetcher:

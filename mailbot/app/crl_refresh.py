@@ -3,6 +3,12 @@
 The daemon calls :func:`refresh_crls` on its schedule and reports the result
 (the CRL age metric, a warning per CA without a current CRL); the revocation
 watch then checks the registered certificates against what was fetched.
+
+The refresh does the ingesting so that letters need not: a CRL that runs out
+before the horizon is replaced (from the drop folder, the URL the cached CRL
+came from, the directory's URLs), and a newer one is taken when published or
+dropped. A letter then finds a current index and only looks a serial up; it
+ingests itself only for a CA the refresh could not serve (e.g. first use).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from mailbot.app.revocation_watch import poll_newer_crl
 from mailbot.directory.models import CertificationAuthority
 from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource
 from mailbot.pki.issuer import CaDirectory
+from mailbot.pki.revocation_index import RevocationIndex
 
 
 @dataclass(frozen=True)
@@ -49,9 +56,11 @@ def refresh_crls(
             certificate = parsed(row)
             if certificate is None:
                 continue
-            index, problem = source.fresh_index(certificate, horizon)
-            if problem is None:
+            cached = source.store.current(certificate)
+            index, problem = source.fresh_index(certificate, horizon, _known_urls(cached))
+            if problem is None and index is cached:
                 # Fresh enough, but a newer CRL may list new revocations (the watch).
+                # (Not right after taking a new one: that was the newest there was.)
                 index = poll_newer_crl(source, certificate) or index
             found.append(
                 CrlRefresh(
@@ -61,3 +70,13 @@ def refresh_crls(
                 )
             )
     return found
+
+
+def _known_urls(cached: RevocationIndex | None) -> list[str]:
+    """The URL the cached CRL came from, if HTTP(S).
+
+    A letter's certificate may have named a distribution point the directory
+    does not list; the refresh keeps using it.
+    """
+    url = cached.meta.source_url if cached is not None else None
+    return [url] if url and url.lower().startswith(("http://", "https://")) else []

@@ -97,6 +97,8 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         problems.append(f"smtp.from_address: {config.smtp.from_address!r} is not an address")
     if config.smtp.timeout_seconds <= 0:
         problems.append("smtp.timeout_seconds: must be positive")
+    if config.crl.ingest_timeout_seconds <= 0:
+        problems.append("crl.ingest_timeout_seconds: must be positive")
     if config.smtp.retry_base_seconds <= 0:
         problems.append("smtp.retry_base_seconds: must be positive")
     if config.smtp.retry_max_seconds < config.smtp.retry_base_seconds:

@@ -149,6 +149,8 @@ class CrlConfig:
     fetch_timeout_seconds: int = 20
     max_crl_bytes: int = 100 * MIB
     max_redirects: int = 3
+    #: A CRL is verified and indexed in a worker process killed after this many seconds.
+    ingest_timeout_seconds: int = 60
     #: Tolerance around thisUpdate/nextUpdate for clock skew.
     grace_seconds: int = 300
     #: With ``defer``: how often a waiting letter is retried ...

@@ -167,19 +167,9 @@ def _parse(buf: memoryview) -> ParsedCrl:
     small = bytes(buf[sig_alg_tlv.header_start : sig_alg_tlv.end])
     sig_alg = parse_algorithm(small, der.read_tlv(small, 0, len(small)))
 
-    pos = tbs.start
-    first = der.read_tlv(buf, pos, tbs.end)
-    if first.tag == der.TAG_INTEGER:
-        if bytes(buf[first.start : first.end]) != b"\x01":
-            raise DerError("unsupported CRL version")
-        pos = first.end
-    alg_tlv = der.read_tlv(buf, pos, tbs.end)
+    alg_tlv, issuer_tlv, issuer = _algorithm_and_issuer(buf, tbs)
     alg_bytes = bytes(buf[alg_tlv.header_start : alg_tlv.end])
     tbs_alg = parse_algorithm(alg_bytes, der.read_tlv(alg_bytes, 0, len(alg_bytes)))
-    issuer_tlv = der.expect(buf, alg_tlv.end, tbs.end, der.TAG_SEQUENCE)
-    issuer_bytes = bytes(buf[issuer_tlv.header_start : issuer_tlv.end])
-    der.check_well_formed(issuer_bytes)
-    issuer = Name.from_der(issuer_bytes)
     this_tlv = der.read_tlv(buf, issuer_tlv.end, tbs.end)
     this_update = parse_time(this_tlv.tag, bytes(buf[this_tlv.start : this_tlv.end]))
     pos = this_tlv.end
@@ -239,6 +229,31 @@ def _parse(buf: memoryview) -> ParsedCrl:
         size=size,
     )
     return ParsedCrl(header, buf[tbs.header_start : tbs.end], records)
+
+
+def crl_issuer(data: bytes | memoryview) -> Name:
+    """The issuer of a DER CRL, read from its header without walking the entries."""
+    buf = memoryview(data)
+    try:
+        top = der.expect(buf, 0, len(buf), der.TAG_SEQUENCE)
+        return _algorithm_and_issuer(buf, der.expect(buf, top.start, top.end, der.TAG_SEQUENCE))[2]
+    except DerError as exc:
+        raise CrlError(f"malformed CRL: {exc}") from None
+
+
+def _algorithm_and_issuer(buf: memoryview, tbs: der.Tlv) -> tuple[der.Tlv, der.Tlv, Name]:
+    """tbsCertList's signature AlgorithmIdentifier, issuer element and issuer name."""
+    pos = tbs.start
+    first = der.read_tlv(buf, pos, tbs.end)
+    if first.tag == der.TAG_INTEGER:
+        if bytes(buf[first.start : first.end]) != b"\x01":
+            raise DerError("unsupported CRL version")
+        pos = first.end
+    alg_tlv = der.read_tlv(buf, pos, tbs.end)
+    issuer_tlv = der.expect(buf, alg_tlv.end, tbs.end, der.TAG_SEQUENCE)
+    issuer_bytes = bytes(buf[issuer_tlv.header_start : issuer_tlv.end])
+    der.check_well_formed(issuer_bytes)
+    return alg_tlv, issuer_tlv, Name.from_der(issuer_bytes)
 
 
 def _integer(value: bytes) -> int:

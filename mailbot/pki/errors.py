@@ -37,3 +37,7 @@ class CrlError(PkiError):
 
 class CrlFetchError(PkiError):
     """No CRL could be obtained from a URL (network, HTTP status, size, not a CRL)."""
+
+
+class CrlWorkerError(CrlError):
+    """A CRL ingest worker process missed its deadline or died (not a verdict on the CRL)."""

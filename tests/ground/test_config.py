@@ -109,6 +109,11 @@ def test_choice_is_checked(tmp_path: Path) -> None:
     ]
 
 
+def test_crl_ingest_timeout_must_be_positive(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, MINIMAL + "[crl]\ningest_timeout_seconds = 0\n"))
+    assert problems == ["crl.ingest_timeout_seconds: must be positive"]
+
+
 def test_missing_password_source_is_refused(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, '[imap]\nhost = "127.0.0.1"\n'))
     assert problems == [
