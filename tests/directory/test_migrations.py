@@ -68,7 +68,7 @@ def test_0002_adds_and_removes_expiry_reminders_keeping_data(engine: Engine) -> 
                 "VALUES ('Больница', true, '2026-01-01 00:00:00+00', '2026-01-01 00:00:00+00')"
             )
         )
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0002")
     assert migrate.current_revision(engine) == "0002"
     unique = inspect(engine).get_unique_constraints("expiry_reminders")
     assert [u["column_names"] for u in unique] == [["certificate_id", "threshold_days"]]
