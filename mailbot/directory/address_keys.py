@@ -75,8 +75,8 @@ def _compile_kept(element: _KeptUnlessSourcesSet, compiler: SQLCompiler, **_kw: 
     changed = sorted(element.sources & assigned)
     if changed:
         raise CompileError(
-            f"an UPDATE setting {', '.join(changed)} must set {element.name} as well "
-            "(assigning it on an ORM object does; see mailbot.directory.address_keys)"
+            f"{element.name} is derived from {', '.join(changed)}: a statement changing one "
+            "must set both (assigning on an ORM object does; see mailbot.directory.address_keys)"
         )
     return str(compiler.preparer.quote(element.name))
 
@@ -95,7 +95,8 @@ def derived_key_column(
     """
 
     def default(context: DefaultExecutionContext) -> str | None:
-        return compute(context.get_current_parameters())
+        parameters = context.get_current_parameters()  # type: ignore[no-untyped-call]
+        return compute(parameters)
 
     return mapped_column(
         String(ADDRESS_KEY_CHARS),
