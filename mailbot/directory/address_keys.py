@@ -49,7 +49,7 @@ def reply_recipient_key(kind: object, recipients: object) -> str | None:
     A reply goes to the one sender it answers (``queue_answer`` queues exactly one
     recipient), so the first recipient is the one counted.
     """
-    if kind != "reply" or not isinstance(recipients, Sequence) or not recipients:
+    if kind != "reply" or not isinstance(recipients, list | tuple) or not recipients:
         return None
     return reply_count_key(str(recipients[0]))
 

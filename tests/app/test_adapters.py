@@ -80,6 +80,15 @@ def test_replies_are_counted_per_local_day_address_and_kind(session: Session) ->
     assert counter.replies_on("admin@fund.example", DAY) == 0
 
 
+def test_a_reply_to_an_address_longer_once_normalised_is_queued_and_counted(
+    session: Session,
+) -> None:
+    # 241 characters as written (a valid sender), 961 once its labels are punycode.
+    sender = "a@" + ".".join(["я"] * 120)
+    add_replies(session, [("reply", sender, utc(2026, 11, 30, 9, 0))])
+    assert DbReplyCounter(session, ZONE).replies_on(sender.upper(), DAY) == 1
+
+
 def fill_at_volume(session: Session) -> None:
     """VOLUME subscribers with one trusted address each and VOLUME replies today."""
     session.add(Organisation(id=1, name="Больница"))
