@@ -35,8 +35,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
+
+from mailbot.addresses import normalize_address
+from mailbot.directory.address_keys import derived_key_column, reply_recipient_key
 
 # Stable constraint names, so migrations can refer to them on both databases.
 NAMING_CONVENTION = {
@@ -141,11 +144,22 @@ class TrustedAddress(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    #: As the administrator sees it (lower-cased).
     address: Mapped[str] = mapped_column(String(320), index=True)
+    #: ``normalize_address(address)``, what the sender gate looks up (filled on every insert).
+    address_key: Mapped[str] = derived_key_column(
+        "address_key", ["address"], lambda row: normalize_address(row["address"]), index=True
+    )
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="addresses")
+
+    @validates("address")
+    def _keep_key(self, _name: str, address: str) -> str:
+        # An ORM assignment sets the key too, so its UPDATE sets both columns.
+        self.address_key = normalize_address(address)
+        return address
 
 
 class CertificationAuthority(Timestamped, Base):
@@ -241,6 +255,7 @@ class OutboxMessage(Base):
     """A letter mailbot sends; the row is the source of truth for "sent exactly once"."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_recipient_key_created_at", "recipient_key", "created_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     letter_id: Mapped[int | None] = mapped_column(ForeignKey("letters.id"), index=True)
@@ -257,6 +272,12 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[dt.datetime | None]
+    #: For a reply, its recipient's ``reply_count_key`` (the reply cap counts by it); else NULL.
+    recipient_key: Mapped[str | None] = derived_key_column(
+        "recipient_key",
+        ["kind", "recipients"],
+        lambda row: reply_recipient_key(row.get("kind"), row.get("recipients")),
+    )
 
 
 class QuarantinedCertificate(Base):

@@ -6,13 +6,12 @@ to the caller, so a CLI command or an import runs in one transaction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from mailbot.addresses import normalize_address
+from mailbot.addresses import MAX_ADDRESS_CHARS, normalize_address
 from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
 from mailbot.identifiers import normalise_inn, normalise_ogrn, normalise_snils
 
@@ -22,10 +21,17 @@ class DirectoryError(Exception):
 
 
 def normalise_address(address: str) -> str:
-    """Trusted addresses are compared case-insensitively: store them lower-case."""
+    """A trusted address as it is stored and shown: lower-cased, checked to be an address.
+
+    Only the administrator's view; the gate compares :func:`normalize_address`
+    keys, kept in ``trusted_addresses.address_key``.
+    """
     value = address.strip().lower()
     if value.count("@") != 1 or value.startswith("@") or value.endswith("@") or " " in value:
         raise DirectoryError(f"{address!r} is not an e-mail address")
+    # IDNA can lengthen an address: its key must fit the indexed column as well.
+    if max(len(value), len(normalize_address(value))) > MAX_ADDRESS_CHARS:
+        raise DirectoryError(f"{address!r} is longer than {MAX_ADDRESS_CHARS} characters")
     return value
 
 
@@ -169,27 +175,20 @@ def list_addresses(session: Session, subscriber_id: int | None = None) -> Sequen
 def subscribers_trusting(session: Session, address: str) -> Sequence[Subscriber]:
     """Active subscribers of active organisations whose active trusted addresses include
     *address*, compared by :func:`normalize_address`. This is the regulation's sender gate
-    lookup."""
-    wanted = normalize_address(address)
-    # The database narrows by local part (stored lower-cased; SQLite's lower() folds only
-    # ASCII, so it is not relied on for the rest); normalize_address decides, so that a
-    # domain stored in Unicode matches one written in punycode and the other way round.
-    local = wanted.rpartition("@")[0]
-    pattern = re.sub(r"([\\%_])", r"\\\1", local) + "@%"
+    lookup: one equality on the indexed ``address_key``, so a domain stored in Unicode
+    matches one written in punycode and the other way round."""
     query = (
-        select(Subscriber, TrustedAddress.address)
+        select(Subscriber)
         .join(TrustedAddress, TrustedAddress.subscriber_id == Subscriber.id)
         .join(Organisation, Organisation.id == Subscriber.organisation_id)
         .where(
-            func.lower(TrustedAddress.address).like(pattern, escape="\\"),
+            TrustedAddress.address_key == normalize_address(address),
             TrustedAddress.active.is_(True),
             Subscriber.active.is_(True),
             Organisation.active.is_(True),
         )
         .order_by(Subscriber.id)
     )
-    found: dict[int, Subscriber] = {}
-    for subscriber, trusted in session.execute(query).all():
-        if normalize_address(trusted) == wanted:
-            found.setdefault(subscriber.id, subscriber)
+    # One subscriber may trust two spellings of one address (Unicode and punycode).
+    found = {subscriber.id: subscriber for subscriber in session.scalars(query)}
     return list(found.values())

@@ -68,7 +68,7 @@ def test_0002_adds_and_removes_expiry_reminders_keeping_data(engine: Engine) -> 
                 "VALUES ('Больница', true, '2026-01-01 00:00:00+00', '2026-01-01 00:00:00+00')"
             )
         )
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0002")
     assert migrate.current_revision(engine) == "0002"
     unique = inspect(engine).get_unique_constraints("expiry_reminders")
     assert [u["column_names"] for u in unique] == [["certificate_id", "threshold_days"]]
@@ -77,3 +77,84 @@ def test_0002_adds_and_removes_expiry_reminders_keeping_data(engine: Engine) -> 
     assert "expiry_reminders" not in inspect(engine).get_table_names()
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT name FROM organisations")) == "Больница"
+
+
+def test_0003_fills_the_address_keys_of_existing_rows(engine: Engine) -> None:
+    """Rows written before 0003 (Unicode and punycode domains) are found by the new lookups."""
+    import datetime as dt
+
+    from sqlalchemy import text
+
+    from mailbot.app.adapters import DbReplyCounter
+    from mailbot.directory.session import session_factory
+    from mailbot.directory.subscribers import subscribers_trusting
+
+    migrate.upgrade(engine, "0002")
+    stamp = "2026-11-30 09:00:00+00"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO organisations (id, name, active, created_at, updated_at) "
+                "VALUES (1, 'Больница', true, :t, :t)"
+            ),
+            {"t": stamp},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO subscribers (id, organisation_id, surname, active, "
+                "certificate_fields, created_at, updated_at) VALUES (:id, 1, :surname, true, "
+                "'{}', :t, :t)"
+            ),
+            [{"id": n, "surname": f"Абонент {n}", "t": stamp} for n in (1, 2, 3)],
+        )
+        # More rows than one fill batch, so the batches are seen to continue.
+        addresses = [(1, "иван@пример.рф"), (2, "petrov@xn--e1afmkfd.xn--p1ai")]
+        addresses += [(3, f"user{n}@clinic.example") for n in range(1500)]
+        connection.execute(
+            text(
+                "INSERT INTO trusted_addresses (subscriber_id, address, active, created_at) "
+                "VALUES (:s, :a, true, :t)"
+            ),
+            [{"s": s, "a": a, "t": stamp} for s, a in addresses],
+        )
+        connection.execute(
+            text(
+                "INSERT INTO outbox (kind, recipients, message_id, raw, status, attempts, "
+                "next_attempt_at, created_at) VALUES (:kind, :recipients, :id, :raw, 'sent', "
+                "1, :t, :t)"
+            ),
+            [
+                {"kind": kind, "recipients": recipients, "id": f"<{n}@x>", "raw": b"", "t": stamp}
+                for n, (kind, recipients) in enumerate(
+                    [
+                        ("reply", '["Иван@Пример.РФ"]'),
+                        ("reply", '["иван@xn--e1afmkfd.xn--p1ai"]'),
+                        ("alert", '["иван@пример.рф"]'),
+                        ("reply", '["petrov@xn--e1afmkfd.xn--p1ai"]'),
+                    ]
+                )
+            ],
+        )
+
+    migrate.upgrade(engine)
+
+    assert migrate.current_revision(engine) == "0003"
+    columns = {c["name"]: c for c in inspect(engine).get_columns("trusted_addresses")}
+    assert columns["address_key"]["nullable"] is False
+    with session_factory(engine)() as session:
+        for sender, subscriber_id in [
+            ("ИВАН@xn--e1afmkfd.xn--p1ai", 1),
+            ("Petrov@Пример.РФ", 2),
+            ("USER1499@clinic.example", 3),
+        ]:
+            assert [s.id for s in subscribers_trusting(session, sender)] == [subscriber_id]
+        counter = DbReplyCounter(session, "Europe/Moscow")
+        assert counter.replies_on("иван@ПРИМЕР.рф", dt.date(2026, 11, 30)) == 2
+        assert counter.replies_on("petrov@пример.рф", dt.date(2026, 11, 30)) == 1
+        assert counter.replies_on("иван@пример.рф", dt.date(2026, 11, 29)) == 0
+
+    migrate.downgrade(engine, "0002")
+    assert "address_key" not in {
+        c["name"] for c in inspect(engine).get_columns("trusted_addresses")
+    }
+    assert "recipient_key" not in {c["name"] for c in inspect(engine).get_columns("outbox")}
