@@ -1,0 +1,354 @@
+"""Applying many directory rows in one transaction: lookups in memory, writes in chunks.
+
+:class:`DirectoryLoader` reads the organisations, subscribers and trusted addresses
+once into dicts, resolves each row against them exactly as a row-by-row import
+would (rows see the effect of the rows before them), and writes what changed with
+one ``executemany`` per table and chunk instead of an ORM flush per row.
+
+Matching rules: an organisation by registry code, else by INN, else by exact name;
+a subscriber within the organisation by SNILS, else by surname + given names. When
+several records share a key, the oldest (lowest id) wins, as the database's first
+row would. A matched subscriber gets the row's non-empty fields and its ``active``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mailbot.directory.models import Organisation, Subscriber, TrustedAddress, utcnow
+
+#: Rows fetched per round trip while preloading (bounds the driver's buffer).
+PRELOAD_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    """One validated row: an organisation, a subscriber of it and the subscriber's addresses."""
+
+    organisation: str
+    organisation_code: str | None
+    organisation_inn: str | None
+    organisation_ogrn: str | None
+    surname: str | None
+    given_names: str | None
+    title: str | None
+    snils: str | None
+    addresses: tuple[str, ...]
+    active: bool
+
+
+@dataclass
+class LoadCounts:
+    """What the loader created and updated so far."""
+
+    organisations_created: int = 0
+    subscribers_created: int = 0
+    subscribers_updated: int = 0
+    addresses_added: int = 0
+
+
+class _Organisation:
+    """An organisation as the loader knows it, with its subscribers indexed."""
+
+    __slots__ = ("by_name", "by_snils", "id")
+
+    def __init__(self, organisation_id: int | None) -> None:
+        self.id = organisation_id
+        #: SNILS -> subscribers with it, oldest first.
+        self.by_snils: dict[str, list[_Subscriber]] = {}
+        #: (surname, given names) -> subscribers with them, oldest first.
+        self.by_name: dict[tuple[str | None, str | None], list[_Subscriber]] = {}
+
+
+class _Subscriber:
+    """A subscriber as the loader knows it; ``id`` is None until it is inserted."""
+
+    __slots__ = (
+        "active",
+        "given_names",
+        "id",
+        "order",
+        "organisation",
+        "snils",
+        "surname",
+        "title",
+    )
+
+    def __init__(
+        self,
+        organisation: _Organisation,
+        order: int,
+        subscriber_id: int | None,
+        surname: str | None,
+        given_names: str | None,
+        title: str | None,
+        snils: str | None,
+        active: bool,
+    ) -> None:
+        self.organisation = organisation
+        #: Creation order (the id for existing ones): decides "oldest" among equal keys.
+        self.order = order
+        self.id = subscriber_id
+        self.surname = surname
+        self.given_names = given_names
+        self.title = title
+        self.snils = snils
+        self.active = active
+
+    def columns(self) -> dict[str, Any]:
+        """The values the import sets, as columns of ``subscribers``."""
+        return {
+            "surname": self.surname,
+            "given_names": self.given_names,
+            "title": self.title,
+            "snils": self.snils,
+            "active": self.active,
+        }
+
+
+def _order(subscriber: _Subscriber) -> int:
+    return subscriber.order
+
+
+def _index(
+    index: dict[Any, list[_Subscriber]], key: Any, subscriber: _Subscriber, present: bool
+) -> None:
+    """Put *subscriber* under *key* (keeping oldest first), or take it out."""
+    if present:
+        bisect.insort(index.setdefault(key, []), subscriber, key=_order)
+        return
+    entries = index[key]
+    entries.remove(subscriber)
+    if not entries:
+        del index[key]
+
+
+class DirectoryLoader:
+    """Resolves rows against the preloaded directory and writes the changes in chunks.
+
+    Call :meth:`apply` for each row, :meth:`flush` whenever a chunk is complete and
+    once at the end; the caller commits or rolls back the session.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self.counts = LoadCounts()
+        self._by_code: dict[str, _Organisation] = {}
+        self._by_inn: dict[str, _Organisation] = {}
+        self._by_name: dict[str, _Organisation] = {}
+        #: (subscriber, address) -> whether the address is active.
+        self._addresses: dict[tuple[_Subscriber, str], bool] = {}
+        # Pending writes of the current chunk.
+        self._new_organisations: list[tuple[_Organisation, dict[str, Any]]] = []
+        self._new_subscribers: list[_Subscriber] = []
+        self._changed_subscribers: dict[_Subscriber, None] = {}  # ordered set
+        self._new_addresses: list[tuple[_Subscriber, str]] = []
+        self._reactivated_addresses: list[tuple[_Subscriber, str]] = []
+        self._preload()
+        self._next_order = itertools.count(self._max_subscriber_id() + 1)
+
+    # -- preloading -------------------------------------------------------------
+
+    def _rows(self, query: Any) -> Iterator[Any]:
+        result = self._session.execute(query.execution_options(yield_per=PRELOAD_BATCH))
+        yield from result
+
+    def _preload(self) -> None:
+        organisations: dict[int, _Organisation] = {}
+        organisation_query = select(
+            Organisation.id, Organisation.name, Organisation.inn, Organisation.registry_code
+        ).order_by(Organisation.id)
+        for organisation_id, name, inn, code in self._rows(organisation_query):
+            organisation = organisations[organisation_id] = _Organisation(organisation_id)
+            self._register_organisation(organisation, name, inn, code)
+        subscribers: dict[int, _Subscriber] = {}
+        subscriber_query = select(
+            Subscriber.id,
+            Subscriber.organisation_id,
+            Subscriber.surname,
+            Subscriber.given_names,
+            Subscriber.title,
+            Subscriber.snils,
+            Subscriber.active,
+        ).order_by(Subscriber.id)
+        for subscriber_id, organisation_id, *fields in self._rows(subscriber_query):
+            subscriber = _Subscriber(
+                organisations[organisation_id], subscriber_id, subscriber_id, *fields
+            )
+            subscribers[subscriber_id] = subscriber
+            self._index_subscriber(subscriber, present=True)
+        address_query = select(
+            TrustedAddress.subscriber_id, TrustedAddress.address, TrustedAddress.active
+        )
+        for subscriber_id, address, active in self._rows(address_query):
+            self._addresses[subscribers[subscriber_id], address] = active
+
+    def _max_subscriber_id(self) -> int:
+        return self._session.scalar(select(func.max(Subscriber.id))) or 0
+
+    # -- resolving rows -------------------------------------------------------------
+
+    def _register_organisation(
+        self, organisation: _Organisation, name: str, inn: str | None, code: str | None
+    ) -> None:
+        # setdefault: with several organisations sharing a key, the oldest is found.
+        if code:
+            self._by_code.setdefault(code, organisation)
+        if inn:
+            self._by_inn.setdefault(inn, organisation)
+        self._by_name.setdefault(name, organisation)
+
+    def _index_subscriber(self, subscriber: _Subscriber, present: bool) -> None:
+        organisation = subscriber.organisation
+        if subscriber.snils:
+            _index(organisation.by_snils, subscriber.snils, subscriber, present)
+        if subscriber.surname:  # only a row with a surname is matched by name
+            name = (subscriber.surname, subscriber.given_names)
+            _index(organisation.by_name, name, subscriber, present)
+
+    def _organisation(self, row: DirectoryRow) -> _Organisation:
+        found = (
+            (self._by_code.get(row.organisation_code) if row.organisation_code else None)
+            or (self._by_inn.get(row.organisation_inn) if row.organisation_inn else None)
+            or self._by_name.get(row.organisation)
+        )
+        if found is not None:
+            return found
+        organisation = _Organisation(None)
+        values = {
+            "name": row.organisation,
+            "inn": row.organisation_inn,
+            "ogrn": row.organisation_ogrn,
+            "registry_code": row.organisation_code,
+            "active": True,
+        }
+        self._new_organisations.append((organisation, values))
+        self._register_organisation(
+            organisation, row.organisation, row.organisation_inn, row.organisation_code
+        )
+        self.counts.organisations_created += 1
+        return organisation
+
+    @staticmethod
+    def _subscriber(organisation: _Organisation, row: DirectoryRow) -> _Subscriber | None:
+        if row.snils and (same := organisation.by_snils.get(row.snils)):
+            return same[0]
+        if row.surname and (same := organisation.by_name.get((row.surname, row.given_names))):
+            return same[0]
+        return None
+
+    def _update(self, subscriber: _Subscriber, row: DirectoryRow) -> None:
+        wanted = {
+            name: value or getattr(subscriber, name)
+            for name, value in (
+                ("surname", row.surname),
+                ("given_names", row.given_names),
+                ("title", row.title),
+                ("snils", row.snils),
+            )
+        }
+        wanted["active"] = row.active
+        if all(getattr(subscriber, name) == value for name, value in wanted.items()):
+            return
+        self._index_subscriber(subscriber, present=False)
+        for name, value in wanted.items():
+            setattr(subscriber, name, value)
+        self._index_subscriber(subscriber, present=True)
+        if subscriber.id is not None:  # a pending insert carries the new values anyway
+            self._changed_subscribers[subscriber] = None
+
+    def apply(self, row: DirectoryRow) -> None:
+        """Create or update the row's organisation, subscriber and addresses (pending)."""
+        organisation = self._organisation(row)
+        subscriber = self._subscriber(organisation, row)
+        if subscriber is None:
+            subscriber = _Subscriber(
+                organisation,
+                next(self._next_order),
+                None,
+                row.surname,
+                row.given_names,
+                row.title,
+                row.snils,
+                row.active,
+            )
+            self._index_subscriber(subscriber, present=True)
+            self._new_subscribers.append(subscriber)
+            self.counts.subscribers_created += 1
+        else:
+            self._update(subscriber, row)
+            self.counts.subscribers_updated += 1
+        for address in row.addresses:
+            known = self._addresses.get((subscriber, address))
+            if known:
+                continue
+            self._addresses[subscriber, address] = True
+            pending = self._new_addresses if known is None else self._reactivated_addresses
+            pending.append((subscriber, address))
+            self.counts.addresses_added += 1
+
+    # -- writing ---------------------------------------------------------------------
+
+    def _insert_returning_ids(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+        statement = insert(model).returning(model.id, sort_by_parameter_order=True)
+        return list(self._session.scalars(statement, rows))
+
+    def flush(self) -> None:
+        """Write the pending changes: one executemany per table (parents first)."""
+        session = self._session
+        if self._new_organisations:
+            rows = [values for _, values in self._new_organisations]
+            ids = self._insert_returning_ids(Organisation, rows)
+            for (organisation, _), organisation_id in zip(
+                self._new_organisations, ids, strict=True
+            ):
+                organisation.id = organisation_id
+            self._new_organisations.clear()
+        if self._new_subscribers:
+            rows = [
+                {"organisation_id": s.organisation.id, "certificate_fields": {}, **s.columns()}
+                for s in self._new_subscribers
+            ]
+            ids = self._insert_returning_ids(Subscriber, rows)
+            for subscriber, subscriber_id in zip(self._new_subscribers, ids, strict=True):
+                subscriber.id = subscriber_id
+            self._new_subscribers.clear()
+        if self._changed_subscribers:
+            now = utcnow()
+            session.execute(
+                update(Subscriber),
+                [{"id": s.id, "updated_at": now, **s.columns()} for s in self._changed_subscribers],
+            )
+            self._changed_subscribers.clear()
+        if self._new_addresses:
+            session.execute(
+                insert(TrustedAddress),
+                [
+                    {"subscriber_id": s.id, "address": address, "active": True}
+                    for s, address in self._new_addresses
+                ],
+            )
+            self._new_addresses.clear()
+        if self._reactivated_addresses:
+            # By (subscriber, address), not primary key: plain Core executemany on the
+            # session's connection (the ORM would insist on an UPDATE by primary key).
+            statement = (
+                update(TrustedAddress)
+                .where(
+                    TrustedAddress.subscriber_id == bindparam("subscriber"),
+                    TrustedAddress.address == bindparam("trusted"),
+                )
+                .values(active=True)
+            )
+            session.connection().execute(
+                statement,
+                [{"subscriber": s.id, "trusted": a} for s, a in self._reactivated_addresses],
+            )
+            self._reactivated_addresses.clear()
