@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -54,6 +55,11 @@ class LoadCounts:
     addresses_added: int = 0
 
 
+#: Subscribers under one key: the subscriber, or a list of several (oldest first).
+#: Lists only where keys repeat keeps 100,000 subscribers' indexes small.
+_Entry = Union["_Subscriber", list["_Subscriber"]]
+
+
 class _Organisation:
     """An organisation as the loader knows it, with its subscribers indexed."""
 
@@ -61,10 +67,10 @@ class _Organisation:
 
     def __init__(self, organisation_id: int | None) -> None:
         self.id = organisation_id
-        #: SNILS -> subscribers with it, oldest first.
-        self.by_snils: dict[str, list[_Subscriber]] = {}
-        #: (surname, given names) -> subscribers with them, oldest first.
-        self.by_name: dict[tuple[str | None, str | None], list[_Subscriber]] = {}
+        #: SNILS -> subscribers with it.
+        self.by_snils: dict[str, _Entry] = {}
+        #: (surname, given names) -> subscribers with them (only those with a surname).
+        self.by_name: dict[tuple[str, str | None], _Entry] = {}
 
 
 class _Subscriber:
@@ -72,8 +78,10 @@ class _Subscriber:
 
     __slots__ = (
         "active",
+        "addresses",
         "given_names",
         "id",
+        "inactive_addresses",
         "order",
         "organisation",
         "snils",
@@ -96,11 +104,15 @@ class _Subscriber:
         #: Creation order (the id for existing ones): decides "oldest" among equal keys.
         self.order = order
         self.id = subscriber_id
-        self.surname = surname
-        self.given_names = given_names
-        self.title = title
+        # Names and titles repeat across thousands of people: keep one copy of each.
+        self.surname = _shared(surname)
+        self.given_names = _shared(given_names)
+        self.title = _shared(title)
         self.snils = snils
         self.active = active
+        #: Trusted addresses, active and removed (tuples: most people have one).
+        self.addresses: tuple[str, ...] = ()
+        self.inactive_addresses: tuple[str, ...] = ()
 
     def columns(self) -> dict[str, Any]:
         """The values the import sets, as columns of ``subscribers``."""
@@ -113,21 +125,38 @@ class _Subscriber:
         }
 
 
+def _shared(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def _order(subscriber: _Subscriber) -> int:
     return subscriber.order
 
 
-def _index(
-    index: dict[Any, list[_Subscriber]], key: Any, subscriber: _Subscriber, present: bool
-) -> None:
-    """Put *subscriber* under *key* (keeping oldest first), or take it out."""
-    if present:
-        bisect.insort(index.setdefault(key, []), subscriber, key=_order)
-        return
-    entries = index[key]
-    entries.remove(subscriber)
-    if not entries:
+def _first(index: dict[Any, _Entry], key: Any) -> _Subscriber | None:
+    """The oldest subscriber under *key*, if any."""
+    entry = index.get(key)
+    return entry[0] if isinstance(entry, list) else entry
+
+
+def _put(index: dict[Any, _Entry], key: Any, subscriber: _Subscriber) -> None:
+    entry = index.get(key)
+    if entry is None:
+        index[key] = subscriber
+    elif isinstance(entry, list):
+        bisect.insort(entry, subscriber, key=_order)
+    else:
+        index[key] = sorted((entry, subscriber), key=_order)
+
+
+def _take(index: dict[Any, _Entry], key: Any, subscriber: _Subscriber) -> None:
+    entry = index[key]
+    if not isinstance(entry, list):
         del index[key]
+        return
+    entry.remove(subscriber)
+    if len(entry) == 1:
+        index[key] = entry[0]
 
 
 class DirectoryLoader:
@@ -143,8 +172,6 @@ class DirectoryLoader:
         self._by_code: dict[str, _Organisation] = {}
         self._by_inn: dict[str, _Organisation] = {}
         self._by_name: dict[str, _Organisation] = {}
-        #: (subscriber, address) -> whether the address is active.
-        self._addresses: dict[tuple[_Subscriber, str], bool] = {}
         # Pending writes of the current chunk.
         self._new_organisations: list[tuple[_Organisation, dict[str, Any]]] = []
         self._new_subscribers: list[_Subscriber] = []
@@ -157,8 +184,9 @@ class DirectoryLoader:
     # -- preloading -------------------------------------------------------------
 
     def _rows(self, query: Any) -> Iterator[Any]:
-        result = self._session.execute(query.execution_options(yield_per=PRELOAD_BATCH))
-        yield from result
+        # Core on the session's connection: plain tuples, none of the ORM's row handling.
+        connection = self._session.connection()
+        yield from connection.execute(query.execution_options(yield_per=PRELOAD_BATCH))
 
     def _preload(self) -> None:
         organisations: dict[int, _Organisation] = {}
@@ -188,7 +216,11 @@ class DirectoryLoader:
             TrustedAddress.subscriber_id, TrustedAddress.address, TrustedAddress.active
         )
         for subscriber_id, address, active in self._rows(address_query):
-            self._addresses[subscribers[subscriber_id], address] = active
+            subscriber = subscribers[subscriber_id]
+            if active:
+                subscriber.addresses += (address,)
+            else:
+                subscriber.inactive_addresses += (address,)
 
     def _max_subscriber_id(self) -> int:
         return self._session.scalar(select(func.max(Subscriber.id))) or 0
@@ -205,13 +237,15 @@ class DirectoryLoader:
             self._by_inn.setdefault(inn, organisation)
         self._by_name.setdefault(name, organisation)
 
-    def _index_subscriber(self, subscriber: _Subscriber, present: bool) -> None:
+    @staticmethod
+    def _index_subscriber(subscriber: _Subscriber, present: bool) -> None:
+        """Enter *subscriber* under its current SNILS and name, or remove it from there."""
+        change = _put if present else _take
         organisation = subscriber.organisation
         if subscriber.snils:
-            _index(organisation.by_snils, subscriber.snils, subscriber, present)
+            change(organisation.by_snils, subscriber.snils, subscriber)
         if subscriber.surname:  # only a row with a surname is matched by name
-            name = (subscriber.surname, subscriber.given_names)
-            _index(organisation.by_name, name, subscriber, present)
+            change(organisation.by_name, (subscriber.surname, subscriber.given_names), subscriber)
 
     def _organisation(self, row: DirectoryRow) -> _Organisation:
         found = (
@@ -238,11 +272,10 @@ class DirectoryLoader:
 
     @staticmethod
     def _subscriber(organisation: _Organisation, row: DirectoryRow) -> _Subscriber | None:
-        if row.snils and (same := organisation.by_snils.get(row.snils)):
-            return same[0]
-        if row.surname and (same := organisation.by_name.get((row.surname, row.given_names))):
-            return same[0]
-        return None
+        found = _first(organisation.by_snils, row.snils) if row.snils else None
+        if found is None and row.surname:
+            found = _first(organisation.by_name, (row.surname, row.given_names))
+        return found
 
     def _update(self, subscriber: _Subscriber, row: DirectoryRow) -> None:
         wanted = {
@@ -259,7 +292,7 @@ class DirectoryLoader:
             return
         self._index_subscriber(subscriber, present=False)
         for name, value in wanted.items():
-            setattr(subscriber, name, value)
+            setattr(subscriber, name, _shared(value) if isinstance(value, str) else value)
         self._index_subscriber(subscriber, present=True)
         if subscriber.id is not None:  # a pending insert carries the new values anyway
             self._changed_subscribers[subscriber] = None
@@ -286,19 +319,36 @@ class DirectoryLoader:
             self._update(subscriber, row)
             self.counts.subscribers_updated += 1
         for address in row.addresses:
-            known = self._addresses.get((subscriber, address))
-            if known:
+            if address in subscriber.addresses:
                 continue
-            self._addresses[subscriber, address] = True
-            pending = self._new_addresses if known is None else self._reactivated_addresses
-            pending.append((subscriber, address))
+            if address in subscriber.inactive_addresses:
+                subscriber.inactive_addresses = tuple(
+                    a for a in subscriber.inactive_addresses if a != address
+                )
+                self._reactivated_addresses.append((subscriber, address))
+            else:
+                self._new_addresses.append((subscriber, address))
+            subscriber.addresses += (address,)
             self.counts.addresses_added += 1
 
     # -- writing ---------------------------------------------------------------------
 
     def _insert_returning_ids(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
-        statement = insert(model).returning(model.id, sort_by_parameter_order=True)
-        return list(self._session.scalars(statement, rows))
+        """Insert *rows* into *model*'s table; their new ids, in the order of *rows*."""
+        session = self._session
+        if session.get_bind().dialect.name != "sqlite":
+            statement = insert(model).returning(model.id, sort_by_parameter_order=True)
+            return list(session.scalars(statement, rows))
+        # SQLite cannot promise RETURNING order, so SQLAlchemy would insert one row per
+        # statement. Instead: a plain executemany, then the last len(rows) ids. SQLite
+        # gives each new row the largest rowid plus one, and this transaction holds the
+        # write lock from the first row on, so those ids are these rows, in order.
+        session.execute(insert(model), rows)
+        newest = select(model.id).order_by(model.id.desc()).limit(len(rows))
+        ids = list(session.scalars(newest))[::-1]
+        if ids != list(range(ids[0], ids[0] + len(rows))):
+            raise RuntimeError(f"{model.__tablename__}: new ids are not consecutive")
+        return ids
 
     def flush(self) -> None:
         """Write the pending changes: one executemany per table (parents first)."""
