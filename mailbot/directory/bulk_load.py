@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Union
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import CursorResult, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from mailbot.directory.models import Organisation, Subscriber, TrustedAddress, utcnow
+from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
 
 #: Rows fetched per round trip while preloading (bounds the driver's buffer).
 PRELOAD_BATCH = 10_000
@@ -333,26 +333,33 @@ class DirectoryLoader:
 
     # -- writing ---------------------------------------------------------------------
 
+    def _execute(self, statement: Any, rows: list[dict[str, Any]]) -> CursorResult[Any]:
+        """One Core executemany on the session's connection (inside its transaction).
+
+        Not ``Session.execute``: the ORM's bulk path leaves None values out of a row's
+        parameters and so splits a chunk into as many statements as there are
+        patterns of empty columns.
+        """
+        return self._session.connection().execute(statement, rows)
+
     def _insert_returning_ids(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
         """Insert *rows* into *model*'s table; their new ids, in the order of *rows*."""
-        session = self._session
-        if session.get_bind().dialect.name != "sqlite":
+        if self._session.get_bind().dialect.name != "sqlite":
             statement = insert(model).returning(model.id, sort_by_parameter_order=True)
-            return list(session.scalars(statement, rows))
+            return list(self._execute(statement, rows).scalars())
         # SQLite cannot promise RETURNING order, so SQLAlchemy would insert one row per
         # statement. Instead: a plain executemany, then the last len(rows) ids. SQLite
         # gives each new row the largest rowid plus one, and this transaction holds the
         # write lock from the first row on, so those ids are these rows, in order.
-        session.execute(insert(model), rows)
+        self._execute(insert(model), rows)
         newest = select(model.id).order_by(model.id.desc()).limit(len(rows))
-        ids = list(session.scalars(newest))[::-1]
+        ids = list(self._session.scalars(newest))[::-1]
         if ids != list(range(ids[0], ids[0] + len(rows))):
             raise RuntimeError(f"{model.__tablename__}: new ids are not consecutive")
         return ids
 
     def flush(self) -> None:
         """Write the pending changes: one executemany per table (parents first)."""
-        session = self._session
         if self._new_organisations:
             rows = [values for _, values in self._new_organisations]
             ids = self._insert_returning_ids(Organisation, rows)
@@ -371,14 +378,15 @@ class DirectoryLoader:
                 subscriber.id = subscriber_id
             self._new_subscribers.clear()
         if self._changed_subscribers:
-            now = utcnow()
-            session.execute(
-                update(Subscriber),
-                [{"id": s.id, "updated_at": now, **s.columns()} for s in self._changed_subscribers],
+            # updated_at comes from the column's onupdate.
+            statement = update(Subscriber).where(Subscriber.id == bindparam("subscriber"))
+            self._execute(
+                statement,
+                [{"subscriber": s.id, **s.columns()} for s in self._changed_subscribers],
             )
             self._changed_subscribers.clear()
         if self._new_addresses:
-            session.execute(
+            self._execute(
                 insert(TrustedAddress),
                 [
                     {"subscriber_id": s.id, "address": address, "active": True}
@@ -387,8 +395,6 @@ class DirectoryLoader:
             )
             self._new_addresses.clear()
         if self._reactivated_addresses:
-            # By (subscriber, address), not primary key: plain Core executemany on the
-            # session's connection (the ORM would insist on an UPDATE by primary key).
             statement = (
                 update(TrustedAddress)
                 .where(
@@ -397,7 +403,7 @@ class DirectoryLoader:
                 )
                 .values(active=True)
             )
-            session.connection().execute(
+            self._execute(
                 statement,
                 [{"subscriber": s.id, "trusted": a} for s, a in self._reactivated_addresses],
             )
