@@ -191,6 +191,8 @@ class DirectoryLoader:
         yield from connection.execute(query.execution_options(yield_per=PRELOAD_BATCH))
 
     def _preload(self) -> None:
+        # Core reads do not autoflush: let pending ORM changes reach the database first.
+        self._session.flush()
         organisations: dict[int, _Organisation] = {}
         organisation_query = select(
             Organisation.id, Organisation.name, Organisation.inn, Organisation.registry_code

@@ -255,6 +255,7 @@ def import_csv(
     if report.errors:
         raise CsvImportError(report)
     loader.flush()
+    session.expire_all()  # objects loaded before were changed behind the ORM's back
     report.organisations_created = loader.counts.organisations_created
     report.subscribers_created = loader.counts.subscribers_created
     report.subscribers_updated = loader.counts.subscribers_updated
