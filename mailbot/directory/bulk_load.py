@@ -186,7 +186,7 @@ class DirectoryLoader:
     # -- preloading -------------------------------------------------------------
 
     def _rows(self, query: Any) -> Iterator[Any]:
-        # Core on the session's connection: plain tuples, none of the ORM's row handling.
+        """The rows of *query*, fetched in batches through Core (no ORM row handling)."""
         connection = self._session.connection()
         yield from connection.execute(query.execution_options(yield_per=PRELOAD_BATCH))
 
@@ -282,21 +282,31 @@ class DirectoryLoader:
         return found
 
     def _update(self, subscriber: _Subscriber, row: DirectoryRow) -> None:
-        wanted = {
-            name: value or getattr(subscriber, name)
-            for name, value in (
-                ("surname", row.surname),
-                ("given_names", row.given_names),
-                ("title", row.title),
-                ("snils", row.snils),
-            )
-        }
-        wanted["active"] = row.active
-        if all(getattr(subscriber, name) == value for name, value in wanted.items()):
-            return
+        """Give *subscriber* the row's non-empty fields and its ``active``; re-index it."""
+        wanted = (
+            _shared(row.surname) or subscriber.surname,
+            _shared(row.given_names) or subscriber.given_names,
+            _shared(row.title) or subscriber.title,
+            row.snils or subscriber.snils,
+            row.active,
+        )
+        current = (
+            subscriber.surname,
+            subscriber.given_names,
+            subscriber.title,
+            subscriber.snils,
+            subscriber.active,
+        )
+        if wanted == current:
+            return  # an unchanged subscriber is not written (updated_at stays)
         self._index_subscriber(subscriber, present=False)
-        for name, value in wanted.items():
-            setattr(subscriber, name, _shared(value) if isinstance(value, str) else value)
+        (
+            subscriber.surname,
+            subscriber.given_names,
+            subscriber.title,
+            subscriber.snils,
+            subscriber.active,
+        ) = wanted
         self._index_subscriber(subscriber, present=True)
         if subscriber.id is not None:  # a pending insert carries the new values anyway
             self._changed_subscribers[subscriber] = None
@@ -346,7 +356,7 @@ class DirectoryLoader:
         """
         return self._session.connection().execute(statement, rows)
 
-    def _insert_returning_ids(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
+    def _insert_with_ids(self, model: Any, rows: list[dict[str, Any]]) -> list[int]:
         """Insert *rows* into *model*'s table; their new ids, in the order of *rows*.
 
         No RETURNING: SQLAlchemy keeps RETURNING rows in order only by inserting one
@@ -375,7 +385,7 @@ class DirectoryLoader:
         """Write the pending changes: one executemany per table (parents first)."""
         if self._new_organisations:
             rows = [values for _, values in self._new_organisations]
-            ids = self._insert_returning_ids(Organisation, rows)
+            ids = self._insert_with_ids(Organisation, rows)
             for (organisation, _), organisation_id in zip(
                 self._new_organisations, ids, strict=True
             ):
@@ -386,7 +396,7 @@ class DirectoryLoader:
                 {"organisation_id": s.organisation.id, "certificate_fields": {}, **s.columns()}
                 for s in self._new_subscribers
             ]
-            ids = self._insert_returning_ids(Subscriber, rows)
+            ids = self._insert_with_ids(Subscriber, rows)
             for subscriber, subscriber_id in zip(self._new_subscribers, ids, strict=True):
                 subscriber.id = subscriber_id
             self._new_subscribers.clear()
