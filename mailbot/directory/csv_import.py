@@ -20,26 +20,24 @@ subscriber by SNILS within the organisation, else by surname + given names.
 The file is UTF-8 (with or without BOM) or CP1251 (what Russian Excel writes),
 with ``;`` or ``,`` as separator. The import is all-or-nothing: any bad row
 aborts it, and every bad row is reported with its line number.
+
+The file is streamed, never held whole in memory: one pass checks every row,
+a second applies them through :class:`~mailbot.directory.bulk_load.DirectoryLoader`
+(lookups in preloaded dicts, inserts and updates in chunks).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mailbot.directory.models import Organisation, Subscriber
-from mailbot.directory.subscribers import (
-    DirectoryError,
-    add_address,
-    add_organisation,
-    add_subscriber,
-    list_subscribers,
-    normalise_address,
-)
+from mailbot.directory.bulk_load import DirectoryLoader, DirectoryRow
+from mailbot.directory.subscribers import DirectoryError, list_subscribers, normalise_address
 from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, normalise_snils
 
 COLUMNS = (
@@ -56,6 +54,15 @@ COLUMNS = (
 )
 _TRUE = {"", "1", "yes", "y", "true", "да", "д"}
 _FALSE = {"0", "no", "n", "false", "нет", "н"}
+#: Rows resolved in memory before their changes are written with one executemany per table.
+CHUNK_ROWS = 2_000
+#: Rows between two progress reports.
+PROGRESS_EVERY = 10_000
+#: Bytes read at a time while checking the file's encoding.
+_READ_BYTES = 1 << 20
+
+#: ``progress(rows_done, rows_total)``, called every :data:`PROGRESS_EVERY` rows written.
+Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -79,192 +86,180 @@ class CsvImportError(Exception):
         self.report = report
 
 
-def decode_csv(data: bytes) -> tuple[str, str]:
-    """The text of a CSV file and its encoding (UTF-8 first, then CP1251)."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8"), "utf-8-sig"
+def _decodes_as(path: Path, encoding: str) -> bool:
+    """Whether the whole file is text in *encoding* (read in pieces, nothing kept)."""
+    decoder = codecs.getincrementaldecoder(encoding)()
     try:
-        return data.decode("utf-8"), "utf-8"
+        with path.open("rb") as stream:
+            while piece := stream.read(_READ_BYTES):
+                decoder.decode(piece)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return data.decode("cp1251"), "cp1251"
+        return False
+    return True
 
 
-@dataclass(frozen=True)
-class _Row:
-    line: int
-    organisation: str
-    organisation_code: str | None
-    organisation_inn: str | None
-    organisation_ogrn: str | None
-    surname: str | None
-    given_names: str | None
-    title: str | None
-    snils: str | None
-    addresses: tuple[str, ...]
-    active: bool
-
-
-def _parse_rows(text: str, report: ImportReport) -> list[_Row]:
-    sample = text[:4096]
-    delimiter = ";" if sample.count(";") >= sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    if reader.fieldnames is None:
-        report.errors.append("line 1: the file is empty")
-        return []
-    header = [name.strip().lower() for name in reader.fieldnames]
-    unknown = [name for name in header if name not in COLUMNS]
-    if unknown:
-        report.errors.append(f"line 1: unknown column(s): {', '.join(unknown)}")
-    if "organisation" not in header:
-        report.errors.append("line 1: the column 'organisation' is required")
-    if report.errors:
-        return []
-    reader.fieldnames = header
-    rows = []
-    for record in reader:
-        report.rows += 1
-        line = reader.line_num
-        values = {k: (v or "").strip() for k, v in record.items() if k is not None}
-        if None in record:
-            report.errors.append(f"line {line}: more fields than columns")
-            continue
-        problems = []
-        try:
-            snils = normalise_snils(values["snils"]) if values.get("snils") else None
-        except IdentifierError as exc:
-            problems.append(str(exc))
-            snils = None
-        try:
-            inn = (
-                normalise_inn(values["organisation_inn"])
-                if values.get("organisation_inn")
-                else None
-            )
-        except IdentifierError as exc:
-            problems.append(str(exc))
-            inn = None
-        try:
-            ogrn = (
-                normalise_ogrn(values["organisation_ogrn"])
-                if values.get("organisation_ogrn")
-                else None
-            )
-        except IdentifierError as exc:
-            problems.append(str(exc))
-            ogrn = None
-        addresses = []
-        for address in values.get("addresses", "").replace(";", " ").replace(",", " ").split():
-            try:
-                addresses.append(normalise_address(address))
-            except DirectoryError as exc:
-                problems.append(str(exc))
-        active_text = values.get("active", "").lower()
-        if active_text not in _TRUE | _FALSE:
-            problems.append(f"active must be yes or no, got {values.get('active')!r}")
-        if not values.get("organisation"):
-            problems.append("organisation is empty")
-        if not (values.get("surname") or snils):
-            problems.append("a subscriber needs a surname or a SNILS")
-        if problems:
-            report.errors.extend(f"line {line}: {p}" for p in problems)
-            continue
-        rows.append(
-            _Row(
-                line=line,
-                organisation=values["organisation"],
-                organisation_code=values.get("organisation_code") or None,
-                organisation_inn=inn,
-                organisation_ogrn=ogrn,
-                surname=values.get("surname") or None,
-                given_names=values.get("given_names") or None,
-                title=values.get("title") or None,
-                snils=snils,
-                addresses=tuple(addresses),
-                active=active_text in _TRUE,
-            )
-        )
-    return rows
-
-
-def _find_organisation(session: Session, row: _Row) -> Organisation | None:
-    if row.organisation_code:
-        found = session.scalar(
-            select(Organisation).where(Organisation.registry_code == row.organisation_code)
-        )
-        if found is not None:
-            return found
-    if row.organisation_inn:
-        found = session.scalar(select(Organisation).where(Organisation.inn == row.organisation_inn))
-        if found is not None:
-            return found
-    return session.scalar(select(Organisation).where(Organisation.name == row.organisation))
-
-
-def _find_subscriber(session: Session, organisation_id: int, row: _Row) -> Subscriber | None:
-    query = select(Subscriber).where(Subscriber.organisation_id == organisation_id)
-    if row.snils:
-        found = session.scalar(query.where(Subscriber.snils == row.snils))
-        if found is not None:
-            return found
-    if row.surname:
-        return session.scalar(
-            query.where(
-                Subscriber.surname == row.surname, Subscriber.given_names == row.given_names
-            )
-        )
+def detect_encoding(path: Path) -> str | None:
+    """``utf-8-sig`` (with BOM), ``utf-8``, ``cp1251`` (what Russian Excel writes) or None."""
+    with path.open("rb") as stream:
+        bom = stream.read(3) == codecs.BOM_UTF8
+    for encoding in ("utf-8-sig" if bom else "utf-8", "cp1251"):
+        if _decodes_as(path, encoding):
+            return encoding
     return None
 
 
-def import_csv(session: Session, data: bytes) -> ImportReport:
-    """Apply a CSV file to the directory inside *session* (the caller commits or rolls back).
+@dataclass(frozen=True)
+class _Line:
+    """One data line of the file: a valid row, or what is wrong with it."""
 
-    Raises :class:`CsvImportError` when any row is bad; nothing should be committed then.
-    """
-    text, encoding = decode_csv(data)
-    report = ImportReport(encoding=encoding)
-    rows = _parse_rows(text, report)
-    if report.errors:
-        raise CsvImportError(report)
-    for row in rows:
+    number: int
+    row: DirectoryRow | None
+    problems: tuple[str, ...] = ()
+
+
+def _validate(values: dict[str, str]) -> DirectoryRow | list[str]:
+    """The row in *values* (column -> stripped text), or its problems."""
+    problems = []
+    try:
+        snils = normalise_snils(values["snils"]) if values.get("snils") else None
+    except IdentifierError as exc:
+        problems.append(str(exc))
+        snils = None
+    try:
+        inn = normalise_inn(values["organisation_inn"]) if values.get("organisation_inn") else None
+    except IdentifierError as exc:
+        problems.append(str(exc))
+        inn = None
+    try:
+        ogrn = (
+            normalise_ogrn(values["organisation_ogrn"]) if values.get("organisation_ogrn") else None
+        )
+    except IdentifierError as exc:
+        problems.append(str(exc))
+        ogrn = None
+    addresses = []
+    for address in values.get("addresses", "").replace(";", " ").replace(",", " ").split():
         try:
-            organisation = _find_organisation(session, row)
-            if organisation is None:
-                organisation = add_organisation(
-                    session,
-                    row.organisation,
-                    inn=row.organisation_inn,
-                    ogrn=row.organisation_ogrn,
-                    registry_code=row.organisation_code,
-                )
-                report.organisations_created += 1
-            subscriber = _find_subscriber(session, organisation.id, row)
-            if subscriber is None:
-                subscriber = add_subscriber(
-                    session,
-                    organisation.id,
-                    surname=row.surname,
-                    given_names=row.given_names,
-                    title=row.title,
-                    snils=row.snils,
-                    active=row.active,
-                )
-                report.subscribers_created += 1
-            else:
-                for name in ("surname", "given_names", "title", "snils"):
-                    value = getattr(row, name)
-                    if value:
-                        setattr(subscriber, name, value)
-                subscriber.active = row.active
-                report.subscribers_updated += 1
-            known = {a.address for a in subscriber.addresses if a.active}
-            for address in row.addresses:
-                if address not in known:
-                    add_address(session, subscriber.id, address)
-                    report.addresses_added += 1
-        except (DirectoryError, IdentifierError) as exc:
-            report.errors.append(f"line {row.line}: {exc}")
+            addresses.append(normalise_address(address))
+        except DirectoryError as exc:
+            problems.append(str(exc))
+    active_text = values.get("active", "").lower()
+    if active_text not in _TRUE | _FALSE:
+        problems.append(f"active must be yes or no, got {values.get('active')!r}")
+    if not values.get("organisation"):
+        problems.append("organisation is empty")
+    if not (values.get("surname") or snils):
+        problems.append("a subscriber needs a surname or a SNILS")
+    if problems:
+        return problems
+    return DirectoryRow(
+        organisation=values["organisation"],
+        organisation_code=values.get("organisation_code") or None,
+        organisation_inn=inn,
+        organisation_ogrn=ogrn,
+        surname=values.get("surname") or None,
+        given_names=values.get("given_names") or None,
+        title=values.get("title") or None,
+        snils=snils,
+        addresses=tuple(addresses),
+        active=active_text in _TRUE,
+    )
+
+
+def _header_problems(header: list[str]) -> list[str]:
+    unknown = [name for name in header if name not in COLUMNS]
+    problems = []
+    if unknown:
+        problems.append(f"unknown column(s): {', '.join(unknown)}")
+    if "organisation" not in header:
+        problems.append("the column 'organisation' is required")
+    return problems
+
+
+def _lines(path: Path, encoding: str) -> Iterator[_Line]:
+    """Every data line of the file, read as a stream; header problems come as line 1."""
+    with path.open(encoding=encoding, newline="") as stream:
+        sample = stream.read(4096)
+        stream.seek(0)
+        delimiter = ";" if sample.count(";") >= sample.count(",") else ","
+        reader = csv.reader(stream, delimiter=delimiter)
+        try:
+            first = next(reader, None)
+            if first is None:
+                yield _Line(1, None, ("the file is empty",))
+                return
+            header = [name.strip().lower() for name in first]
+            if problems := _header_problems(header):
+                yield _Line(1, None, tuple(problems))
+                return
+            for record in reader:
+                if not record:  # a blank line
+                    continue
+                if len(record) > len(header):
+                    yield _Line(reader.line_num, None, ("more fields than columns",))
+                    continue
+                values = {name: value.strip() for name, value in zip(header, record, strict=False)}
+                checked = _validate(values)
+                if isinstance(checked, list):
+                    yield _Line(reader.line_num, None, tuple(checked))
+                else:
+                    yield _Line(reader.line_num, checked)
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            yield _Line(reader.line_num, None, (f"unreadable CSV: {exc}",))
+
+
+def _check(path: Path, report: ImportReport) -> None:
+    """First pass: count the rows and collect every problem, touching no database."""
+    encoding = detect_encoding(path)
+    if encoding is None:
+        report.errors.append("line 1: the file is neither UTF-8 nor CP1251 text")
+        return
+    report.encoding = encoding
+    for line in _lines(path, encoding):
+        if line.number > 1:
+            report.rows += 1
+        report.errors.extend(f"line {line.number}: {problem}" for problem in line.problems)
+
+
+def import_csv(
+    session: Session,
+    path: Path,
+    progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportReport:
+    """Apply the CSV file at *path* to the directory inside *session* (the caller commits).
+
+    The file is read twice as a stream: first every row is checked, and
+    :class:`CsvImportError` lists every problem before anything is written; then
+    the rows are applied in chunks of *chunk_rows*. *progress* hears of every
+    :data:`PROGRESS_EVERY` rows written. Raises :class:`OSError` if the file
+    cannot be read.
+    """
+    report = ImportReport()
+    _check(path, report)
     if report.errors:
         raise CsvImportError(report)
+    loader = DirectoryLoader(session)
+    done = 0
+    for line in _lines(path, report.encoding):
+        if line.row is None:  # the file changed since it was checked
+            report.errors.extend(f"line {line.number}: {problem}" for problem in line.problems)
+            continue
+        loader.apply(line.row)
+        done += 1
+        if done % chunk_rows == 0 or done % PROGRESS_EVERY == 0:
+            loader.flush()
+            if progress is not None and done % PROGRESS_EVERY == 0:
+                progress(done, report.rows)
+    if report.errors:
+        raise CsvImportError(report)
+    loader.flush()
+    session.expire_all()  # objects loaded before were changed behind the ORM's back
+    report.organisations_created = loader.counts.organisations_created
+    report.subscribers_created = loader.counts.subscribers_created
+    report.subscribers_updated = loader.counts.subscribers_updated
+    report.addresses_added = loader.counts.addresses_added
     return report
 
 

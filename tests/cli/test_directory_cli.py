@@ -6,8 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, select
 
 from mailbot.cli.main import main
+from mailbot.directory.csv_import import CHUNK_ROWS, PROGRESS_EVERY
+from mailbot.directory.models import Subscriber, TrustedAddress
+from testkit.directory_csv import write_directory_csv
 
 CSV_HEADER = "organisation;organisation_code;organisation_inn;surname;given_names;title;snils;addresses;active\n"
 
@@ -104,6 +108,66 @@ def test_csv_import_all_or_nothing(
     # Importing the same file again changes nothing but updates in place.
     code, out, _ = run(capsys, "import", str(good), *c)
     assert "0 subscriber(s) created, 2 updated, 0 address(es) added" in out
+
+
+def test_csv_import_reports_progress_unless_quiet(
+    config_file: Path, engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = ["--config", str(config_file)]
+    rows = PROGRESS_EVERY + 1
+    directory = write_directory_csv(tmp_path / "directory.csv", rows)
+    code, out, err = run(capsys, "import", "--dry-run", str(directory), *c)
+    assert code == 0 and f"would import {rows} row(s)" in out
+    assert err.splitlines() == [f"checked {PROGRESS_EVERY}/{rows} rows"]
+    code, out, err = run(capsys, "import", str(directory), *c)
+    assert code == 0
+    assert f"{rows} subscriber(s) created, 0 updated, {rows} address(es) added" in out
+    assert err.splitlines() == [f"imported {PROGRESS_EVERY}/{rows} rows"]
+    # Every generated row is a new person: distinct valid SNILS and addresses.
+    with engine.connect() as connection:
+        snils = connection.scalars(select(Subscriber.snils)).all()
+        addresses = connection.scalars(select(TrustedAddress.address)).all()
+    assert (len(set(snils)), len(set(addresses))) == (rows, rows)
+
+    code, out, err = run(capsys, "import", "--quiet", str(directory), *c)
+    assert code == 0 and f"0 subscriber(s) created, {rows} updated" in out
+    assert err == ""
+
+
+def test_csv_import_of_many_rows_with_a_bad_last_row_writes_nothing(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    c = ["--config", str(config_file)]
+    directory = write_directory_csv(tmp_path / "directory.csv", 2 * CHUNK_ROWS + 1)
+    with directory.open("a", encoding="utf-8") as stream:
+        stream.write("Больница;;;;Иванов;;;112-233-445 96;;да\n")
+    code, out, err = run(capsys, "import", "-q", str(directory), *c)
+    assert code == 1
+    assert out.splitlines() == [
+        f"{directory}: line {2 * CHUNK_ROWS + 3}: SNILS '112-233-445 96' fails its checksum"
+    ]
+    assert "1 problem(s); nothing was imported" in err
+    assert json.loads(run(capsys, "org", "list", "--format", "json", *c)[1]) == []
+
+
+def test_csv_import_of_a_file_in_no_known_encoding_is_refused(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 0x98 is undefined in CP1251 and cannot start a UTF-8 character.
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(CSV_HEADER.encode() + b"\x98;;;;;;;;\n")
+    code, out, err = run(capsys, "import", str(bad), "--config", str(config_file))
+    assert code == 1
+    assert f"{bad}: line 1: the file is neither UTF-8 nor CP1251 text" in out
+    assert "nothing was imported" in err
+
+
+def test_csv_import_of_a_missing_file(
+    config_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing.csv"
+    code, _, err = run(capsys, "import", str(missing), "--config", str(config_file))
+    assert (code, err.strip()) == (1, f"mailbot: cannot read {missing}: No such file or directory")
 
 
 def test_schema_must_be_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
