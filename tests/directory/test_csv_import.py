@@ -144,3 +144,24 @@ def test_a_utf8_file_with_bom(session: Session, tmp_path: Path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + (HEADER + "Больница;;;Петров;;;;;да\n").encode())
     report = import_csv(session, path)
     assert (report.encoding, report.subscribers_created) == ("utf-8-sig", 1)
+
+
+@pytest.mark.parametrize("chunk_rows", CHUNK_SIZES)
+def test_imported_addresses_are_found_by_the_sender_gate(
+    session: Session, tmp_path: Path, chunk_rows: int
+) -> None:
+    # The bulk insert passes only `address`: the column default must fill the key.
+    path = write(
+        tmp_path,
+        "Больница;;;Иванов;Иван;;112-233-445 95;Ivan@Пример.РФ;да",
+        "Больница;;;Петров;Пётр;;;petrov@x.example;да",
+    )
+    import_csv(session, path, chunk_rows=chunk_rows)
+    session.commit()
+    keys = session.scalars(select(TrustedAddress.address_key).order_by(TrustedAddress.id)).all()
+    assert keys == ["ivan@xn--e1afmkfd.xn--p1ai", "petrov@x.example"]
+    (found,) = directory.subscribers_trusting(session, "IVAN@xn--e1afmkfd.xn--p1ai")
+    assert found.surname == "Иванов"
+    assert [s.surname for s in directory.subscribers_trusting(session, "Petrov@X.example")] == [
+        "Петров"
+    ]
