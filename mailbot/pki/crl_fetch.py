@@ -197,8 +197,10 @@ class HttpCrlFetcher:
             clock.at = end  # the server answered in time: the body may use the whole budget
             size = self._copy_body(resp, url, sink)
         except TimeoutError:
-            if conn.sock is None:
-                doing = "connecting"  # resolving the name or the TCP handshake
+            # No socket yet: resolving the name or the TCP handshake. (While the body
+            # is read it may be gone: http.client lets go of a "Connection: close" one.)
+            if conn.sock is None and doing != "reading the body":
+                doing = "connecting"
             raise CrlFetchError(f"{url}: timed out {doing}") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             # ValueError: a host name the IDNA codec refuses (a label over 63 characters).
@@ -210,19 +212,23 @@ class HttpCrlFetcher:
         ), None
 
     def _copy_body(self, resp: http.client.HTTPResponse, url: str, sink: BinaryIO) -> int:
-        """Copy the body to ``sink`` chunk by chunk, sniffing its start; its size."""
-        chunk = memoryview(bytearray(_CHUNK_BYTES))
+        """Copy the body to ``sink`` as it arrives, sniffing its start; its size.
+
+        ``read1`` returns what one socket read brings (at most a chunk), so the
+        sniff and the size cap act on the bytes as they come, even from a
+        server that then stalls or sends no Content-Length.
+        """
         head = b""
         total = 0
-        while got := resp.readinto(chunk):  # every socket read inside is bounded by the deadline
-            total += got
+        while chunk := resp.read1(_CHUNK_BYTES):  # each socket read is bounded by the deadline
+            total += len(chunk)
             if total > self.max_bytes:
                 raise CrlFetchError(f"{url}: response exceeds the {self.max_bytes} byte limit")
             if len(head) < _SNIFF_BYTES:
-                head += chunk[: min(got, _SNIFF_BYTES - len(head))]
+                head += chunk[: _SNIFF_BYTES - len(head)]
                 if len(head) == _SNIFF_BYTES:  # judged now: an HTML page is not downloaded
                     _refuse_unless_crl(head, url)
-            sink.write(chunk[:got])
+            sink.write(chunk)
         if len(head) < _SNIFF_BYTES:
             _refuse_unless_crl(head, url)
         return total
