@@ -113,7 +113,7 @@ class HttpCrlFetcher:
         deadline: float | None = None,
         answer_by: float | None = None,
     ) -> FetchResult:
-        """GET a CRL, its body written to ``sink`` in chunks; raises CrlFetchError.
+        """GET a CRL, its body written to ``sink`` as it arrives; raises CrlFetchError.
 
         At most ``max_redirects`` redirects are followed; at most ``max_bytes``
         are written; a body whose first bytes are no CRL (an HTML page) is
@@ -440,7 +440,7 @@ class CachingCrlSource:
         ``url``. The body goes to a private temporary file in the cache folder,
         never into memory, and is indexed from there (a big one in a worker
         process); the file is deleted afterwards, also after an error or a
-        timeout. ``deadline`` and ``answer_by`` as in :meth:`HttpCrlFetcher.fetch`.
+        timeout. ``deadline`` and ``answer_by`` as in :meth:`HttpCrlFetcher.fetch_into`.
         Raises CrlFetchError (download) or CrlError (the CRL refused).
         """
         if self.fetcher is None:
