@@ -3,13 +3,17 @@
 Run: ``PYTHONPATH=. .venv/bin/python bench/crl_memory.py [--entries 1000000]``.
 Each measurement runs in a fresh process that first imports what the daemon
 would, then reports its own VmRSS before and after ingesting the same CRL
-(a dropped file, and the same bytes as if fetched), the ingest's wall time,
-and how long a letter's ``revocation_status`` takes once the CRL is indexed.
+(a dropped file; the same bytes as if fetched; fetched over HTTP from a
+loopback server by ``CachingCrlSource.fresh_index``, as a letter or the
+refresh does), its peak (VmHWM, reset just before the ingest where the kernel
+allows), the ingest's wall time, and how long a letter's ``revocation_status``
+takes once the CRL is indexed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import shutil
@@ -63,8 +67,8 @@ def _start_cost(folder: Path) -> None:
     print(json.dumps({"small_crl_ingest_ms": times}))
 
 
-def _measure(folder: Path, mode: str, source: str) -> None:
-    from mailbot.pki.crl_fetch import CachingCrlSource
+def _measure(folder: Path, mode: str, source: str, url: str | None = None) -> None:
+    from mailbot.pki.crl_fetch import CachingCrlSource, HttpCrlFetcher
     from mailbot.pki.crl_store import CrlStore
     from mailbot.pki.load import load_certificate
     from testkit.pki import NOW
@@ -74,10 +78,18 @@ def _measure(folder: Path, mode: str, source: str) -> None:
     cache = folder / f"cache-{mode}-{source}"
     below = 1 << 62 if mode == "in-process" else 0
     store = CrlStore(cache, in_process_below=below)
+    with contextlib.suppress(OSError):  # VmHWM := VmRSS, so the peak is the ingest's
+        Path("/proc/self/clear_refs").write_text("5")
     before = rss_mb()
     start = time.perf_counter()
     if source == "file":
         index = store.ingest_file(folder / "crl.crl", ca)
+    elif source == "http":
+        assert url is not None
+        fetching = CachingCrlSource(store, HttpCrlFetcher(timeout_seconds=120))
+        fetched, problem = fetching.fresh_index(ca, NOW, [url])
+        assert fetched is not None and problem is None, problem
+        index = fetched
     else:
         body = (folder / "crl.crl").read_bytes()  # what the fetcher hands over
         index = store.ingest(body, ca)
@@ -115,10 +127,12 @@ def _measure(folder: Path, mode: str, source: str) -> None:
 
 
 def main() -> None:
+    from testkit.crl_server import CrlServer
+
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--make", type=Path)
-    parser.add_argument("--measure", nargs=3)
+    parser.add_argument("--measure", nargs="+", help="FOLDER MODE SOURCE [URL]")
     parser.add_argument("--start-cost", type=Path)
     args = parser.parse_args()
     if args.make:
@@ -128,7 +142,7 @@ def main() -> None:
         _start_cost(args.start_cost)
         return
     if args.measure:
-        _measure(Path(args.measure[0]), args.measure[1], args.measure[2])
+        _measure(Path(args.measure[0]), *args.measure[1:])
         return
     folder = Path(tempfile.mkdtemp(prefix="crl-memory-"))
     try:
@@ -137,9 +151,15 @@ def main() -> None:
         size = (folder / "crl.crl").stat().st_size
         print(f"CRL: {args.entries} entries, {size / 1e6:.1f} MB")
         subprocess.run([*me, "--start-cost", str(folder)], check=True)
-        for mode in ("in-process", "worker"):
-            for source in ("file", "bytes"):
-                subprocess.run([*me, "--measure", str(folder), mode, source], check=True)
+        server = CrlServer()
+        server.crl = (folder / "crl.crl").read_bytes()
+        try:
+            for mode in ("in-process", "worker"):
+                for source in ("file", "bytes", "http"):
+                    url = [server.url] if source == "http" else []
+                    subprocess.run([*me, "--measure", str(folder), mode, source, *url], check=True)
+        finally:
+            server.stop()
     finally:
         shutil.rmtree(folder)
 

@@ -5,9 +5,12 @@ one deadline for the whole fetch, checked before every socket operation
 (:mod:`mailbot.pki.http_deadline`), a redirect limit, a size cap checked
 against Content-Length and while reading, and a sniff that rejects HTML proxy
 pages. Conditional GET (ETag / If-Modified-Since) avoids re-downloading a big
-CRL. Trying a CA's distribution points in turn shares one budget of
-``timeout_seconds`` (:meth:`CachingCrlSource.fresh_index`), so a letter waits
-for the network at most that long. The calls block; the daemon runs letters
+CRL. The body is copied in 64 KiB chunks to a file-like sink: the CRL source
+streams it to a private temporary file in the cache folder and indexes that
+file (:meth:`CachingCrlSource.fetch_and_ingest`), so a 40 MB CRL never sits in
+the daemon's memory. Trying a CA's distribution points in turn shares one
+budget of ``timeout_seconds`` (:meth:`CachingCrlSource.fresh_index`), so a
+letter waits for the network at most that long. The calls block; the daemon runs letters
 and the CRL refresh in worker threads, asyncio code may use
 :meth:`HttpCrlFetcher.fetch_async` (a thread via ``asyncio.to_thread``).
 """
@@ -16,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import io
 import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urljoin, urlsplit
 
 from mailbot.log import get_logger
@@ -37,6 +41,10 @@ from mailbot.pki.revocation_index import IndexMeta, RevocationEntry, RevocationI
 log = get_logger(__name__)
 
 _REDIRECTS = {301, 302, 303, 307, 308}
+#: The body is copied this much at a time; no more of it is ever in memory.
+_CHUNK_BYTES = 64 * 1024
+#: How much of the body's start :func:`looks_like_crl` judges.
+_SNIFF_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -45,9 +53,13 @@ class FetchResult:
 
     url: str
     not_modified: bool
+    #: The body from :meth:`HttpCrlFetcher.fetch`; None for "not modified", and from
+    #: :meth:`HttpCrlFetcher.fetch_into` (the body went to its sink).
     body: bytes | None
     etag: str | None
     last_modified: str | None
+    #: Bytes of the body (0 for "not modified").
+    size: int = 0
 
 
 class HttpCrlFetcher:
@@ -80,7 +92,33 @@ class HttpCrlFetcher:
         deadline: float | None = None,
         answer_by: float | None = None,
     ) -> FetchResult:
-        """GET a CRL, following at most ``max_redirects`` redirects; raises CrlFetchError.
+        """GET a CRL into memory; raises CrlFetchError. See :meth:`fetch_into`.
+
+        The body is held whole (twice while it is handed over): for small CRLs
+        and tools. The daemon streams to a file (:meth:`CachingCrlSource.fetch_and_ingest`).
+        """
+        body = io.BytesIO()
+        result = self.fetch_into(
+            body, url, etag, last_modified, deadline=deadline, answer_by=answer_by
+        )
+        return result if result.not_modified else replace(result, body=body.getvalue())
+
+    def fetch_into(
+        self,
+        sink: BinaryIO,
+        url: str,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        *,
+        deadline: float | None = None,
+        answer_by: float | None = None,
+    ) -> FetchResult:
+        """GET a CRL, its body written to ``sink`` as it arrives; raises CrlFetchError.
+
+        At most ``max_redirects`` redirects are followed; at most ``max_bytes``
+        are written; a body whose first bytes are no CRL (an HTML page) is
+        refused there. On an error ``sink`` may hold part of a body. The result's
+        ``body`` is None.
 
         Everything (name resolution, connecting, TLS, request, headers, body,
         every redirect) ends by ``deadline`` (a ``time.monotonic()`` value;
@@ -94,7 +132,7 @@ class HttpCrlFetcher:
         clock = Deadline(end if answer_by is None else min(answer_by, end))
         current = url
         for _ in range(self.max_redirects + 1):
-            result, location = self._once(current, etag, last_modified, clock, end)
+            result, location = self._once(current, etag, last_modified, clock, end, sink)
             if result is not None:
                 return result
             assert location is not None
@@ -105,7 +143,13 @@ class HttpCrlFetcher:
         raise CrlFetchError(f"{url}: more than {self.max_redirects} redirects")
 
     def _once(
-        self, url: str, etag: str | None, last_modified: str | None, clock: Deadline, end: float
+        self,
+        url: str,
+        etag: str | None,
+        last_modified: str | None,
+        clock: Deadline,
+        end: float,
+        sink: BinaryIO,
     ) -> tuple[FetchResult | None, str | None]:
         try:
             parts = urlsplit(url)
@@ -151,33 +195,49 @@ class HttpCrlFetcher:
                 raise CrlFetchError(f"{url}: {length} bytes exceeds the {self.max_bytes} limit")
             doing = "reading the body"
             clock.at = end  # the server answered in time: the body may use the whole budget
-            body = self._read(resp, url)
+            size = self._copy_body(resp, url, sink)
         except TimeoutError:
-            if conn.sock is None:
-                doing = "connecting"  # resolving the name or the TCP handshake
+            # No socket yet: resolving the name or the TCP handshake. (While the body
+            # is read it may be gone: http.client lets go of a "Connection: close" one.)
+            if conn.sock is None and doing != "reading the body":
+                doing = "connecting"
             raise CrlFetchError(f"{url}: timed out {doing}") from None
         except (OSError, http.client.HTTPException, ValueError) as exc:
             # ValueError: a host name the IDNA codec refuses (a label over 63 characters).
             raise CrlFetchError(f"{url}: {type(exc).__name__}: {exc}") from None
         finally:
             conn.close()
-        if not looks_like_crl(body):
-            raise CrlFetchError(f"{url}: the response is not a CRL (HTML or proxy page?)")
         return FetchResult(
-            url, False, body, resp.getheader("ETag"), resp.getheader("Last-Modified")
+            url, False, None, resp.getheader("ETag"), resp.getheader("Last-Modified"), size
         ), None
 
-    def _read(self, resp: http.client.HTTPResponse, url: str) -> bytes:
-        chunks: list[bytes] = []
+    def _copy_body(self, resp: http.client.HTTPResponse, url: str, sink: BinaryIO) -> int:
+        """Copy the body to ``sink`` as it arrives, sniffing its start; its size.
+
+        ``read1`` returns what one socket read brings (at most a chunk), so the
+        sniff and the size cap act on the bytes as they come, even from a
+        server that then stalls or sends no Content-Length.
+        """
+        head = b""
         total = 0
-        while True:
-            chunk = resp.read(1 << 20)  # every socket read inside is bounded by the deadline
-            if not chunk:
-                return b"".join(chunks)
+        while chunk := resp.read1(_CHUNK_BYTES):  # each socket read is bounded by the deadline
             total += len(chunk)
             if total > self.max_bytes:
                 raise CrlFetchError(f"{url}: response exceeds the {self.max_bytes} byte limit")
-            chunks.append(chunk)
+            if len(head) < _SNIFF_BYTES:
+                head += chunk[: _SNIFF_BYTES - len(head)]
+                if len(head) == _SNIFF_BYTES:  # judged now: an HTML page is not downloaded
+                    _refuse_unless_crl(head, url)
+            sink.write(chunk)
+        if len(head) < _SNIFF_BYTES:
+            _refuse_unless_crl(head, url)
+        return total
+
+
+def _refuse_unless_crl(head: bytes, url: str) -> None:
+    """CrlFetchError unless a body starting with ``head`` looks like a CRL."""
+    if not looks_like_crl(head):
+        raise CrlFetchError(f"{url}: the response is not a CRL (HTML or proxy page?)")
 
 
 # --------------------------------------------------------------------------- CRL source
@@ -321,13 +381,11 @@ class CachingCrlSource:
             if answer_by is None:
                 problems.append(f"{url}: not tried, the {self.fetcher.timeout:g} s budget is spent")
                 continue
-            meta = index.meta if index is not None else None
-            conditional = meta is not None and meta.source_url == url
             try:
-                result = self.fetcher.fetch(
+                fetched = self.fetch_and_ingest(
                     url,
-                    meta.etag if conditional and meta else None,
-                    meta.last_modified if conditional and meta else None,
+                    ca,
+                    index.meta if index is not None else None,
                     deadline=budget.end,
                     answer_by=answer_by,
                 )
@@ -335,21 +393,14 @@ class CachingCrlSource:
                 log.warning("crl_fetch_failed", url=url, error=str(exc))
                 problems.append(str(exc))
                 continue
-            if result.not_modified or result.body is None:
-                problems.append(f"{url}: not modified since the cached (stale) CRL")
-                continue
-            try:
-                index = self.store.ingest(
-                    result.body,
-                    ca,
-                    source_url=url,
-                    etag=result.etag,
-                    last_modified=result.last_modified,
-                )
             except CrlError as exc:
                 log.warning("crl_rejected", url=url, error=str(exc))
                 problems.append(f"{url}: {exc}")
                 continue
+            if fetched is None:
+                problems.append(f"{url}: not modified since the cached (stale) CRL")
+                continue
+            index = fetched
             if self._fresh(index, at):
                 return index, None
             problems.append(f"{url}: CRL not current (nextUpdate {index.meta.next_update})")
@@ -373,6 +424,44 @@ class CachingCrlSource:
         return None, RevocationCheck(
             "unavailable", None, None, "crl_unreachable", "; ".join(problems) or "no CRL found"
         )
+
+    def fetch_and_ingest(
+        self,
+        url: str,
+        ca: Certificate,
+        cached: IndexMeta | None = None,
+        *,
+        deadline: float | None = None,
+        answer_by: float | None = None,
+    ) -> RevocationIndex | None:
+        """Download ``url`` and make it ``ca``'s current CRL; None if the server says 304.
+
+        A GET conditional on ``cached``'s validators if that CRL came from
+        ``url``. The body goes to a private temporary file in the cache folder,
+        never into memory, and is indexed from there (a big one in a worker
+        process); the file is deleted afterwards, also after an error or a
+        timeout. ``deadline`` and ``answer_by`` as in :meth:`HttpCrlFetcher.fetch_into`.
+        Raises CrlFetchError (download) or CrlError (the CRL refused).
+        """
+        if self.fetcher is None:
+            raise CrlFetchError(f"{url}: fetching disabled")
+        conditional = cached is not None and cached.source_url == url
+        with self.store.scratch_file(".tmp-fetch-") as body:
+            with body.open("wb") as sink:
+                result = self.fetcher.fetch_into(
+                    sink,
+                    url,
+                    cached.etag if conditional and cached else None,
+                    cached.last_modified if conditional and cached else None,
+                    deadline=deadline,
+                    answer_by=answer_by,
+                )
+            if result.not_modified:
+                return None
+            self.store.check_size(result.size)
+            return self.store.ingest_file(
+                body, ca, source_url=url, etag=result.etag, last_modified=result.last_modified
+            )
 
 
 class StaticCrlSource(CachingCrlSource):

@@ -13,7 +13,8 @@ import os
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,8 +96,7 @@ class CrlStore:
         now: datetime | None = None,
     ) -> RevocationIndex:
         """Verify a CRL (DER or PEM) against ``ca`` and make it current; raises CrlError."""
-        if len(data) > self.max_crl_bytes:
-            raise CrlError(f"CRL of {len(data)} bytes exceeds the {self.max_crl_bytes} limit")
+        self.check_size(len(data))
         validators = Validators(source_url, etag, last_modified)
         fetched_at = now or datetime.now(UTC)
         if len(data) < self.in_process_below:
@@ -105,22 +105,44 @@ class CrlStore:
                 ca, validators, lambda: ingest_crl(raw, ca, self.cache_dir, validators, fetched_at)
             )
         # The worker reads the body from a private temporary file in the cache folder.
-        make_private_dirs(self.cache_dir)
-        descriptor, name = tempfile.mkstemp(prefix=".tmp-ingest-", dir=self.cache_dir)
-        body = Path(name)
-        try:
-            with os.fdopen(descriptor, "wb") as handle:
+        with self.scratch_file(".tmp-ingest-") as body:
+            with body.open("wb") as handle:
                 handle.write(data)
             job = IngestJob(body, ca, self.cache_dir, self.max_crl_bytes, validators, fetched_at)
             return self._run(ca, validators, lambda: run_in_worker(job, self.ingest_timeout))
+
+    def check_size(self, size: int) -> None:
+        """Refuse (CrlError) a CRL of ``size`` bytes, if that is over this cache's limit."""
+        if size > self.max_crl_bytes:
+            raise CrlError(f"CRL of {size} bytes exceeds the {self.max_crl_bytes} limit")
+
+    @contextmanager
+    def scratch_file(self, prefix: str) -> Iterator[Path]:
+        """An empty private (``0600``) temporary file in the cache folder, deleted on exit.
+
+        For a CRL body on its way in (a download, bytes for a worker): it never
+        lies world-readable, and it goes whatever happens, errors and timeouts too.
+        """
+        make_private_dirs(self.cache_dir)
+        descriptor, name = tempfile.mkstemp(prefix=prefix, dir=self.cache_dir)  # mode 0600
+        os.close(descriptor)
+        path = Path(name)
+        try:
+            yield path
         finally:
-            body.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
     def ingest_file(
-        self, path: Path, ca: Certificate, *, source_url: str | None = None
+        self,
+        path: Path,
+        ca: Certificate,
+        *,
+        source_url: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
     ) -> RevocationIndex:
         """Like :meth:`ingest` for a file, read through mmap (no copy of a 50 MB body)."""
-        validators = Validators(source_url)
+        validators = Validators(source_url, etag, last_modified)
         fetched_at = datetime.now(UTC)
         info = path.stat()
         # Anything but a small regular file goes to the worker: reading a FIFO or a
