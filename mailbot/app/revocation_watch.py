@@ -247,19 +247,10 @@ def poll_newer_crl(source: CachingCrlSource, ca: Certificate) -> RevocationIndex
     for url in urls:
         if source.fetcher is None or not url.lower().startswith(("http://", "https://")):
             continue
-        conditional = meta is not None and meta.source_url == url
         try:
-            result = source.fetcher.fetch(
-                url,
-                meta.etag if conditional and meta else None,
-                meta.last_modified if conditional and meta else None,
-            )
-            if result.not_modified or result.body is None:
-                return newest
-            return source.store.ingest(
-                result.body, ca, source_url=url, etag=result.etag,
-                last_modified=result.last_modified,
-            )  # fmt: skip
+            # Streamed to a file and indexed from there: the body never sits in memory.
+            fetched = source.fetch_and_ingest(url, ca, meta)
+            return newest if fetched is None else fetched
         except PkiError as exc:  # CrlFetchError, or an older/invalid CRL
             log.info("crl.poll_failed", url=url, error=str(exc))
     return newest
