@@ -36,6 +36,10 @@ class DbSenderDirectory:
 
     def active_subscribers(self, address: str) -> Sequence[SubscriberCandidate]:
         """See :class:`mailbot.regulation.sender_gate.SenderDirectory`."""
+        rows = subscribers_trusting(self.session, address)
+        # The session's identity map holds rows weakly: pinned for the session's life,
+        # the registration step later in the same transaction finds them without a query.
+        self.session.info.setdefault("pinned", []).extend(rows)
         return [
             SubscriberCandidate(
                 subscriber_id=str(s.id),
@@ -43,7 +47,7 @@ class DbSenderDirectory:
                 display_name=" ".join(p for p in (s.surname, s.given_names) if p),
                 snils=s.snils,
             )
-            for s in subscribers_trusting(self.session, address)
+            for s in rows
         ]
 
 
