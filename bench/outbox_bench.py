@@ -3,7 +3,8 @@
 Prints the time per letter and the database commits per letter (counted with an
 engine event), for SQLite and PostgreSQL (127.0.0.1:5432, as the tests use).
 
-Run: ``PYTHONPATH=. .venv/bin/python bench/outbox_bench.py [--letters 1000] [--tls none]``.
+Run: ``PYTHONPATH=. .venv/bin/python bench/outbox_bench.py [--letters 1000] [--tls none]
+[--mode backlog|trickle]``.
 Prints figures; asserts nothing.
 """
 
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import datetime as dt
 import email.utils
+import itertools
 import os
 import tempfile
 import time
@@ -36,11 +38,13 @@ from testkit.smtpd import RecordingRelayHandler, SmtpServer
 from testkit.tls import make_self_signed
 
 NOW = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.UTC)
+_numbers = itertools.count()
 
 
 def queue(sessions: sessionmaker[Session], count: int) -> None:
     with sessions() as session, session.begin():
-        for number in range(count):
+        for _ in range(count):
+            number = next(_numbers)
             message = EmailMessage(policy=policy.SMTP)
             message["From"] = "reestrin@fund.test"
             message["To"] = f"user{number}@example.test"
@@ -75,10 +79,22 @@ async def drain(outbox: OutboxSender) -> int:
     return sent
 
 
-def run(engine: Engine, letters: int, tls: str, certs: tuple[Path, Path]) -> None:
+async def trickle(outbox: OutboxSender, sessions: sessionmaker[Session], letters: int) -> int:
+    sent = 0
+    for _ in range(letters):
+        await asyncio.to_thread(queue, sessions, 1)
+        sent += (await outbox.flush()).sent
+    close = getattr(outbox, "close", None)
+    if close is not None:
+        await close()
+    return sent
+
+
+def run(engine: Engine, letters: int, tls: str, mode: str, certs: tuple[Path, Path]) -> None:
     migrate.upgrade(engine)
     sessions = session_factory(engine)
-    queue(sessions, letters)
+    if mode == "backlog":
+        queue(sessions, letters)
     cert, key = certs
     handler = RecordingRelayHandler(local_domains=frozenset(), lmtp=None)
     kwargs = {"cert_file": cert, "key_file": key} if tls != "none" else {}
@@ -103,7 +119,7 @@ def run(engine: Engine, letters: int, tls: str, certs: tuple[Path, Path]) -> Non
     event.listen(engine, "commit", count)
     outbox = OutboxSender(config, sessions, OUTBOX_ALERTS)
     started = time.perf_counter()
-    sent = asyncio.run(drain(outbox))
+    sent = asyncio.run(drain(outbox) if mode == "backlog" else trickle(outbox, sessions, letters))
     elapsed = time.perf_counter() - started
     event.remove(engine, "commit", count)
     server.stop()
@@ -111,9 +127,12 @@ def run(engine: Engine, letters: int, tls: str, certs: tuple[Path, Path]) -> Non
         unsent = session.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent")
         )
+    if mode == "trickle":
+        commits -= letters  # queueing each letter is not the outbox's work
+    per_letter = 1000 * elapsed / max(sent, 1)
     print(
-        f"  {engine.dialect.name:10} tls={tls:8} {sent} letters in {elapsed:.2f} s: "
-        f"{1000 * elapsed / max(sent, 1):.2f} ms/letter, {commits / max(sent, 1):.3f} commits/letter, "
+        f"  {engine.dialect.name:10} tls={tls:8} {mode:7} {sent} letters in {elapsed:.2f} s: "
+        f"{per_letter:.2f} ms/letter, {commits / max(sent, 1):.3f} commits/letter, "
         f"{len(handler.messages)} accepted, {unsent} unsent"
     )
 
@@ -122,18 +141,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--letters", type=int, default=1000)
     parser.add_argument("--tls", default="none", choices=["none", "starttls", "implicit"])
+    # backlog: N letters queued, then flushed; trickle: queue one, flush, N times (the
+    # daemon flushes after every letter it answers).
+    parser.add_argument("--mode", default="backlog", choices=["backlog", "trickle"])
     args = parser.parse_args()
-    configure_logging(stream=open(os.devnull, "w"))  # noqa: SIM115  (as in production, unprinted)
+    with Path(os.devnull).open("w") as devnull:
+        configure_logging(stream=devnull)  # logged as in production, not printed
+        measure(args.letters, args.tls, args.mode)
+
+
+def measure(letters: int, tls: str, mode: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         certs = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
         make_self_signed(*certs)
         sqlite = make_engine(f"sqlite:///{Path(tmp, 'bench.sqlite3')}")
-        run(sqlite, args.letters, args.tls, certs)
+        run(sqlite, letters, tls, mode, certs)
         sqlite.dispose()
         url = postgres.create_database("mailbot_bench")
         engine = make_engine(url)
         try:
-            run(engine, args.letters, args.tls, certs)
+            run(engine, letters, tls, mode, certs)
         finally:
             engine.dispose()
             postgres.drop_database(url)
