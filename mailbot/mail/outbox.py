@@ -10,19 +10,21 @@ the due ``pending`` rows, oldest first, a batch at a time, and:
 2. sends each row's stored ``raw`` bytes unchanged (the Message-ID is fixed when
    the row is queued) from ``smtp.from_address`` to the row's recipients, over
    the connection kept by :class:`~mailbot.mail.smtp_link.SmtpLink`;
-3. records the outcome: ``sent`` marks are committed together, at the latest
-   after ``marks_max_rows`` sends, ``marks_max_age`` seconds after the first
-   unrecorded one (checked after each send), before any other outcome, and at
-   the end of the flush; ``pending`` again with exponential backoff (4xx,
+3. records the outcome: ``sent`` marks are committed together, after
+   ``marks_max_rows`` sends or once the oldest is ``marks_max_age`` seconds old
+   (checked after each send), with any other outcome, and at the end of the
+   flush; the first mark of a flush, and that of a row :meth:`~OutboxSender.resume`
+   found waiting, go at once. ``pending`` again with exponential backoff (4xx,
    connection trouble) or ``failed`` plus an admin alert (5xx) are committed at
    once. Rows of the batch never tried get their due time back.
 
 A crash between the server's final 250 and the commit of its mark leaves the
 row claimed; it is sent again when the lease ends (or at once after
-:meth:`OutboxSender.resume`), with the same Message-ID: at-least-once, at most
-``marks_max_rows`` rows affected. Rows that :meth:`~OutboxSender.resume` found
-waiting may be such leftovers: their marks are committed right after their
-250, so a second crash cannot send them a third time (docs/decisions.md "Outbox").
+:meth:`OutboxSender.resume`), with the same Message-ID: at-least-once, with at
+most ``marks_max_rows`` rows, and ``marks_max_age`` seconds plus one send,
+exposed. A process that crashed after its k-th 250 left at most k - 1 of them,
+and its successor records each of those right after its 250, so even a crash
+at the same point every time costs a row no third copy (docs/decisions.md "Outbox").
 """
 
 from __future__ import annotations
@@ -198,11 +200,7 @@ class OutboxSender:
         """
         async with self._exclusive():
             await self.link.close_if_idle()
-            report = await _Flush(self, now).run()
-        if report != FlushReport():
-            log.info("outbox flushed", sent=report.sent, retried=report.retried,
-                     failed=report.failed, connection_error=report.connection_error)  # fmt: skip
-        return report
+            return await _Flush(self, now).run()
 
     async def close_if_idle(self) -> bool:
         """Close the SMTP connection if it has been idle long enough; whether it was."""
@@ -313,6 +311,8 @@ class _Flush:
 
     async def run(self) -> FlushReport:
         due = self.store.due(self.now, self.sender.batch_size)
+        if not due:
+            return FlushReport()
         try:
             size = self.sender.claim_size
             for start in range(0, len(due), size):
@@ -321,6 +321,8 @@ class _Flush:
         finally:
             self._record_marks()
         t = self.tally
+        log.info("outbox flushed", sent=t.sent, retried=t.retried, failed=t.failed,
+                 connection_error=t.connection_error)  # fmt: skip
         return FlushReport(t.sent, t.retried, t.failed, t.connection_error)
 
     async def _batch(self, due: Sequence[Due]) -> bool:
@@ -385,6 +387,8 @@ class _Flush:
     # -- outcomes --------------------------------------------------------------------------
 
     def _sent(self, mark: SentMark) -> None:
+        # Committed at once: the first mark of a flush and that of a row resume() found
+        # waiting (see the module docstring: no third copies), a full or old batch.
         self.tally.sent += 1
         now = self.sender.monotonic()
         if not self.marks:
@@ -392,7 +396,8 @@ class _Flush:
         self.marks.append(mark)
         sender = self.sender
         if (
-            mark.row.id in sender._recovered
+            self.tally.sent == 1
+            or mark.row.id in sender._recovered
             or len(self.marks) >= sender.marks_max_rows
             or now - self.first_mark_at >= sender.marks_max_age
         ):

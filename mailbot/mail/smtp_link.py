@@ -18,6 +18,7 @@ Nothing here decides what a failure means for a letter: that is the outbox's job
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import ssl
 import time
@@ -137,7 +138,9 @@ class SmtpLink:
     def _forget_other_loop(self) -> None:
         # A connection is bound to its loop; the loop that made it may be gone.
         if self._client is not None and self._loop is not asyncio.get_running_loop():
-            self._client = None
+            client, self._client = self._client, None
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nothing to tell it
+                client.close()
 
 
 def tls_context_for(smtp: SmtpConfig) -> ssl.SSLContext | None:

@@ -68,8 +68,9 @@ async def test_a_backlog_costs_one_claim_and_one_sent_commit_per_batch(
     await outbox.close()
 
     assert report.sent == 45
-    # Claims of 20 + 20 + 5 rows, "sent" marks after 20, 40 and at the end (was 90).
-    assert len(commits) == 6
+    # Claims of 20 + 20 + 5 rows; "sent" marks: the flush's first alone, then after
+    # 21 and 41 sends, and at the end (was 90: two a letter).
+    assert len(commits) == 3 + 4
     assert {row(sessions, i).status for i in ids} == {"sent"}
     assert [m.recipients[0] for m in server.messages] == [
         f"user{i}@example.test" for i in range(45)
@@ -101,24 +102,24 @@ async def test_sent_marks_wait_for_a_full_batch_or_a_deadline(
     sessions: sessionmaker[Session], smtp_factory: ServerFactory
 ) -> None:
     server = smtp_factory()
+    handler_of(server).delay = 0.3  # time to look at the table while a letter is on the wire
     ids = queue_many(sessions, 5)
     outbox = OutboxSender(
         make_config(server.port), sessions, OUTBOX_ALERTS, marks_max_rows=3, marks_max_age=3600
     )
     flushing = asyncio.create_task(outbox.flush(NOW + dt.timedelta(minutes=1)))
-    handler_of(server).delay = 0.5  # DATA 4 and 5 are slow: time to look at the table
-    await asyncio.to_thread(server.handler.wait_for, 4)
-    # Three sends fill a batch: committed before the fourth letter went out.
-    assert [row(sessions, i).status for i in ids] == ["sent"] * 3 + ["pending"] * 2
+    await asyncio.to_thread(server.handler.wait_for, 5)
+    # The flush's first mark went alone; the next three filled a batch.
+    assert [row(sessions, i).status for i in ids] == ["sent"] * 4 + ["pending"]
     await flushing
     assert [row(sessions, i).status for i in ids] == ["sent"] * 5  # the rest at the end
 
-    # A slow server: after the next send, the first mark is older than marks_max_age.
-    ids = queue_many(sessions, 3)
+    # A slow server: by the end of the next send, a waiting mark is older than 0.2 s.
+    ids = queue_many(sessions, 4)
     outbox.marks_max_rows, outbox.marks_max_age = 20, 0.2
     flushing = asyncio.create_task(outbox.flush(NOW + dt.timedelta(minutes=2)))
-    await asyncio.to_thread(server.handler.wait_for, 5 + 3)
-    assert [row(sessions, i).status for i in ids] == ["sent", "sent", "pending"]
+    await asyncio.to_thread(server.handler.wait_for, 5 + 4)
+    assert [row(sessions, i).status for i in ids] == ["sent"] * 3 + ["pending"]
     await flushing
     await outbox.close()
 
@@ -137,8 +138,9 @@ async def test_failures_are_recorded_at_once_with_the_sent_marks_before_them(
     await outbox.close()
     assert (report.sent, report.failed) == (3, 1)
     assert [row(sessions, i).status for i in ids] == ["sent", "sent", "failed", "sent"]
-    # One claim; the failure (with the two marks before it and its alert); the last mark.
-    assert len(commits) == 3
+    # The claim; the first mark; the failure (with the mark before it, and its alert);
+    # the last mark.
+    assert len(commits) == 4
 
 
 async def test_a_slow_batch_extends_its_claim_before_it_runs_out(
@@ -207,19 +209,19 @@ def test_a_sigkill_inside_a_batch_of_marks_costs_each_row_one_copy_at_most(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    # The 25th letter: the first batch of 20 marks is committed, the next 5 are not.
-    server.handler.kill_after(process.pid, messages=MARKS_PER_COMMIT + 5)
+    # The 25th letter: the first mark went alone, the next 20 as a batch, 4 are unrecorded.
+    server.handler.kill_after(process.pid, messages=1 + MARKS_PER_COMMIT + 4)
     try:
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
     assert process.returncode == -signal.SIGKILL, stderr.decode(errors="replace")
-    assert [r.status for r in rows(sessions)] == ["sent"] * 20 + ["pending"] * 10
+    assert [r.status for r in rows(sessions)] == ["sent"] * 21 + ["pending"] * 9
 
     # The next flusher (here in the test's process) resumes the claims of the dead one.
     outbox = OutboxSender(make_config(server.port), sessions, OUTBOX_ALERTS)
-    assert outbox.resume() == 10
-    assert asyncio.run(outbox.flush()).sent == 10
+    assert outbox.resume() == 9
+    assert asyncio.run(outbox.flush()).sent == 9
     asyncio.run(outbox.close())
 
     final = rows(sessions)
@@ -227,7 +229,7 @@ def test_a_sigkill_inside_a_batch_of_marks_costs_each_row_one_copy_at_most(
     assert {r.status for r in final} == {"sent"}
     copies = Counter(str(m.message["Message-ID"]) for m in server.messages)
     assert set(copies) == {r.message_id for r in final}
-    assert [copies[r.message_id] for r in final] == [1] * 20 + [2] * 5 + [1] * 5
+    assert [copies[r.message_id] for r in final] == [1] * 21 + [2] * 4 + [1] * 5
     by_id: dict[str, set[bytes]] = {}
     for message in server.messages:
         by_id.setdefault(str(message.message["Message-ID"]), set()).add(message.data)
