@@ -132,9 +132,7 @@ class CountingHandler(RecordingRelayHandler):
     noop_reply: str | None = None
     noops: int = 0
 
-    async def handle_NOOP(
-        self, _server: Any, _session: Any, _envelope: Any, _arg: str
-    ) -> str:
+    async def handle_NOOP(self, _server: Any, _session: Any, _envelope: Any, _arg: str) -> str:
         """Count the NOOP; answer as configured."""
         self.noops += 1
         return self.noop_reply or "250 OK"

@@ -143,6 +143,24 @@ async def test_failures_are_recorded_at_once_with_the_sent_marks_before_them(
     assert len(commits) == 4
 
 
+async def test_rows_of_a_batch_a_dead_connection_never_reached_keep_their_schedule(
+    sessions: sessionmaker[Session], smtp_factory: ServerFactory
+) -> None:
+    server = smtp_factory()
+    server.handler.fail_with = "421 4.3.2 service shutting down"
+    ids = queue_many(sessions, 3)
+    outbox = OutboxSender(make_config(server.port), sessions, OUTBOX_ALERTS)
+    report = await outbox.flush(NOW + dt.timedelta(minutes=1))
+    assert report.connection_error is not None
+    # Claimed with the first row, given back untouched: due as before, no attempt.
+    after = [row(sessions, i) for i in ids[1:]]
+    assert [(r.attempts, r.next_attempt_at) for r in after] == [
+        (0, NOW + SECOND),
+        (0, NOW + 2 * SECOND),
+    ]
+    assert not outbox.link.is_open
+
+
 async def test_a_slow_batch_extends_its_claim_before_it_runs_out(
     sessions: sessionmaker[Session], smtp_factory: ServerFactory
 ) -> None:
