@@ -71,8 +71,6 @@ class SmtpLink:
         self._client: aiosmtplib.SMTP | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_used = 0.0
-        #: Connections opened so far (for logs and tests).
-        self.connects = 0
 
     @property
     def is_open(self) -> bool:
@@ -96,7 +94,6 @@ class SmtpLink:
             self._client = None
         self._client = await _connect(self.smtp)
         self._loop = asyncio.get_running_loop()
-        self.connects += 1
         self.used()
         return self._client
 
