@@ -5,6 +5,8 @@ handler relays recipients of the local domain to Dovecot's LMTP port. Tests
 can also make the server answer with a temporary or permanent error, require
 STARTTLS or implicit TLS, and require AUTH, and crash tests can have it
 SIGKILL the sending process right after a ``250`` (:meth:`RecordingRelayHandler.kill_after`).
+The server counts the connections it accepts and can drop idle clients quickly
+(``idle_timeout``), as busy MTAs do.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from testkit.ports import free_port
 
@@ -126,6 +128,17 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+class _CountingController(Controller):
+    """A controller that counts the connections it serves (one server object each)."""
+
+    connections = 0
+
+    def factory(self) -> SMTP:
+        """Count, then make the usual per-connection server (as Controller.factory does)."""
+        self.connections += 1
+        return SMTP(self.handler, **self.SMTP_kwargs)
+
+
 class SmtpServer:
     """A running aiosmtpd server on a free loopback port."""
 
@@ -137,6 +150,7 @@ class SmtpServer:
         cert_file: Path | None = None,
         key_file: Path | None = None,
         users: dict[str, str] | None = None,
+        idle_timeout: float | None = None,
     ) -> None:
         if tls not in {"none", "starttls", "implicit"}:
             raise ValueError(f"unknown tls mode {tls!r}")
@@ -160,7 +174,16 @@ class SmtpServer:
             kwargs.update(authenticator=self._authenticate, auth_required=True)
         kwargs.setdefault("auth_require_tls", tls != "none")
         kwargs.setdefault("enable_SMTPUTF8", True)  # as real MTAs do: RFC 6531 addresses
-        self._controller = Controller(handler, hostname=self.host, port=self.port, **kwargs)
+        if idle_timeout is not None:
+            kwargs.update(timeout=idle_timeout)  # the server drops a client idle this long
+        self._controller = _CountingController(
+            handler, hostname=self.host, port=self.port, **kwargs
+        )
+
+    @property
+    def connections(self) -> int:
+        """Client connections accepted since :meth:`start` returned."""
+        return self._controller.connections
 
     @property
     def messages(self) -> list[ReceivedMessage]:
@@ -181,6 +204,7 @@ class SmtpServer:
         # aiosmtpd's readiness probe wraps itself in TLS when the server has an
         # ssl_context (implicit TLS); skipping it makes start() time out.
         self._controller.start()
+        self._controller.connections = 0  # not the readiness probe of start()
         return self
 
     def stop(self) -> None:

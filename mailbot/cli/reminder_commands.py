@@ -20,7 +20,7 @@ from mailbot.cli.common import (
 )
 from mailbot.config import SecretError
 from mailbot.directory.session import SchemaNotCurrent, database
-from mailbot.mail.outbox import OutboxSender
+from mailbot.mail.outbox import flush_once
 from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 from mailbot.notices.templates import TemplateError, load_templates
 
@@ -77,7 +77,7 @@ def reminders_run(args: argparse.Namespace) -> int:
             flushed = None
             if report.sent:
                 # The outbox claims each row, so flushing beside a running daemon is safe.
-                flushed = asyncio.run(OutboxSender(config, sessions, OUTBOX_ALERTS).flush())
+                flushed = asyncio.run(flush_once(config, sessions, OUTBOX_ALERTS))
     except SchemaNotCurrent as exc:
         raise CliError(str(exc)) from None
     except (SQLAlchemyError, SecretError) as exc:

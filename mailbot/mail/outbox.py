@@ -1,20 +1,30 @@
-"""The SMTP outbox sender: every queued letter leaves once, through one connection per flush.
+"""The SMTP outbox sender: every queued letter leaves once, over a kept connection.
 
 The ``outbox`` table is the source of truth. :meth:`OutboxSender.flush` takes
-the due ``pending`` rows, oldest first, and for each one:
+the due ``pending`` rows, oldest first, a batch at a time, and:
 
-1. *claims* it in a committed transaction (compare-and-set on ``status`` and
-   ``next_attempt_at``, which moves to now + a lease), so that a second flusher
-   (another daemon, ``mailbot`` from cron) skips it while it is on the wire;
-2. sends the stored ``raw`` bytes unchanged (the Message-ID is fixed when the
-   row is queued) from ``smtp.from_address`` to the row's recipients;
-3. records the outcome in its own committed transaction right after the
-   server's answer: ``sent``; ``pending`` again with exponential backoff
-   (4xx, connection trouble); or ``failed`` plus an admin alert (5xx).
+1. *claims* the batch in one committed transaction (compare-and-set on
+   ``status`` and ``next_attempt_at``, which moves to now + a lease), so that a
+   second flusher (another daemon, ``mailbot`` from cron) skips those rows while
+   they are on the wire; a claim nearing its end is extended before a send;
+2. sends each row's stored ``raw`` bytes unchanged (the Message-ID is fixed when
+   the row is queued) from ``smtp.from_address`` to the row's recipients, over
+   the connection kept by :class:`~mailbot.mail.smtp_link.SmtpLink`;
+3. records the outcome: ``sent`` marks are committed together, after
+   ``marks_max_rows`` sends or once the oldest is ``marks_max_age`` seconds old
+   (checked after each send), with any other outcome, and at the end of the
+   flush; the first mark of a flush, and that of a row :meth:`~OutboxSender.resume`
+   found waiting, go at once. ``pending`` again with exponential backoff (4xx,
+   connection trouble) or ``failed`` plus an admin alert (5xx) are committed at
+   once. Rows of the batch never tried get their due time back.
 
-A crash between the server's final 250 and step 3 leaves the row claimed; it
-is sent again when the lease ends, with the same Message-ID (at-least-once,
-see docs/decisions.md "Outbox").
+A crash between the server's final 250 and the commit of its mark leaves the
+row claimed; it is sent again when the lease ends (or at once after
+:meth:`OutboxSender.resume`), with the same Message-ID: at-least-once, with at
+most ``marks_max_rows`` rows, and ``marks_max_age`` seconds plus one send,
+exposed. A process that crashed after its k-th 250 left at most k - 1 of them,
+and its successor records each of those right after its 250, so even a crash
+at the same point every time costs a row no third copy (docs/decisions.md "Outbox").
 """
 
 from __future__ import annotations
@@ -22,26 +32,25 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.config import Config, SecretError
-from mailbot.config.secrets import known_secret_values
-from mailbot.directory.models import OutboxMessage, utcnow
+from mailbot.config import Config
+from mailbot.directory.models import utcnow
 from mailbot.log import get_logger
+from mailbot.mail.outbox_store import Claim, Claimed, Due, OutboxStore, SentMark
+from mailbot.mail.smtp_link import DEFAULT_IDLE_SECONDS, SmtpConnectError, SmtpLink, describe, scrub
 
 log = get_logger(__name__)
 
-#: ``last_error`` keeps this much of a server's answer.
-_MAX_ERROR_CHARS = 500
+#: A claim is extended when less than this (plus one send's deadline) is left of it.
+_LEASE_MARGIN_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,27 +101,6 @@ class _Outcome:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class _Claimed:
-    """A snapshot of a claimed row: sending needs no open session."""
-
-    id: int
-    kind: str
-    letter_id: int | None
-    recipients: tuple[str, ...]
-    message_id: str
-    raw: bytes
-    attempts: int
-
-
-class _ConnectFailed(Exception):
-    """Connecting, TLS or AUTH failed; ``auth`` tells a rejected login apart."""
-
-    def __init__(self, message: str, auth: bool = False) -> None:
-        super().__init__(message)
-        self.auth = auth
-
-
 class OutboxAlerts(Protocol):
     """How the outbox tells the administrators about itself.
 
@@ -142,8 +130,21 @@ class OutboxAlerts(Protocol):
         """The SMTP server refused our login."""
 
 
+@dataclass
+class _Tally:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    connection_error: str | None = None
+
+
 class OutboxSender:
-    """Sends due outbox rows through the configured SMTP server."""
+    """Sends due outbox rows through the configured SMTP server.
+
+    The connection outlives a flush; call :meth:`close` on shutdown (and
+    :meth:`close_if_idle` from a periodic job if flushes may stop for long: a
+    flush closes an idle connection itself).
+    """
 
     def __init__(
         self,
@@ -153,120 +154,85 @@ class OutboxSender:
         clock: Callable[[], dt.datetime] = utcnow,
         jitter: Callable[[], float] = random.random,
         batch_size: int = 500,
+        *,
+        claim_size: int = 20,
+        marks_max_rows: int = 20,
+        marks_max_age: float = 0.2,
+        idle_seconds: float = DEFAULT_IDLE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self.sessions = sessions
+        self.store = OutboxStore(sessions)
         self.alerts = alerts
         self.clock = clock
         self.jitter = jitter
         #: Rows taken per flush; a backlog drains over several flushes, each bounded in time.
         self.batch_size = batch_size
+        #: Rows claimed (and so read into memory) per transaction.
+        self.claim_size = claim_size
+        #: "sent" marks are committed once this many wait, or this old (seconds): the
+        #: bound on letters sent twice after a crash, and on how stale the table is.
+        self.marks_max_rows = marks_max_rows
+        self.marks_max_age = marks_max_age
+        self.monotonic = monotonic
+        self.link = SmtpLink(config.smtp, idle_seconds, monotonic)
         self.retry = RetryPolicy(config.smtp.retry_base_seconds, config.smtp.retry_max_seconds)
         timeout = config.smtp.timeout_seconds
         #: A claimed row is left alone by other flushers this long. It must outlast the
-        #: per-row deadline (plus connecting), or a slow send could be claimed twice.
+        #: per-row deadline (plus connecting), or a slow send could be claimed twice;
+        #: a batch sending longer than that extends its claim.
         self.lease = dt.timedelta(seconds=3 * timeout + 60)
+        #: Rows resume() found waiting: possibly sent by a flusher that died before
+        #: recording them; their marks are never held back in a batch.
+        self._recovered: set[int] = set()
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
-    # -- the flush ---------------------------------------------------------------------
+    # -- the public interface ------------------------------------------------------------
 
     async def flush(self, now: dt.datetime | None = None) -> FlushReport:
-        """Send every due ``pending`` row, oldest first, over one SMTP connection.
+        """Send every due ``pending`` row, oldest first, over the kept SMTP connection.
 
         *now* (default: the clock) decides which rows are due and stamps the
         outcome; tests pass it to step through backoff without sleeping.
-        Returns counts and, when the connection failed, why.
+        Returns counts and, when the connection failed, why. Flushes of one
+        sender run one at a time.
         """
-        fixed_now = now
-        now = now or self.clock()
-        due = self._due_ids(now)
-        if not due:
-            return FlushReport()
-        sent = retried = failed = 0
-        connection_error: str | None = None
-        client: aiosmtplib.SMTP | None = None
-        try:
-            for row_id in due:
-                stamp = fixed_now or self.clock()
-                row = self._claim(row_id, stamp)
-                if row is None:
-                    continue  # sent, failed or claimed by someone else meanwhile
-                if client is None:
-                    try:
-                        client = await self._connect()
-                    except _ConnectFailed as exc:
-                        connection_error = str(exc)
-                        self._reschedule(row, stamp, connection_error, auth_failed=exc.auth)
-                        retried += 1
-                        break
-                outcome = await self._send(client, row)
-                stamp = fixed_now or self.clock()
-                if outcome.kind is _Kind.SENT:
-                    self._mark_sent(row, stamp, outcome.error)
-                    sent += 1
-                elif outcome.kind is _Kind.PERMANENT:
-                    self._mark_failed(row, stamp, outcome.error or "refused")
-                    failed += 1
-                else:
-                    self._reschedule(row, stamp, outcome.error or "temporary failure")
-                    retried += 1
-                    if outcome.kind is _Kind.CONNECTION:
-                        # The remaining rows keep their schedule: trying each of them
-                        # against a dead server would only inflate their attempts.
-                        connection_error = outcome.error
-                        break
-        finally:
-            if client is not None:
-                await _close(client, self.config.smtp.timeout_seconds)
-        report = FlushReport(sent, retried, failed, connection_error)
-        log.info(
-            "outbox flushed",
-            sent=sent,
-            retried=retried,
-            failed=failed,
-            connection_error=connection_error,
-        )
-        return report
+        async with self._exclusive():
+            await self.link.close_if_idle()
+            return await _Flush(self, now).run()
+
+    async def close_if_idle(self) -> bool:
+        """Close the SMTP connection if it has been idle long enough; whether it was."""
+        async with self._exclusive():
+            return await self.link.close_if_idle()
+
+    async def close(self) -> None:
+        """Close the SMTP connection (``QUIT``), if one is open; for shutdown."""
+        async with self._exclusive():
+            await self.link.close()
+
+    def resume(self, now: dt.datetime | None = None) -> int:
+        """Make every pending row due now; returns how many were waiting.
+
+        Called when a daemon becomes the only flusher (it holds the lease): rows
+        claimed by a flusher that died are then sent at once instead of after
+        the claim's lease, and backoff delays restart.
+        """
+        waiting = self.store.resume(now or dt.datetime.now(dt.UTC))
+        self._recovered.update(waiting)
+        return len(waiting)
+
+    def _exclusive(self) -> asyncio.Lock:
+        # One lock per event loop: an asyncio.Lock must not be shared between loops.
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop = asyncio.Lock(), loop
+        return self._lock
 
     # -- SMTP ----------------------------------------------------------------------------
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        smtp = self.config.smtp
-        password: str | None = None
-        try:
-            if smtp.user:
-                password = smtp.password.resolve().reveal()
-            context = _tls_context(smtp.verify_certificate, smtp.ca_file)
-        except SecretError as exc:
-            raise _ConnectFailed(f"SMTP password: {exc}", auth=True) from None
-        except (OSError, ssl.SSLError) as exc:
-            raise _ConnectFailed(f"SMTP ca_file {smtp.ca_file}: {_describe(exc)}") from None
-        client = aiosmtplib.SMTP(
-            hostname=smtp.host,
-            port=smtp.port,
-            use_tls=smtp.tls == "implicit",
-            # True = STARTTLS is required: a server that does not offer it (or a
-            # man in the middle stripping it) fails the connection, never plain text.
-            # False for "none": no opportunistic upgrade to an unverifiable certificate.
-            start_tls=smtp.tls == "starttls",
-            tls_context=context if smtp.tls != "none" else None,
-            validate_certs=smtp.verify_certificate,
-            username=smtp.user or None,
-            password=password,
-            timeout=smtp.timeout_seconds,
-        )
-        try:
-            async with asyncio.timeout(smtp.timeout_seconds):
-                await client.connect()
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            message = f"AUTH as {smtp.user!r} refused: {_describe(exc)}"
-            raise _ConnectFailed(message, auth=True) from None
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise _ConnectFailed(
-                f"cannot connect to {smtp.host}:{smtp.port} (tls={smtp.tls}): {_describe(exc)}"
-            ) from None
-        return client
-
-    async def _send(self, client: aiosmtplib.SMTP, row: _Claimed) -> _Outcome:
+    async def _send(self, client: aiosmtplib.SMTP, row: Claimed) -> _Outcome:
         if not row.recipients:
             return _Outcome(_Kind.PERMANENT, "the row has no recipients")
         try:
@@ -281,182 +247,211 @@ class OutboxSender:
             # Every recipient refused: permanent only when every refusal is.
             codes = [r.code for r in exc.recipients]
             kind = _Kind.PERMANENT if codes and min(codes) >= 500 else _Kind.TEMPORARY
-            return _Outcome(kind, _describe(exc))
+            return _Outcome(kind, describe(exc))
         except aiosmtplib.SMTPResponseException as exc:
             if exc.code == 421:  # the server is closing the connection (RFC 5321 3.8)
-                return _Outcome(_Kind.CONNECTION, _describe(exc))
+                return _Outcome(_Kind.CONNECTION, describe(exc))
             kind = _Kind.PERMANENT if exc.code >= 500 else _Kind.TEMPORARY
-            return _Outcome(kind, _describe(exc))
+            return _Outcome(kind, describe(exc))
         except aiosmtplib.SMTPNotSupported as exc:
             # e.g. an SMTPUTF8 address the server cannot carry: retrying will not help.
-            return _Outcome(_Kind.PERMANENT, _describe(exc))
+            return _Outcome(_Kind.PERMANENT, describe(exc))
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             # Disconnected, timed out (our deadline or the library's): the session's
             # state is unknown. The server may even have taken the letter; the row is
             # retried, the same Message-ID lets the receiver see it is a duplicate.
-            return _Outcome(_Kind.CONNECTION, _describe(exc))
+            return _Outcome(_Kind.CONNECTION, describe(exc))
         except ValueError as exc:
             # aiosmtplib refuses addresses with line breaks before talking to the server.
-            return _Outcome(_Kind.PERMANENT, _describe(exc))
+            return _Outcome(_Kind.PERMANENT, describe(exc))
         if errors:
             # Some recipients refused, the rest accepted: resending would duplicate the
             # letter for those who have it, so the row is sent; the refusals are kept.
             refused = "; ".join(f"{r}: {resp.code} {resp.message}" for r, resp in errors.items())
-            return _Outcome(_Kind.SENT, _scrub(f"some recipients refused: {refused}"))
+            return _Outcome(_Kind.SENT, scrub(f"some recipients refused: {refused}"))
         return _Outcome(_Kind.SENT)
-
-    # -- the database: one short committed transaction per step ---------------------------
-
-    def resume(self, now: dt.datetime | None = None) -> int:
-        """Make every pending row due now; returns how many were waiting.
-
-        Called when a daemon becomes the only flusher (it holds the lease): rows
-        claimed by a flusher that died are then sent at once instead of after
-        the claim's lease, and backoff delays restart.
-        """
-        moment = now or dt.datetime.now(dt.UTC)
-        with self.sessions() as session, session.begin():
-            result = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at > moment)
-                .values(next_attempt_at=moment)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-    def _due_ids(self, now: dt.datetime) -> list[int]:
-        with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(OutboxMessage.id)
-                    .where(OutboxMessage.status == "pending", OutboxMessage.next_attempt_at <= now)
-                    .order_by(OutboxMessage.created_at, OutboxMessage.id)
-                    .limit(self.batch_size)
-                )
-            )
-
-    def _claim(self, row_id: int, now: dt.datetime) -> _Claimed | None:
-        with self.sessions() as session, session.begin():
-            claimed = session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == row_id,
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.next_attempt_at <= now,
-                )
-                .values(next_attempt_at=now + self.lease)
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = session.get_one(OutboxMessage, row_id)
-            return _Claimed(
-                id=row.id,
-                kind=row.kind,
-                letter_id=row.letter_id,
-                recipients=tuple(str(r) for r in row.recipients),
-                message_id=row.message_id,
-                raw=bytes(row.raw),
-                attempts=row.attempts,
-            )
-
-    def _mark_sent(self, row: _Claimed, now: dt.datetime, note: str | None) -> None:
-        with self.sessions() as session, session.begin():
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
-                .values(status="sent", sent_at=now, attempts=row.attempts + 1, last_error=note)
-                .execution_options(synchronize_session=False)
-            )
-        log.info("outbox letter sent", outbox_id=row.id, outbox_kind=row.kind,
-                 message_id=row.message_id, attempts=row.attempts + 1)  # fmt: skip
-        if note:
-            log.warning("outbox letter partly refused", outbox_id=row.id, error=note)
-
-    def _reschedule(
-        self, row: _Claimed, now: dt.datetime, error: str, auth_failed: bool = False
-    ) -> None:
-        attempts = row.attempts + 1
-        next_at = now + self.retry.delay(attempts, self.jitter())
-        with self.sessions() as session, session.begin():
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
-                .values(attempts=attempts, last_error=_scrub(error), next_attempt_at=next_at)
-                .execution_options(synchronize_session=False)
-            )
-            if auth_failed:
-                self._alert_auth_failure(session, error, now)
-        log.warning("outbox letter deferred", outbox_id=row.id, outbox_kind=row.kind,
-                    attempts=attempts, next_attempt_at=next_at.isoformat(),
-                    error=_scrub(error))  # fmt: skip
-
-    def _mark_failed(self, row: _Claimed, now: dt.datetime, error: str) -> None:
-        error = _scrub(error)
-        with self.sessions() as session, session.begin():
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.status == "pending")
-                .values(status="failed", attempts=row.attempts + 1, last_error=error)
-                .execution_options(synchronize_session=False)
-            )
-            # An alert that cannot be delivered is not reported by another alert:
-            # that one would go to the same refusing addresses, and so on.
-            if row.kind != "alert":
-                self._alert_failure(session, row, error, now)
-        log.error("outbox letter failed", outbox_id=row.id, outbox_kind=row.kind,
-                  message_id=row.message_id, error=error)  # fmt: skip
 
     # -- alerts about the outbox itself --------------------------------------------------
 
-    def _alert_failure(self, session: Session, row: _Claimed, error: str, now: dt.datetime) -> None:
+    def _alert_failure(self, session: Session, row: Claimed, error: str, now: dt.datetime) -> None:
         self.alerts.outbox_failed(session, self.config, outbox_id=row.id, kind=row.kind,
                                   recipients=row.recipients, message_id=row.message_id,
                                   letter_id=row.letter_id, error=error, now=now)  # fmt: skip
 
     def _alert_auth_failure(self, session: Session, error: str, now: dt.datetime) -> None:
-        self.alerts.smtp_auth_failed(session, self.config, _scrub(error), now)
+        self.alerts.smtp_auth_failed(session, self.config, scrub(error), now)
+
+
+async def flush_once(
+    config: Config, sessions: sessionmaker[Session], alerts: OutboxAlerts
+) -> FlushReport:
+    """One flush, then the connection is closed: for one-shot commands."""
+    sender = OutboxSender(config, sessions, alerts)
+    try:
+        return await sender.flush()
+    finally:
+        await sender.close()
+
+
+class _Flush:
+    """One flush: its counts, its connection and its unrecorded "sent" marks."""
+
+    def __init__(self, sender: OutboxSender, now: dt.datetime | None) -> None:
+        self.sender = sender
+        self.store = sender.store
+        self.fixed_now = now
+        self.now = now or sender.clock()
+        self.tally = _Tally()
+        self.client: aiosmtplib.SMTP | None = None
+        self.marks: list[SentMark] = []
+        self.first_mark_at = 0.0
+
+    def stamp(self) -> dt.datetime:
+        return self.fixed_now or self.sender.clock()
+
+    async def run(self) -> FlushReport:
+        due = self.store.due(self.now, self.sender.batch_size)
+        if not due:
+            return FlushReport()
+        try:
+            size = self.sender.claim_size
+            for start in range(0, len(due), size):
+                if not await self._batch(due[start : start + size]):
+                    break
+        finally:
+            self._record_marks()
+        t = self.tally
+        log.info("outbox flushed", sent=t.sent, retried=t.retried, failed=t.failed,
+                 connection_error=t.connection_error)  # fmt: skip
+        return FlushReport(t.sent, t.retried, t.failed, t.connection_error)
+
+    async def _batch(self, due: Sequence[Due]) -> bool:
+        """Claim and send *due*; False when the connection failed (the flush stops)."""
+        sender = self.sender
+        stamp = self.stamp()
+        claim = self.store.claim(due, stamp, stamp + sender.lease)
+        deadline = sender.monotonic() + sender.lease.total_seconds()
+        waiting = list(claim.rows)
+        try:
+            while waiting:
+                if self.client is None:
+                    try:
+                        self.client = await sender.link.client()
+                    except SmtpConnectError as exc:
+                        self.tally.connection_error = str(exc)
+                        self._reschedule(waiting.pop(0), str(exc), auth_failed=exc.auth)
+                        return False
+                budget = sender.config.smtp.timeout_seconds + _LEASE_MARGIN_SECONDS
+                if sender.monotonic() + budget > deadline:
+                    claim, waiting, deadline = self._extend(claim, waiting)
+                    continue
+                row = waiting.pop(0)  # from here on its fate is unknown until recorded
+                outcome = await sender._send(self.client, row)
+                sender.link.used()
+                if not self._record(row, outcome):
+                    self.client = None
+                    await sender.link.close()
+                    return False
+            return True
+        except BaseException:
+            # Cancelled or failed mid-conversation: the connection's state is unknown.
+            sender.link.abandon()
+            raise
+        finally:
+            # Claimed, never tried (the connection failed, or we were cancelled):
+            # these rows keep their schedule, as if this flush had not seen them.
+            self.store.release(claim, waiting, due)
+
+    def _extend(self, claim: Claim, waiting: list[Claimed]) -> tuple[Claim, list[Claimed], float]:
+        self._record_marks()  # the rows already sent need no longer claim
+        stamp = self.stamp()
+        claim = self.store.extend(claim, waiting, stamp + self.sender.lease)
+        return claim, list(claim.rows), self.sender.monotonic() + self.sender.lease.total_seconds()
+
+    def _record(self, row: Claimed, outcome: _Outcome) -> bool:
+        """Record *outcome* for *row*; False when the connection is gone."""
+        if outcome.kind is _Kind.SENT:
+            self._sent(SentMark(row, self.stamp(), outcome.error))
+            return True
+        if outcome.kind is _Kind.PERMANENT:
+            self._fail(row, outcome.error or "refused")
+            return True
+        self._reschedule(row, outcome.error or "temporary failure")
+        if outcome.kind is _Kind.TEMPORARY:
+            return True
+        # The remaining rows keep their schedule: trying each of them against a
+        # dead server would only inflate their attempts.
+        self.tally.connection_error = outcome.error
+        return False
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def _sent(self, mark: SentMark) -> None:
+        # Committed at once: the first mark of a flush and that of a row resume() found
+        # waiting (see the module docstring: no third copies), a full or old batch.
+        self.tally.sent += 1
+        now = self.sender.monotonic()
+        if not self.marks:
+            self.first_mark_at = now
+        self.marks.append(mark)
+        sender = self.sender
+        if (
+            self.tally.sent == 1
+            or mark.row.id in sender._recovered
+            or len(self.marks) >= sender.marks_max_rows
+            or now - self.first_mark_at >= sender.marks_max_age
+        ):
+            self._record_marks()
+
+    def _record_marks(self) -> None:
+        marks, self.marks = self.marks, []
+        self.store.mark_sent(marks)
+        self._recorded(marks)
+
+    def _recorded(self, marks: Sequence[SentMark]) -> None:
+        for mark in marks:
+            row = mark.row
+            self.sender._recovered.discard(row.id)
+            log.info("outbox letter sent", outbox_id=row.id, outbox_kind=row.kind,
+                     message_id=row.message_id, attempts=row.attempts + 1)  # fmt: skip
+            if mark.note:
+                log.warning("outbox letter partly refused", outbox_id=row.id, error=mark.note)
+
+    def _reschedule(self, row: Claimed, error: str, auth_failed: bool = False) -> None:
+        sender = self.sender
+        now = self.stamp()
+        error = scrub(error)
+        attempts = row.attempts + 1
+        next_at = now + sender.retry.delay(attempts, sender.jitter())
+        marks, self.marks = self.marks, []
+        also = (lambda s: sender._alert_auth_failure(s, error, now)) if auth_failed else None
+        self.store.reschedule(row, error, next_at, sent=marks, also=also)
+        self._recorded(marks)
+        sender._recovered.discard(row.id)
+        self.tally.retried += 1
+        log.warning("outbox letter deferred", outbox_id=row.id, outbox_kind=row.kind,
+                    attempts=attempts, next_attempt_at=next_at.isoformat(),
+                    error=error)  # fmt: skip
+
+    def _fail(self, row: Claimed, error: str) -> None:
+        sender = self.sender
+        now = self.stamp()
+        error = scrub(error)
+        marks, self.marks = self.marks, []
+        # An alert that cannot be delivered is not reported by another alert:
+        # that one would go to the same refusing addresses, and so on.
+        also = (
+            (lambda s: sender._alert_failure(s, row, error, now)) if row.kind != "alert" else None
+        )
+        self.store.mark_failed(row, error, sent=marks, also=also)
+        self._recorded(marks)
+        sender._recovered.discard(row.id)
+        self.tally.failed += 1
+        log.error("outbox letter failed", outbox_id=row.id, outbox_kind=row.kind,
+                  message_id=row.message_id, error=error)  # fmt: skip
 
 
 def _mail_options(sender: str, recipients: Sequence[str]) -> list[str]:
     """SMTPUTF8 when an address is internationalised (RFC 6531); a server without it
     refuses the letter (``SMTPNotSupported``: permanent) before MAIL FROM."""
     return [] if sender.isascii() and all(r.isascii() for r in recipients) else ["SMTPUTF8"]
-
-
-def _tls_context(verify: bool, ca_file: Path | None) -> ssl.SSLContext:
-    """Verify against ``ca_file`` alone when given (a private CA), else the system roots."""
-    if not verify:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    return ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
-
-
-async def _close(client: aiosmtplib.SMTP, timeout: float) -> None:
-    """QUIT politely, but never let a hanging server hold the flush."""
-    try:
-        async with asyncio.timeout(timeout):
-            await client.quit()
-    except (aiosmtplib.SMTPException, OSError, TimeoutError):
-        client.close()
-
-
-def _describe(exc: BaseException) -> str:
-    """A one-line description of an SMTP failure, without secrets."""
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        text = "all recipients refused: " + "; ".join(
-            f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients
-        )
-    elif isinstance(exc, aiosmtplib.SMTPResponseException):
-        text = f"{exc.code} {exc.message}"
-    else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return _scrub(text)
-
-
-def _scrub(text: str) -> str:
-    for secret in known_secret_values():
-        text = text.replace(secret, "[redacted]")
-    text = " ".join(text.split())
-    return text[:_MAX_ERROR_CHARS]

@@ -117,7 +117,7 @@ def test_after_the_alert_was_sent_the_same_day_stays_quiet_and_a_new_day_alerts_
 def test_an_alert_claimed_by_the_sender_is_not_rebuilt(world: World) -> None:
     ca = stranger()
     world.process(cert_letter(participant(ca, serial=0x701)))
-    with world.sessions() as session:  # what OutboxSender._claim does
+    with world.sessions() as session:  # what OutboxStore.claim does
         session.execute(
             update(OutboxMessage).values(next_attempt_at=factory.NOW + dt.timedelta(minutes=5))
         )

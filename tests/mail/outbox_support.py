@@ -126,6 +126,16 @@ class CountingHandler(RecordingRelayHandler):
     refuse_recipients: dict[str, str] = field(default_factory=dict)
     #: Seconds to wait before answering DATA (a slow server).
     delay: float = 0.0
+    #: Called at each DATA, before anything else (e.g. to move a test's clocks).
+    on_data: Callable[[], object] | None = None
+    #: When set, every NOOP is answered with this reply (e.g. a 421).
+    noop_reply: str | None = None
+    noops: int = 0
+
+    async def handle_NOOP(self, _server: Any, _session: Any, _envelope: Any, _arg: str) -> str:
+        """Count the NOOP; answer as configured."""
+        self.noops += 1
+        return self.noop_reply or "250 OK"
 
     async def handle_RCPT(
         self, _server: Any, _session: Any, envelope: Any, address: str, options: list[str]
@@ -139,6 +149,8 @@ class CountingHandler(RecordingRelayHandler):
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         """Note the connection, then behave like the recording handler."""
         self.peers.append(session.peer)
+        if self.on_data is not None:
+            self.on_data()
         if self.delay:
             await asyncio.sleep(self.delay)
         return await super().handle_DATA(server, session, envelope)
