@@ -510,7 +510,7 @@ class LetterProcessor:
         history = {k: v for k, v in (row.detail or {}).items() if k in ("deferral", "resets")}
         row.detail = {**history, "intake": {"stage": intake.stage.value, "reason": intake.reason}}
         session.add(row)
-        if row.id is None:
+        if claimed is None:
             session.flush()  # a letter from the command line: its id is needed below
         if archive is not None:
             row.archive_path = str(archive.result())  # durable before the journal row commits

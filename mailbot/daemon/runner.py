@@ -66,6 +66,8 @@ log = get_logger(__name__)
 
 #: Decided letters are moved out of the mailbox in batches of this many (and at a pass's end).
 FILE_EVERY_LETTERS = 25
+#: During a pass, replies gather this long before they are sent together.
+SEND_GATHER_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,8 @@ class Daemon:
             await self._sending_done()
             with contextlib.suppress(Exception):
                 await self.flush_outbox()
+            with contextlib.suppress(Exception):
+                await parts.outbox.close()  # QUIT on the kept SMTP connection
             if metrics_server is not None:
                 await metrics_server.close()
             parts.lease.release()
@@ -373,6 +377,9 @@ class Daemon:
     async def _send_until_done(self) -> None:
         while True:
             self._send_again = False
+            # A burst's replies leave together: one claim and one batch of marks for
+            # many letters. A pass's end flushes at once, so a lone letter never waits.
+            await self._sleep(SEND_GATHER_SECONDS)
             try:
                 await self.flush_outbox()
             except Exception:  # the scheduled flush retries; the pass must go on
