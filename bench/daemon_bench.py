@@ -12,7 +12,7 @@ Sections, each printing its figures with n:
    Every letter must be answered, every certificate letter with "success". Beside
    it, in the same run and on the same letters, two plumbing limits (no processing
    at all): (a) the daemon's batching - UID SEARCH, a UID FETCH per letter, one SMTP
-   connection for every reply, UID MOVE every ``FLUSH_EVERY_LETTERS`` letters; (b)
+   connection for every reply, UID MOVE every ``FILE_EVERY_LETTERS`` letters; (b)
    a UID MOVE and a new SMTP connection per letter.
 2. **Latency with IDLE.** A running ``mailbot run``; each certificate letter is
    delivered only after the daemon has been idle for a while; p50/p95/p99 beside
@@ -61,7 +61,7 @@ from sqlalchemy import Engine, insert  # noqa: E402
 
 from mailbot.app.assembly import make_processor  # noqa: E402
 from mailbot.app.letters import LetterSource  # noqa: E402
-from mailbot.daemon.runner import FLUSH_EVERY_LETTERS  # noqa: E402
+from mailbot.daemon.runner import FILE_EVERY_LETTERS  # noqa: E402
 from mailbot.directory.engine import engine_from_config  # noqa: E402
 from mailbot.directory.models import (  # noqa: E402
     Organisation,
@@ -472,7 +472,7 @@ async def plumbing_child(spec: dict[str, Any]) -> dict[str, Any]:
         if shared is not None:
             await shared.sendmail(spec["from"], [spec["to"]], reply)
             pending.append(uid)
-            if len(pending) == FLUSH_EVERY_LETTERS:
+            if len(pending) == FILE_EVERY_LETTERS:
                 await move(pending)
                 pending = []
         else:
@@ -545,7 +545,7 @@ def section_burst(bench: Bench, sizes: Sizes) -> BurstFigures:
     single = plumbing(world, [world.add_cert_letter(c) for c in certs], reply, batched=False)
     size = sum(len(r.data) for r in cert.replies) / len(cert.replies)
     print(f"plumbing (a), daemon's batching (UID SEARCH, UID FETCH per letter, one SMTP "
-          f"connection, UID MOVE per {FLUSH_EVERY_LETTERS}): {sizes.burst} letters in "
+          f"connection, UID MOVE per {FILE_EVERY_LETTERS}): {sizes.burst} letters in "
           f"{batched:.2f} s -> {sizes.burst / batched:.1f} letters/s")  # fmt: skip
     print(f"plumbing (b), UID MOVE and a new SMTP connection per letter: {sizes.burst} letters "
           f"in {single:.2f} s -> {sizes.burst / single:.1f} letters/s "
@@ -882,7 +882,7 @@ def main() -> None:
         database = "PostgreSQL" if args.postgres else "SQLite"
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"mailbot daemon bench: {database}, {os.cpu_count()} CPUs (load average {load}), "
-              f"FLUSH_EVERY_LETTERS={FLUSH_EVERY_LETTERS}")  # fmt: skip
+              f"FILE_EVERY_LETTERS={FILE_EVERY_LETTERS}")  # fmt: skip
         with stopwatch("section 1"):
             burst = section_burst(bench, sizes)
         with stopwatch("section 2"):
