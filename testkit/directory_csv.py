@@ -13,20 +13,11 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
+from mailbot.directory.csv_import import COLUMNS
 from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, snils_checksum
 
-HEADER = (
-    "organisation",
-    "organisation_code",
-    "organisation_inn",
-    "organisation_ogrn",
-    "surname",
-    "given_names",
-    "title",
-    "snils",
-    "addresses",
-    "active",
-)
+#: The columns ``mailbot import`` reads, in its order.
+HEADER = COLUMNS
 SURNAMES = (
     "Иванов", "Петров", "Сидоров", "Кузнецов", "Смирнов", "Попов", "Волков", "Соколов",
     "Лебедев", "Козлов", "Новиков", "Морозов", "Егоров", "Павлов", "Семёнов", "Голубев",

@@ -172,15 +172,7 @@ class OutboxStore:
         also: AlsoInSession | None = None,
     ) -> None:
         """Back to ``pending`` at *next_at* with one more attempt (and *sent* recorded too)."""
-        with self.sessions() as session, session.begin():
-            self._mark_sent(session, sent)
-            session.execute(
-                update(_table)
-                .where(_c.id == row.id, _c.status == "pending")
-                .values(attempts=row.attempts + 1, last_error=error, next_attempt_at=next_at)
-            )
-            if also is not None:
-                also(session)
+        self._settle(row, {"last_error": error, "next_attempt_at": next_at}, sent, also)
 
     def mark_failed(
         self,
@@ -190,12 +182,22 @@ class OutboxStore:
         also: AlsoInSession | None = None,
     ) -> None:
         """``failed`` for good (and *sent* recorded too)."""
+        self._settle(row, {"status": "failed", "last_error": error}, sent, also)
+
+    def _settle(
+        self,
+        row: Claimed,
+        values: dict[str, object],
+        sent: Sequence[SentMark],
+        also: AlsoInSession | None,
+    ) -> None:
+        """One attempt more for a pending *row*, with *values*, the marks and *also*: one commit."""
         with self.sessions() as session, session.begin():
             self._mark_sent(session, sent)
             session.execute(
                 update(_table)
                 .where(_c.id == row.id, _c.status == "pending")
-                .values(status="failed", attempts=row.attempts + 1, last_error=error)
+                .values(attempts=row.attempts + 1, **values)
             )
             if also is not None:
                 also(session)
