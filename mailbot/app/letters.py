@@ -132,6 +132,8 @@ class ProcessResult:
     detail: dict[str, Any] = field(default_factory=dict)
     route: str | None = None
     rule_hits: list[dict[str, object]] = field(default_factory=list)
+    #: The claim of the following letter, committed with this letter's decision.
+    next_claim: Claim | None = None
 
 
 class LetterProcessor:
@@ -165,11 +167,14 @@ class LetterProcessor:
         source: LetterSource,
         dry_run: bool = False,
         declared_size: int | None = None,
+        following: tuple[bytes, LetterSource] | None = None,
     ) -> ProcessResult:
         """Decide and record one letter. With *dry_run* nothing is written anywhere.
 
         *declared_size* is the server's size when *raw* holds only the header
-        section of a letter too large to fetch.
+        section of a letter too large to fetch. *following* (the next letter of
+        the mailbox) is claimed in the same transaction: its claim is in the
+        result's ``next_claim`` (None when this letter's transaction failed).
         """
         now = self.clock()
         digest = hashlib.sha256(raw).hexdigest()
@@ -190,8 +195,9 @@ class LetterProcessor:
                 )
             intake, handler = self._decide(session, raw, now, declared_size)
             return self._commit(
-                session, claimed, source, archive, digest, intake, handler, now, dry_run
-            )
+                session, claimed, source, archive, digest, intake, handler, now, dry_run,
+                following,
+            )  # fmt: skip
 
     def retry(self, letter_id: int) -> ProcessResult:
         """Decide a ``deferred`` letter again from its archived raw copy, in one transaction.
@@ -307,10 +313,12 @@ class LetterProcessor:
         handler: AddCertDecision | None,
         now: dt.datetime,
         dry_run: bool = False,
+        following: tuple[bytes, LetterSource] | None = None,
     ) -> ProcessResult:
         """Record the decision in the session's transaction and commit (or roll back).
 
-        *archive* is the letter's archive copy being written (None in a dry run).
+        *archive* is the letter's archive copy being written (None in a dry run);
+        *following* is claimed in the same transaction (see :meth:`process`).
         """
         written: list[Path] = []
         try:
@@ -323,6 +331,11 @@ class LetterProcessor:
                 rule_hits=[
                     h.as_dict() for h in (*intake.rule_hits, *(handler.hits if handler else ()))
                 ],
+                next_claim=(
+                    self._claim_in(session, *following, now)
+                    if following is not None and not dry_run
+                    else None
+                ),
             )
             if dry_run:
                 session.rollback()
@@ -360,38 +373,47 @@ class LetterProcessor:
 
         The claim's attempt counter survives a crash in the pipeline, so a letter
         that keeps crashing the daemon is recognised (Mailman's ``.bak`` count).
+        In a burst the daemon has the next letter claimed by the previous letter's
+        transaction instead (``process(..., following=...)``): one commit less a letter.
         """
-        now = self.clock()
-        digest = hashlib.sha256(raw).hexdigest()
         with self.sessions() as session:
-            row = self._journaled(session, source, raw, digest)
-            if row is not None and row.state != LetterState.CLAIMED:
-                return Claim(
-                    row.id,
-                    row.attempts,
-                    LetterState(row.state),
-                    parse_outcome(row.outcome),
-                    row.filed_to,
-                )
-            if row is not None and row.uid is None and source.uid is not None:
-                # A reset letter is back in the mailbox: the row takes its new position.
-                row.mailbox, row.uidvalidity, row.uid = (
-                    source.mailbox, source.uidvalidity, source.uid,
-                )  # fmt: skip
-            if row is None:
-                row = LetterRecord(
-                    mailbox=source.mailbox,
-                    uidvalidity=source.uidvalidity,
-                    uid=source.uid,
-                    sha256=digest,
-                    received_at=now,
-                    state=LetterState.CLAIMED,
-                    attempts=0,
-                )
-                session.add(row)
-            row.attempts += 1
+            claim = self._claim_in(session, raw, source, self.clock())
             session.commit()
-            return Claim(row.id, row.attempts, LetterState.CLAIMED, None, None)
+            return claim
+
+    def _claim_in(
+        self, session: Session, raw: bytes, source: LetterSource, now: dt.datetime
+    ) -> Claim:
+        """The claim of :meth:`claim`, written in *session*'s transaction (not committed)."""
+        digest = hashlib.sha256(raw).hexdigest()
+        row = self._journaled(session, source, raw, digest)
+        if row is not None and row.state != LetterState.CLAIMED:
+            return Claim(
+                row.id,
+                row.attempts,
+                LetterState(row.state),
+                parse_outcome(row.outcome),
+                row.filed_to,
+            )
+        if row is not None and row.uid is None and source.uid is not None:
+            # A reset letter is back in the mailbox: the row takes its new position.
+            row.mailbox, row.uidvalidity, row.uid = (
+                source.mailbox, source.uidvalidity, source.uid,
+            )  # fmt: skip
+        if row is None:
+            row = LetterRecord(
+                mailbox=source.mailbox,
+                uidvalidity=source.uidvalidity,
+                uid=source.uid,
+                sha256=digest,
+                received_at=now,
+                state=LetterState.CLAIMED,
+                attempts=0,
+            )
+            session.add(row)
+        row.attempts += 1
+        session.flush()  # the row's id
+        return Claim(row.id, row.attempts, LetterState.CLAIMED, None, None)
 
     def give_up(self, letter_id: int, reason: str) -> None:
         """Mark a claimed letter that kept failing as ``failed`` (a poison letter)."""

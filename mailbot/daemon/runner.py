@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -37,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailbot.app import deferral, housekeeping, reminders
 from mailbot.app.assembly import load_rules_and_templates, make_processor
 from mailbot.app.crl_refresh import refresh_crls
-from mailbot.app.letters import LetterProcessor, LetterSource
+from mailbot.app.letters import Claim, LetterProcessor, LetterSource
 from mailbot.app.outbox_status import outbox_backlog
 from mailbot.app.revocation_watch import RevocationWatch
 from mailbot.app.states import Filing, NoVerdict
@@ -68,6 +69,16 @@ log = get_logger(__name__)
 FILE_EVERY_LETTERS = 25
 #: During a pass, replies gather this long before they are sent together.
 SEND_GATHER_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """A new letter as fetched: all of it, or only its header when it is too large."""
+
+    uid: int
+    raw: bytes
+    #: The server's size when *raw* is only the header, else None.
+    declared_size: int | None
 
 
 @dataclass(frozen=True)
@@ -275,8 +286,10 @@ class Daemon:
     async def sync(self, client: MailboxClient) -> int:
         """One pass over the mailbox; returns how many letters were processed.
 
-        Replies leave while the pass goes on (:meth:`_send_soon`); decided letters
-        are moved in batches of :data:`FILE_EVERY_LETTERS` (one UID MOVE per folder).
+        Each new letter's decision also claims the next new letter (one commit a
+        letter); replies leave while the pass goes on (:meth:`_send_soon`); decided
+        letters are moved in batches of :data:`FILE_EVERY_LETTERS` (one UID MOVE
+        per folder).
         """
         mailbox = self.config.imap.mailbox
         state = await client.select(mailbox)
@@ -286,48 +299,74 @@ class Daemon:
         )
         fresh = [uid for uid in uids if uid not in known]
         sizes = await client.fetch_sizes(fresh) if fresh else {}
+        following = dict(itertools.pairwise(fresh))
         pending = PendingFilings(self._folders)
+        ahead: _Fetched | None = None  # the next new letter, fetched while deciding this one
+        ahead_claim: Claim | None = None  # its claim, committed with this one's decision
         handled = 0
         for uid in uids:
             if self.stop.is_set():
-                break
+                break  # a letter claimed ahead is claimed again next time (one attempt more)
             entry = known.get(uid)
             if entry is not None:
                 # Journaled already (a crash came between the commit and the MOVE).
                 pending.add(uid, entry.letter_id, entry.filing)
             else:
-                decided = await self._handle(client, uid, state.uidvalidity, sizes.get(uid))
-                handled += 1
-                if decided is not None:
-                    pending.add(uid, *decided)
-                    self._send_soon()
+                letter: _Fetched | None = ahead
+                claim: Claim | None = ahead_claim
+                if letter is None or letter.uid != uid:
+                    letter, claim = await self._fetch(client, uid, sizes), None
+                ahead = ahead_claim = None
+                if letter is not None:
+                    if (next_uid := following.get(uid)) is not None:
+                        ahead = await self._fetch(client, next_uid, sizes)
+                    decided, ahead_claim = await self._handle(
+                        letter, state.uidvalidity, claim, ahead
+                    )
+                    handled += 1
+                    if decided is not None:
+                        pending.add(uid, *decided)
+                        self._send_soon()
             if len(pending) >= FILE_EVERY_LETTERS:
                 await pending.file(client, self._running.processor.mark_filed)
         await pending.file(client, self._running.processor.mark_filed)
         return handled
 
-    async def _handle(
-        self, client: MailboxClient, uid: int, uidvalidity: int, size: int | None
-    ) -> tuple[int, Filing] | None:
-        """Claim and process one new letter; returns its journal id and where it goes."""
-        processor = self._running.processor
-        limit = self.config.limits.max_letter_bytes
-        too_big = size is not None and size > limit
+    async def _fetch(
+        self, client: MailboxClient, uid: int, sizes: dict[int, int]
+    ) -> _Fetched | None:
+        """A new letter's bytes (only its header when it is too large); None if it is gone."""
+        size = sizes.get(uid)
+        too_big = size is not None and size > self.config.limits.max_letter_bytes
         raw = await (client.fetch_headers(uid) if too_big else client.fetch_message(uid))
-        if raw is None:
-            return None  # expunged meanwhile
-        source = LetterSource(self.config.imap.mailbox, uidvalidity, uid)
+        return None if raw is None else _Fetched(uid, raw, size if too_big else None)
+
+    async def _handle(
+        self, letter: _Fetched, uidvalidity: int, claim: Claim | None, ahead: _Fetched | None
+    ) -> tuple[tuple[int, Filing] | None, Claim | None]:
+        """Claim (unless claimed ahead) and process one new letter, claiming *ahead* with it.
+
+        Returns the letter's journal id and where it goes (None if it crashed or
+        vanished), and the claim of *ahead* (None if it was not claimed).
+        """
+        processor = self._running.processor
+        mailbox = self.config.imap.mailbox
+        source = LetterSource(mailbox, uidvalidity, letter.uid)
         started = time.monotonic()
-        with bind_letter(uid=uid, uidvalidity=uidvalidity):
-            claim = await asyncio.to_thread(processor.claim, raw, source)
+        with bind_letter(uid=letter.uid, uidvalidity=uidvalidity):
+            if claim is None:
+                claim = await asyncio.to_thread(processor.claim, letter.raw, source)
             if claim.finished:
-                return claim.letter_id, claim.filing
+                return (claim.letter_id, claim.filing), None
             if claim.attempts > self.config.daemon.max_attempts:
-                await self._poison(claim.letter_id, raw, claim.attempts)
-                return claim.letter_id, Filing.FAILED
+                await self._poison(claim.letter_id, letter.raw, claim.attempts)
+                return (claim.letter_id, Filing.FAILED), None
+            following = (
+                (ahead.raw, LetterSource(mailbox, uidvalidity, ahead.uid)) if ahead else None
+            )
             try:
                 result = await asyncio.to_thread(
-                    processor.process, raw, source, False, size if too_big else None
+                    processor.process, letter.raw, source, False, letter.declared_size, following
                 )
             except SQLAlchemyError:
                 raise  # the database is gone: reconnect loop, the letter stays claimed
@@ -335,7 +374,7 @@ class Daemon:
                 # Counted by the claim; after max_attempts it is a poison letter.
                 log.exception("letter.crashed", letter_id=claim.letter_id, attempt=claim.attempts)
                 METRICS.letters.inc(outcome="crashed")
-                return None
+                return None, None
             METRICS.letters.inc(outcome=result.outcome or "")
             log.info(
                 "letter.done",
@@ -344,7 +383,8 @@ class Daemon:
                 route=result.route,
                 duration_ms=round((time.monotonic() - started) * 1000, 1),
             )
-            return (result.letter_id, result.filing) if result.letter_id is not None else None
+            decided = (result.letter_id, result.filing) if result.letter_id is not None else None
+            return decided, result.next_claim
 
     async def _poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
         reason = f"processing started {attempts - 1} times without finishing"

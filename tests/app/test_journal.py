@@ -10,6 +10,7 @@ from email import message_from_bytes, policy
 
 from sqlalchemy import select
 
+from mailbot.app.letters import LetterSource
 from mailbot.directory import subscribers as directory
 from mailbot.directory.models import LetterRecord, OutboxMessage
 from mailbot.mail.outbox import OutboxSender
@@ -82,3 +83,31 @@ def test_deeply_nested_letter_is_answered_invalid_files(world: World) -> None:
     (row,) = journal(world)
     assert row.message_id == "<20250301101500.1@clinic.example>"
     assert row.subject == "ADD_CERT"
+
+
+def test_a_decision_claims_the_following_letter_in_its_transaction(world: World) -> None:
+    first = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
+    second = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
+    source = LetterSource("INBOX", 1, 1)
+    world.processor.claim(first, source)
+    result = world.processor.process(first, source, following=(second, LetterSource("INBOX", 1, 2)))
+    assert result.outcome == "success", result.detail
+    assert result.next_claim is not None
+    assert (result.next_claim.attempts, result.next_claim.state) == (1, "claimed")
+    rows = journal(world)
+    assert [(r.uid, r.state, r.attempts) for r in rows] == [(1, "done", 1), (2, "claimed", 1)]
+    # Its processing then goes on the claimed row, counted once.
+    done = world.processor.process(second, LetterSource("INBOX", 1, 2))
+    assert done.letter_id == result.next_claim.letter_id and done.outcome == "success"
+    assert [(r.state, r.attempts) for r in journal(world)] == [("done", 1), ("done", 1)]
+
+
+def test_a_dry_run_claims_no_following_letter(world: World) -> None:
+    first = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
+    second = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
+    result = world.processor.process(
+        first, LetterSource("INBOX", 1, 1), dry_run=True,
+        following=(second, LetterSource("INBOX", 1, 2)),
+    )  # fmt: skip
+    assert result.next_claim is None
+    assert journal(world) == []

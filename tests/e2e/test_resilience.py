@@ -336,6 +336,39 @@ def test_sigkill_inside_a_filing_batch(
     assert_store_matches_directory(scenario)
 
 
+def test_sigkill_after_a_decision_that_claimed_the_next_letter(
+    make_scenario: Callable[..., Scenario], database: str
+) -> None:
+    count = 5
+    scenario = make_scenario(database)
+    deliver_many(scenario, [scenario.add_cert_letter(None) for _ in range(count)])
+    # Killed as the second letter's processing starts: the first letter's commit has
+    # decided it and claimed the second.
+    process = start_killed_daemon(scenario, "mailbot.app.letters:LetterProcessor.process", 2)
+    try:
+        code = process.wait(timeout=120)
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    finally:
+        kill_daemon(process)
+    assert code == -signal.SIGKILL, stderr[-2000:]
+    engine = engine_from_config(load_config(scenario.config_path))
+    with session_factory(engine)() as session:
+        before = session.execute(
+            select(LetterRecord.state, LetterRecord.attempts).order_by(LetterRecord.id)
+        ).all()
+    assert [tuple(row) for row in before] == [("done", 1), ("claimed", 1)]
+    finish_cleanly(scenario, count)
+    with session_factory(engine)() as session:
+        after = session.execute(
+            select(LetterRecord.state, LetterRecord.attempts).order_by(LetterRecord.id)
+        ).all()
+    engine.dispose()
+    # The second letter was claimed twice (the killed life counted it) and answered once.
+    assert [tuple(row) for row in after] == [("done", 1), ("done", 2)] + [("done", 1)] * 3
+    assert set(replies_by_letter(scenario).values()) == {1}
+    assert scenario.dovecot.message_count(FUND, "Rejected") == count
+
+
 def test_poison_letter_goes_to_the_failed_folder_and_alerts(
     make_scenario: Callable[..., Scenario], database: str
 ) -> None:
