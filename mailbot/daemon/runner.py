@@ -318,8 +318,12 @@ class Daemon:
                     letter, claim = await self._fetch(client, uid, sizes), None
                 ahead = ahead_claim = None
                 if letter is not None:
+                    lost: MailboxError | None = None
                     if (next_uid := following.get(uid)) is not None:
-                        ahead = await self._fetch(client, next_uid, sizes)
+                        try:
+                            ahead = await self._fetch(client, next_uid, sizes)
+                        except MailboxError as exc:
+                            lost = exc  # this letter is claimed: decide it, then reconnect
                     decided, ahead_claim = await self._handle(
                         letter, state.uidvalidity, claim, ahead
                     )
@@ -327,6 +331,8 @@ class Daemon:
                     if decided is not None:
                         pending.add(uid, *decided)
                         self._send_soon()
+                    if lost is not None:
+                        raise lost
             if len(pending) >= FILE_EVERY_LETTERS:
                 await pending.file(client, self._running.processor.mark_filed)
         await pending.file(client, self._running.processor.mark_filed)
