@@ -11,19 +11,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mailbot.config import Config, ConfigError, load_config
+from mailbot.cli.exit_codes import EX_CONFIG, CliError
+from mailbot.config import Config, ConfigError, SecretError, load_config
 from mailbot.log import configure_logging
+
+__all__ = [
+    "CONFIG_ENV",
+    "CliError",
+    "add_config_option",
+    "add_format_option",
+    "command_group",
+    "config_from_args",
+    "render_rows",
+    "unreadable_secrets",
+]
 
 #: Environment variable naming the configuration file when --config is not given.
 CONFIG_ENV = "MAILBOT_CONFIG"
-
-
-class CliError(Exception):
-    """An error shown to the user as one line, without a traceback."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +49,20 @@ def config_from_args(args: argparse.Namespace) -> Config:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(str(exc), EX_CONFIG) from None
     configure_logging(config.logging.format, config.logging.level)
     return config
+
+
+def unreadable_secrets(config: Config) -> list[str]:
+    """``key: why`` for every password this configuration needs but cannot read now."""
+    problems = []
+    for key, source in config.needed_secrets():
+        try:
+            source.resolve()
+        except SecretError as exc:
+            problems.append(f"{key}: {exc}")
+    return problems
 
 
 def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str]) -> None:

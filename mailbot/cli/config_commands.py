@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mailbot.cli.common import CliError
-from mailbot.config import ConfigError, SecretError, load_config
+from mailbot.cli.common import CliError, unreadable_secrets
+from mailbot.cli.exit_codes import EX_CONFIG
+from mailbot.config import ConfigError, load_config
 
 
 def register(subparsers: Any) -> None:
@@ -18,7 +19,8 @@ def register(subparsers: Any) -> None:
         description=(
             "Validate a configuration file: unknown keys, wrong types, bad values and "
             "missing password sources are reported with the file and the key. "
-            "Exits non-zero on any error."
+            "Exits 78 (EX_CONFIG) on any error, so it can guard a systemd unit "
+            "(ExecStartPre=mailbot check-config --check-secrets ...)."
         ),
     )
     parser.add_argument("path", type=Path, help="the TOML configuration file")
@@ -36,20 +38,10 @@ def check_config(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.path)
     except ConfigError as exc:
-        raise CliError(f"configuration is invalid:\n{exc}") from None
-    problems = []
-    sources = [("imap.password", config.imap.password)]
-    if config.smtp.user:
-        sources.append(("smtp.password", config.smtp.password))
-    if config.database.password.configured:
-        sources.append(("database.password", config.database.password))
-    for key, source in sources:
-        try:
-            source.resolve()
-        except SecretError as exc:
-            problems.append(f"{args.path}: {key}: {exc}")
+        raise CliError(f"configuration is invalid:\n{exc}", EX_CONFIG) from None
+    problems = [f"{args.path}: {problem}" for problem in unreadable_secrets(config)]
     if problems and args.check_secrets:
-        raise CliError("configuration is invalid:\n" + "\n".join(problems))
+        raise CliError("configuration is invalid:\n" + "\n".join(problems), EX_CONFIG)
     print(f"{args.path}: OK")
     print(f"  database:  {config.database_url}")
     print(

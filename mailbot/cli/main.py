@@ -2,7 +2,9 @@
 
 A command module exposes ``register(subparsers)``; it adds its parsers and
 sets ``handler`` to a function taking the parsed arguments and returning the
-exit code. Errors meant for the user are raised as :class:`CliError`.
+exit code. Errors meant for the user are raised as :class:`CliError`; any
+other exception also ends as one line on stderr with a sysexits code (see
+:mod:`mailbot.cli.exit_codes`), the traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import argparse
 import importlib
 import io
 import sys
+import traceback
 from collections.abc import Sequence
+from typing import Any
 
 from mailbot import __version__
-from mailbot.cli.common import CliError
+from mailbot.cli.exit_codes import EX_INTERRUPTED, EX_USAGE, EXIT_CODES_HELP, failure_for
 from mailbot.files import restrict_umask
 
 #: Command modules, in the order their commands appear in ``mailbot --help``.
@@ -43,12 +47,33 @@ def build_parser() -> argparse.ArgumentParser:
             "E-mail driven registration of GOST signature certificates "
             "(ADD_CERT letters to the reestrin@ mailbox)."
         ),
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    parser.add_argument(_DEBUG, **_DEBUG_OPTIONS, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    _accept_debug_everywhere(subparsers)
     return parser
+
+
+_DEBUG = "--debug"
+_DEBUG_OPTIONS: dict[str, Any] = {
+    "action": "store_true",
+    "help": "on an error, print the Python traceback too",
+}
+
+
+def _accept_debug_everywhere(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Let ``--debug`` follow the command too (``mailbot run --once --debug``)."""
+    for parser in set(subparsers.choices.values()):
+        # SUPPRESS: a command's parser must not reset a --debug given before it.
+        parser.add_argument(_DEBUG, **_DEBUG_OPTIONS, default=argparse.SUPPRESS)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_debug_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,14 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
-        return 2
+        return EX_USAGE
     try:
         return int(handler(args))
-    except CliError as exc:
-        print(f"mailbot: {exc}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
-        return 130
+        return EX_INTERRUPTED
+    except Exception as exc:  # the one place where every error becomes a line
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        failure = failure_for(exc)
+        print(f"mailbot: {failure.message}", file=sys.stderr)
+        return failure.exit_code
 
 
 def run() -> None:

@@ -6,11 +6,8 @@ import argparse
 import asyncio
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from mailbot.cli.common import CliError, add_config_option, config_from_args
-from mailbot.config import SecretError
-from mailbot.directory.session import SchemaNotCurrent
+from mailbot.cli.common import CliError, add_config_option, config_from_args, unreadable_secrets
+from mailbot.cli.exit_codes import EX_CONFIG
 
 
 def register(subparsers: Any) -> None:
@@ -31,15 +28,17 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start the daemon with the configuration."""
+    """Start the daemon with the configuration.
+
+    Errors end up in :func:`mailbot.cli.exit_codes.failure_for`: an unreachable
+    IMAP server or database on ``--once`` exits 69, a schema to migrate 78.
+    """
     from mailbot.daemon.runner import Daemon
 
     config = config_from_args(args)
-    try:
-        return asyncio.run(Daemon(config, once=args.once).run())
-    except SchemaNotCurrent as exc:
-        raise CliError(str(exc)) from None
-    except SecretError as exc:
-        raise CliError(f"cannot read a password: {exc}") from None
-    except SQLAlchemyError as exc:
-        raise CliError(f"database error: {str(exc).splitlines()[0]}") from None
+    # Checked once here: the daemon's reconnect loop would retry a missing
+    # password for ever, and systemd would restart a unit that cannot work.
+    problems = unreadable_secrets(config)
+    if problems:
+        raise CliError(f"cannot read a password: {'; '.join(problems)}", EX_CONFIG)
+    return asyncio.run(Daemon(config, once=args.once).run())

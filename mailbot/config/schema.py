@@ -268,6 +268,16 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
+    def needed_secrets(self) -> tuple[tuple[str, SecretSource], ...]:
+        """The passwords the daemon reads, by TOML key: IMAP always, SMTP with a user,
+        the database when a source is set."""
+        needed = [("imap.password", self.imap.password)]
+        if self.smtp.user:
+            needed.append(("smtp.password", self.smtp.password))
+        if self.database.password.configured:
+            needed.append(("database.password", self.database.password))
+        return tuple(needed)
+
     # Resolved locations. The loader fills every path, so these never return None.
     @property
     def certificate_store(self) -> Path:

@@ -66,6 +66,6 @@ def test_bad_config_gives_one_clean_message(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[imap]\nport = 'x'\n", encoding="utf-8")
     result = run("doctor", "--config", str(config))
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     assert "imap.port: must be an integer" in result.stderr
     assert "Traceback" not in result.stderr

@@ -193,7 +193,7 @@ def test_check_config_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["check-config", str(EXAMPLE)]) == 0
     assert "OK" in capsys.readouterr().out
     bad = write(tmp_path, MINIMAL + "hots = 1\n")
-    assert main(["check-config", str(bad)]) == 1
+    assert main(["check-config", str(bad)]) == 78  # EX_CONFIG
     err = capsys.readouterr().err
     assert f"{bad}: imap.hots: unknown key" in err
 
@@ -203,7 +203,7 @@ def test_check_config_with_secrets(
 ) -> None:
     path = write(tmp_path, MINIMAL)
     monkeypatch.delenv("TEST_IMAP_PW", raising=False)
-    assert main(["check-config", "--check-secrets", str(path)]) == 1
+    assert main(["check-config", "--check-secrets", str(path)]) == 78  # EX_CONFIG
     assert "TEST_IMAP_PW is not set" in capsys.readouterr().err
     monkeypatch.setenv("TEST_IMAP_PW", "pw")
     assert main(["check-config", "--check-secrets", str(path)]) == 0
