@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mailbot.cli.exit_codes import EX_CONFIG
 from tests.logs import _captured_logs  # noqa: F401  (autouse, as in its old folder)
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
@@ -82,6 +83,12 @@ def test_daemon_unit() -> None:
     assert one(unit, "Service", "ExecStart") == f"{EXEC} run --config /etc/mailbot/config.toml"
     assert one(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
     assert one(unit, "Service", "Restart") == "on-failure"
+    # A broken configuration stops at start-up and is not restarted (mailbot.cli.exit_codes).
+    assert (
+        one(unit, "Service", "ExecStartPre")
+        == f"{EXEC} check-config --check-secrets /etc/mailbot/config.toml"
+    )
+    assert one(unit, "Service", "RestartPreventExitStatus") == str(EX_CONFIG)
     assert one(unit, "Service", "WatchdogSec")
     assert one(unit, "Service", "NotifyAccess") == "main"
     assert one(unit, "Install", "WantedBy") == "multi-user.target"
