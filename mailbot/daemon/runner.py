@@ -284,7 +284,7 @@ class Daemon:
     def _report_active(self) -> None:
         """The lease is ours: the status says what was done since start (no extra query)."""
         self._report(
-            f"active: {self._processed} letters processed since start, "
+            f"active: {self._processed} letter(s) processed since start, "
             f"outbox backlog {self._outbox_backlog}"
         )
 
