@@ -163,6 +163,9 @@ class Daemon:
         self._install_signal_handlers()
         metrics_server = await start_metrics_server(config.metrics)
         scheduler: AsyncIOScheduler | None = None
+        # Fed from the start: READY=1 comes before the lease, and systemd's
+        # watchdog runs from READY on, so a standby must ping too.
+        watchdog = None if self.once else self._start_watchdog()
         try:
             if self.once:
                 if not parts.lease.try_acquire():
@@ -183,6 +186,8 @@ class Daemon:
                 await self._serve()
         finally:
             notify_stopping()
+            if watchdog is not None:
+                watchdog.cancel()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await self._sending_done()
@@ -509,13 +514,21 @@ class Daemon:
         self._every(scheduler, "housekeeping", self.housekeeping, daily, first_in=60)
         reminders_every = self.config.reminders.interval_minutes * minutes
         self._every(scheduler, "reminders", self.send_reminders, reminders_every, first_in=5)
-        interval = watchdog_interval()
-        if interval:
-            scheduler.add_job(
-                notify_watchdog, "interval", seconds=interval, id="watchdog", name="watchdog"
-            )
         scheduler.start()
         return scheduler
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        """Ping systemd's watchdog from the event loop (a hung loop stops the pings)."""
+        interval = watchdog_interval()
+        if not interval:
+            return None
+
+        async def feed() -> None:
+            while True:
+                notify_watchdog()
+                await asyncio.sleep(interval)
+
+        return asyncio.create_task(feed(), name="watchdog")
 
     def _every(
         self,

@@ -96,13 +96,20 @@ def wait_for_status(notify: socket.socket, prefix: str, timeout: float = 30) -> 
 
 
 def start_daemon(
-    scenario: Scenario, *extra: str, wait_ready: bool = False, notify_path: str | None = None
+    scenario: Scenario,
+    *extra: str,
+    wait_ready: bool = False,
+    notify_path: str | None = None,
+    watchdog_usec: int | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``mailbot run``; with *wait_ready*, return once it told systemd READY=1.
 
-    With *notify_path* its notifications go to that socket (the caller reads them).
+    With *notify_path* its notifications go to that socket (the caller reads them);
+    *watchdog_usec* arms the watchdog as ``WatchdogSec=`` would.
     """
     environment = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    if watchdog_usec is not None:
+        environment["WATCHDOG_USEC"] = str(watchdog_usec)
     notify = None
     if wait_ready:
         notify, notify_path = notify_socket()
@@ -451,12 +458,16 @@ def test_a_standby_is_ready_at_once_and_says_when_it_takes_over(
     active = start_daemon(scenario, wait_ready=True)
     notify, path = notify_socket()
     started = time.monotonic()
-    standby = start_daemon(scenario, notify_path=path)
+    standby = start_daemon(scenario, notify_path=path, watchdog_usec=1_000_000)
     try:
         with notify:
             lines = wait_for_status(notify, "standby")
             assert time.monotonic() - started < 5
             assert lines == ["READY=1", "STATUS=standby, waiting for the lease"]
+            # systemd's watchdog runs from READY on: a standby must keep it fed.
+            notify.settimeout(3)
+            while notify.recv(4096) != b"WATCHDOG=1":
+                pass
             assert active.poll() is None  # the first one still holds the lease
             assert stop_daemon(active) == 0
             wait_for_status(notify, "active: 0 letter(s) processed since start")
