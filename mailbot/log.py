@@ -156,8 +156,25 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(numeric_level)
-    # aioimaplib logs every protocol line at DEBUG, including LOGIN arguments.
-    logging.getLogger("aioimaplib").setLevel(logging.WARNING)
+    quiet_libraries(numeric_level)
+
+
+#: Libraries whose INFO lines are chatter for an administrator: alembic's
+#: "Context impl SQLiteImpl" on every command, APScheduler's "Running job" every
+#: 30 seconds. Their warnings and errors still come through.
+CHATTY_LIBRARIES = ("alembic", "apscheduler", "sqlalchemy", "aiosmtplib")
+#: Never below WARNING: aioimaplib logs every protocol line at DEBUG, LOGIN arguments too.
+SECRET_LEAKING_LIBRARIES = ("aioimaplib",)
+
+
+def quiet_libraries(level: int) -> None:
+    """Hold library loggers at WARNING unless *level* is DEBUG (then they follow the root)."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if level <= logging.DEBUG else logging.WARNING
+        )
+    for name in SECRET_LEAKING_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def get_logger(name: str | None = None) -> Any:

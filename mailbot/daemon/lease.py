@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -152,8 +153,17 @@ def lease_for(engine: Engine, name: str, state_dir: Path) -> Lease:
     return FileLease(state_dir / f"{name}.lock")
 
 
-async def acquire(lease: Lease, stop: asyncio.Event, poll_seconds: float = 2.0) -> bool:
-    """Wait until the lease is ours (True) or *stop* is set (False)."""
+async def acquire(
+    lease: Lease,
+    stop: asyncio.Event,
+    poll_seconds: float = 2.0,
+    on_standby: Callable[[], object] | None = None,
+) -> bool:
+    """Wait until the lease is ours (True) or *stop* is set (False).
+
+    *on_standby* is called once, when the first attempt finds the lease taken
+    (the daemon tells systemd it is up as a standby, instead of looking stuck).
+    """
     announced = False
     while not stop.is_set():
         if lease.try_acquire():
@@ -162,6 +172,8 @@ async def acquire(lease: Lease, stop: asyncio.Event, poll_seconds: float = 2.0) 
         if not announced:
             log.info("lease.waiting", detail="another mailbot holds the mailbox; standing by")
             announced = True
+            if on_standby is not None:
+                on_standby()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), poll_seconds)
     return False

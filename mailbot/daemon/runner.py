@@ -17,6 +17,13 @@ Scheduled jobs: the outbox, the CRL refresh (followed by the revocation watch,
 
 Any IMAP error closes the connection and reconnects with backoff. Only the
 holder of the database lease works; a standby waits and takes over.
+
+systemd (``Type=notify``) hears the truth: ``READY=1`` as soon as the daemon is
+up, holding the lease or not, so a standby is "active (running)" with the
+status ``standby, waiting for the lease`` instead of timing out in
+"activating"; the status turns ``active: ...`` when the lease is ours, back to
+standby when it is lost, and after each pass that processed letters tells how
+many were processed since start and the outbox backlog.
 """
 
 from __future__ import annotations
@@ -69,6 +76,8 @@ log = get_logger(__name__)
 FILE_EVERY_LETTERS = 25
 #: During a pass, replies gather this long before they are sent together.
 SEND_GATHER_SECONDS = 0.2
+#: The systemd status of a daemon that waits for another mailbot's lease.
+STANDBY_STATUS = "standby, waiting for the lease"
 
 
 @dataclass(frozen=True)
@@ -108,6 +117,10 @@ class Daemon:
         self.wake = asyncio.Event()
         #: How often deferred letters are retried (tests shorten it below a minute).
         self.deferred_retry_every = dt.timedelta(minutes=config.crl.retry_minutes)
+        #: For the systemd status: letters processed since start, the last outbox backlog.
+        self._processed = 0
+        self._outbox_backlog = 0
+        self._ready_sent = False
         self._folders = {
             Filing.PROCESSED: config.imap.processed_folder,
             Filing.REJECTED: config.imap.rejected_folder,
@@ -150,17 +163,22 @@ class Daemon:
         self._install_signal_handlers()
         metrics_server = await start_metrics_server(config.metrics)
         scheduler: AsyncIOScheduler | None = None
+        # Fed from the start: READY=1 comes before the lease, and systemd's
+        # watchdog runs from READY on, so a standby must ping too.
+        watchdog = None if self.once else self._start_watchdog()
         try:
             if self.once:
                 if not parts.lease.try_acquire():
                     log.info("run.once.skipped", reason="another mailbot holds the mailbox")
                     return 0
-            elif not await acquire(parts.lease, self.stop, config.daemon.lease_poll_seconds):
+            elif not await acquire(
+                parts.lease, self.stop, config.daemon.lease_poll_seconds, self._report_standby
+            ):
                 return 0
             METRICS.up.set(1)
             # We are the only flusher now: claims of a flusher that died are void.
             await asyncio.to_thread(parts.outbox.resume)
-            notify_ready()
+            self._report_active()
             if self.once:
                 await self._one_pass()
             else:
@@ -168,6 +186,8 @@ class Daemon:
                 await self._serve()
         finally:
             notify_stopping()
+            if watchdog is not None:
+                watchdog.cancel()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await self._sending_done()
@@ -226,21 +246,25 @@ class Daemon:
         while not self.stop.is_set():
             if not lease.still_held():
                 log.warning("lease.lost", detail="standing by until the lease is ours again")
+                self._report_standby()
                 if not await acquire(lease, self.stop, self.config.daemon.lease_poll_seconds):
                     return
                 await asyncio.to_thread(self._running.outbox.resume)
+                self._report_active()
             try:
                 async with MailboxClient(self.config.imap) as client:
                     METRICS.imap_connected.set(1)
-                    notify_status("connected")
+                    self._report_active()
                     await client.ensure_folders(list(self._folders.values()))
                     backoff.reset()
                     while not self.stop.is_set() and lease.still_held():
                         # Until a pass finds nothing new: a letter that arrived during
                         # a pass may already have been announced (and that unsolicited
                         # EXISTS dropped by aioimaplib), so IDLE would not report it.
-                        while await self.sync(client) and not self.stop.is_set():
+                        while (processed := await self.sync(client)) and not self.stop.is_set():
+                            self._processed += processed
                             await self.flush_outbox()
+                            self._report_active()
                         await self.flush_outbox()
                         await self._wait_for_mail(client)
             except MailboxError as exc:
@@ -255,6 +279,27 @@ class Daemon:
                 log.warning("database.unavailable", error=str(exc).splitlines()[0], retry_in=delay)
                 await self._sleep(delay)
         METRICS.imap_connected.set(0)
+
+    # -- what systemd is told ------------------------------------------------------------
+
+    def _report_standby(self) -> None:
+        """Another mailbot holds the lease: up (``READY=1``), but standing by."""
+        self._report(STANDBY_STATUS)
+
+    def _report_active(self) -> None:
+        """The lease is ours: the status says what was done since start (no extra query)."""
+        self._report(
+            f"active: {self._processed} letter(s) processed since start, "
+            f"outbox backlog {self._outbox_backlog}"
+        )
+
+    def _report(self, status: str) -> None:
+        # READY=1 once: a repeated one is harmless, but would read as a reload's end.
+        if self._ready_sent:
+            notify_status(status)
+        else:
+            notify_ready(status)
+            self._ready_sent = True
 
     async def _wait_for_mail(self, client: MailboxClient) -> None:
         """IDLE (or poll) until new mail, the IDLE period ends, or a stop is requested."""
@@ -446,9 +491,10 @@ class Daemon:
             return
         async with self._flush_lock:
             report = await self._parts.outbox.flush()
-        METRICS.outbox_backlog.set(
-            await asyncio.to_thread(outbox_backlog, self._parts.processor.sessions)
+        self._outbox_backlog = await asyncio.to_thread(
+            outbox_backlog, self._parts.processor.sessions
         )
+        METRICS.outbox_backlog.set(self._outbox_backlog)
         if report.sent or report.failed:
             log.info(
                 "outbox.flushed", sent=report.sent, failed=report.failed, retried=report.retried
@@ -458,37 +504,47 @@ class Daemon:
         daemon = self.config.daemon
         scheduler = AsyncIOScheduler(timezone=dt.UTC)
         minutes = dt.timedelta(minutes=1)
-        self._every(
-            scheduler,
-            self.flush_outbox,
-            dt.timedelta(seconds=daemon.outbox_interval_seconds),
-            first_in=5,
-        )
-        self._every(scheduler, self.refresh_crls, daemon.crl_refresh_minutes * minutes, first_in=5)
-        self._every(scheduler, self.retry_deferred, self.deferred_retry_every, first_in=30)
-        self._every(scheduler, self.housekeeping, dt.timedelta(days=1), first_in=60)
-        self._every(
-            scheduler,
-            self.send_reminders,
-            self.config.reminders.interval_minutes * minutes,
-            first_in=5,
-        )
-        interval = watchdog_interval()
-        if interval:
-            scheduler.add_job(notify_watchdog, "interval", seconds=interval, id="watchdog")
+        outbox_every = dt.timedelta(seconds=daemon.outbox_interval_seconds)
+        self._every(scheduler, "outbox", self.flush_outbox, outbox_every, first_in=5)
+        crl_every = daemon.crl_refresh_minutes * minutes
+        self._every(scheduler, "crl-refresh", self.refresh_crls, crl_every, first_in=5)
+        retry_every = self.deferred_retry_every
+        self._every(scheduler, "deferred-retry", self.retry_deferred, retry_every, first_in=30)
+        daily = dt.timedelta(days=1)
+        self._every(scheduler, "housekeeping", self.housekeeping, daily, first_in=60)
+        reminders_every = self.config.reminders.interval_minutes * minutes
+        self._every(scheduler, "reminders", self.send_reminders, reminders_every, first_in=5)
         scheduler.start()
         return scheduler
+
+    def _start_watchdog(self) -> asyncio.Task[None] | None:
+        """Ping systemd's watchdog from the event loop (a hung loop stops the pings)."""
+        interval = watchdog_interval()
+        if not interval:
+            return None
+
+        async def feed() -> None:
+            while True:
+                notify_watchdog()
+                await asyncio.sleep(interval)
+
+        return asyncio.create_task(feed(), name="watchdog")
 
     def _every(
         self,
         scheduler: AsyncIOScheduler,
+        name: str,
         job: Callable[[], Awaitable[Any]],
         interval: dt.timedelta,
         first_in: float,
     ) -> None:
-        """Add *job* (lease-guarded, never overlapping itself) every *interval*."""
+        """Add *job* (lease-guarded, never overlapping itself) every *interval*.
+
+        *name* is the job's id and name, so a line APScheduler logs names the job
+        rather than ``Daemon._guarded.<locals>.run``.
+        """
         scheduler.add_job(
-            self._guarded(job), "interval", seconds=interval.total_seconds(), id=job.__name__,
+            self._guarded(job), "interval", seconds=interval.total_seconds(), id=name, name=name,
             max_instances=1, coalesce=True,
             next_run_time=dt.datetime.now(dt.UTC)
             + min(dt.timedelta(seconds=first_in), interval),

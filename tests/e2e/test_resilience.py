@@ -72,18 +72,49 @@ def make_scenario() -> Iterator[Callable[..., Scenario]]:
         postgres.drop_database(url)
 
 
+def notify_socket() -> tuple[socket.socket, str]:
+    """A datagram socket bound as systemd binds ``$NOTIFY_SOCKET``, and its path."""
+    path = Path(tempfile.mkdtemp(prefix="mailbot-notify-")) / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(path))
+    notify.settimeout(60)
+    return notify, str(path)
+
+
+def wait_for_status(notify: socket.socket, prefix: str, timeout: float = 30) -> list[str]:
+    """The lines of the first notification whose ``STATUS=`` starts with *prefix*."""
+    deadline = time.monotonic() + timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        notify.settimeout(remaining)
+        try:
+            lines = notify.recv(4096).decode("utf-8").split("\n")
+        except TimeoutError:
+            break
+        if any(line.startswith(f"STATUS={prefix}") for line in lines):
+            return lines
+    raise AssertionError(f"no STATUS={prefix}... within {timeout} s")
+
+
 def start_daemon(
-    scenario: Scenario, *extra: str, wait_ready: bool = False
+    scenario: Scenario,
+    *extra: str,
+    wait_ready: bool = False,
+    notify_path: str | None = None,
+    watchdog_usec: int | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``mailbot run``; with *wait_ready*, return once it told systemd READY=1."""
+    """Start ``mailbot run``; with *wait_ready*, return once it told systemd READY=1.
+
+    With *notify_path* its notifications go to that socket (the caller reads them);
+    *watchdog_usec* arms the watchdog as ``WatchdogSec=`` would.
+    """
     environment = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    if watchdog_usec is not None:
+        environment["WATCHDOG_USEC"] = str(watchdog_usec)
     notify = None
     if wait_ready:
-        path = Path(tempfile.mkdtemp(prefix="mailbot-notify-")) / "notify.sock"
-        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        notify.bind(str(path))
-        notify.settimeout(60)
-        environment["NOTIFY_SOCKET"] = str(path)
+        notify, notify_path = notify_socket()
+    if notify_path is not None:
+        environment["NOTIFY_SOCKET"] = notify_path
     process = subprocess.Popen(
         [sys.executable, "-m", "mailbot", "run", "--config", str(scenario.config_path), *extra],
         stdout=subprocess.DEVNULL,
@@ -417,6 +448,37 @@ def test_standby_takes_over_when_the_active_daemon_dies(
         assert stop_daemon(standby) == 0
     assert set(replies_by_letter(scenario).values()) == {1}
     assert database_counts(scenario)[0] == 2
+
+
+def test_a_standby_is_ready_at_once_and_says_when_it_takes_over(
+    make_scenario: Callable[..., Scenario], database: str
+) -> None:
+    """systemd (Type=notify) must not time a standby out: READY=1 comes before the lease."""
+    scenario = make_scenario(database)
+    active = start_daemon(scenario, wait_ready=True)
+    notify, path = notify_socket()
+    started = time.monotonic()
+    standby = start_daemon(scenario, notify_path=path, watchdog_usec=1_000_000)
+    try:
+        with notify:
+            lines = wait_for_status(notify, "standby")
+            assert time.monotonic() - started < 5
+            assert lines == ["READY=1", "STATUS=standby, waiting for the lease"]
+            # systemd's watchdog runs from READY on: a standby must keep it fed.
+            notify.settimeout(3)
+            while notify.recv(4096) != b"WATCHDOG=1":
+                pass
+            assert active.poll() is None  # the first one still holds the lease
+            assert stop_daemon(active) == 0
+            wait_for_status(notify, "active: 0 letter(s) processed since start")
+            scenario.deliver(scenario.add_cert_letter(None))
+            wait_for_status(notify, "active: 1 letter(s) processed since start")
+            wait_until(lambda: len(messages(scenario, PARTICIPANT)) == 1, what="reply")
+    finally:
+        if active.poll() is None:
+            stop_daemon(active)
+        assert stop_daemon(standby) == 0
+    assert database_counts(scenario)[0] == 1
 
 
 def test_postgresql_restart_sighup_and_sigterm(
