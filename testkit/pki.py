@@ -22,7 +22,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from mailbot.pki.certificate import Certificate
+from mailbot.pki.certificate import KEY_USAGE_BITS, Certificate
 from mailbot.pki.der import encode_tlv
 from mailbot.pki.gost import ec as gost_ec
 from mailbot.pki.gost import hashing
@@ -296,18 +296,10 @@ def _uri(url: str) -> bytes:
 
 
 def _key_usage(names: Iterable[str]) -> bytes:
-    order = [
-        "digitalSignature",
-        "nonRepudiation",
-        "keyEncipherment",
-        "dataEncipherment",
-        "keyAgreement",
-        "keyCertSign",
-        "cRLSign",
-    ]
+    # One byte: the first eight bits of RFC 5280's KeyUsage (decipherOnly needs a second).
     value = 0
     for name in names:
-        value |= 0x80 >> order.index(name)
+        value |= 0x80 >> KEY_USAGE_BITS[:8].index(name)
     raw = bytes([value])
     unused = (value & -value).bit_length() - 1 if value else 0
     return _bits(raw, unused)

@@ -66,31 +66,35 @@ class Failure:
     exit_code: int
 
 
+#: Exceptions that are not bugs, in the order they are tried (subclasses before their
+#: bases): the type, what failed (the line's prefix; none when the text says it all),
+#: the exit code.
+_KNOWN_FAILURES: tuple[tuple[type[BaseException], str, int], ...] = (
+    (ConfigError, "configuration is invalid", EX_CONFIG),
+    (SecretError, "cannot read a password", EX_CONFIG),
+    # Restarting will not help: someone must run `mailbot db upgrade`.
+    (SchemaNotCurrent, "", EX_CONFIG),
+    (MailboxError, "IMAP server", EX_UNAVAILABLE),
+    # Connection refused, authentication failed, server gone.
+    (OperationalError, "database", EX_UNAVAILABLE),
+    (SQLAlchemyError, "database error", EX_FAILURE),
+    (TimeoutError, "timed out", EX_TEMPFAIL),
+    (ConnectionError, "connection failed", EX_UNAVAILABLE),
+    (OSError, "file error", EX_IOERR),
+)
+
+
 def failure_for(exc: BaseException) -> Failure:
     """The message (without the ``mailbot:`` prefix) and exit code for *exc*."""
     if isinstance(exc, CliError):
         # Written for people already, and its code is deliberate.
         return Failure(str(exc), exc.exit_code)
-    if isinstance(exc, ConfigError):
-        return Failure(f"configuration is invalid: {_reason(exc)}", EX_CONFIG)
-    if isinstance(exc, SecretError):
-        return Failure(f"cannot read a password: {_reason(exc)}", EX_CONFIG)
-    if isinstance(exc, SchemaNotCurrent):
-        # Restarting will not help: someone must run `mailbot db upgrade`.
-        return Failure(_reason(exc), EX_CONFIG)
-    if isinstance(exc, MailboxError):
-        return Failure(f"IMAP server: {_reason(exc)}", EX_UNAVAILABLE)
-    if isinstance(exc, OperationalError):
-        # Connection refused, authentication failed, server gone.
-        return Failure(f"database: {_reason(exc)}", EX_UNAVAILABLE)
-    if isinstance(exc, SQLAlchemyError):
-        return Failure(f"database error: {_reason(exc)}", EX_FAILURE)
-    if isinstance(exc, TimeoutError):
-        return Failure(f"timed out: {_reason(exc) or 'no answer in time'}", EX_TEMPFAIL)
-    if isinstance(exc, ConnectionError):
-        return Failure(f"connection failed: {_reason(exc)}", EX_UNAVAILABLE)
-    if isinstance(exc, OSError):
-        return Failure(f"file error: {_reason(exc)}", EX_IOERR)
+    for kind, what, exit_code in _KNOWN_FAILURES:
+        if isinstance(exc, kind):
+            reason = _reason(exc)
+            if isinstance(exc, TimeoutError) and not reason:
+                reason = "no answer in time"  # asyncio's timeouts carry no text
+            return Failure(f"{what}: {reason}" if what else reason, exit_code)
     name = type(exc).__name__
     return Failure(
         f"internal error: {name}: {_reason(exc)} (rerun with --debug for the traceback)",
