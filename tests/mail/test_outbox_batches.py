@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,9 +207,13 @@ async def test_rows_left_by_a_dead_flusher_are_recorded_right_after_their_250(
         make_config(server.port), sessions, OUTBOX_ALERTS, marks_max_rows=20, marks_max_age=3600
     )
     assert outbox.resume(NOW + SECOND) == 1  # not the fresh row, due at NOW + 1 s
-    handler_of(server).delay = 0.5
+    handler = handler_of(server)
+    handler.delay = 2.0  # the fresh row's 250 is this far off when it is on the wire
+    second_data = threading.Event()
+    handler.on_data = lambda: second_data.set() if handler.peers[1:] else None
     flushing = asyncio.create_task(outbox.flush(NOW + SECOND))
-    await asyncio.to_thread(server.handler.wait_for, 2)
+    # Its DATA began: the recovered row's 250 came, and its mark, before it was sent.
+    assert await asyncio.to_thread(second_data.wait, 30)
     # A crash now would cost the recovered row no third copy; the fresh one waits for its batch.
     assert (row(sessions, left).status, row(sessions, fresh).status) == ("sent", "pending")
     assert (await flushing).sent == 2
