@@ -156,7 +156,11 @@ class Daemon:
         parts = self._parts = _Parts(
             engine=engine,
             processor=processor,
-            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS),
+            # Each "sent" mark commits right after its 250: a daemon killed again and
+            # again (OOM, a crash loop) must never send a reply a third time, and a
+            # batch of unrecorded marks left by one kill is resent by the next life,
+            # each resend a fresh window for the next kill (docs/decisions.md, Outbox).
+            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS, marks_max_rows=1),
             watch=RevocationWatch(config, sessions, processor.templates),
             lease=lease_for(engine, config.general.instance_name, config.general.state_dir),
         )
