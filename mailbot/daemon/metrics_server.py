@@ -15,16 +15,15 @@ import contextlib
 import ipaddress
 from types import TracebackType
 
-from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
-
 from mailbot.config.schema import MetricsConfig
 from mailbot.daemon.metrics import MailbotMetrics
 from mailbot.log import get_logger
 
 log = get_logger(__name__)
 
-#: The Content-Type of what :func:`prometheus_client.generate_latest` writes.
-CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+#: The Content-Type of what :func:`prometheus_client.generate_latest` writes (the
+#: library's ``CONTENT_TYPE_PLAIN_0_0_4``, spelt out: older releases lack the name).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _REQUEST_TIMEOUT = 5.0
 _MAX_REQUEST_BYTES = 8192
 
