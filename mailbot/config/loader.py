@@ -125,6 +125,12 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         parse_listen(config.metrics.listen)
     except ValueError as exc:
         problems.append(f"metrics.listen: {exc}")
+    textfile = config.metrics.textfile
+    if textfile is not None and textfile.suffix != ".prom":
+        problems.append(
+            f"metrics.textfile: {str(textfile)!r} must end in .prom "
+            "(node_exporter's textfile collector reads only those)"
+        )
     if problems:
         raise ConfigError(source, problems)
     return config

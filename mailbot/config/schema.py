@@ -216,6 +216,9 @@ class MetricsConfig:
     #: ``host:port`` on a loopback address (``127.0.0.1:9468`` or ``[::1]:9468``):
     #: the endpoint has no authentication, so it never listens on the network.
     listen: str = "127.0.0.1:9468"
+    #: Timer mode: where ``mailbot run --once`` writes its metrics at the end of a run,
+    #: for node_exporter's textfile collector (a ``*.prom`` file); ``None`` writes none.
+    textfile: Path | None = None
 
     @property
     def address(self) -> tuple[str, int]:

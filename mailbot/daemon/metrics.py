@@ -1,213 +1,166 @@
-"""The daemon's metrics, defined in one place, and the HTTP endpoint serving them.
+"""The daemon's metrics, defined in one place, on prometheus_client.
 
-The daemon updates :data:`METRICS`::
+A :class:`MailbotMetrics` is built per process (the daemon builds one; tests
+build their own) with its own registries, never prometheus_client's global one.
+The daemon updates it::
 
-    METRICS.up.set(1)
-    METRICS.letters.inc(outcome="success")
-    METRICS.reply_latency.observe(seconds)
-    METRICS.outbox_backlog.set(pending)
-    METRICS.crl_age.mark(crl.this_update, ca="Сертум-Про")
-    METRICS.imap_connected.set(1)
+    metrics.up.set(1)
+    metrics.letters.labels(outcome="success").inc()
+    metrics.outbox_backlog.set(pending)
+    metrics.crl_age.watch(lambda: crl_ages(sessions, store))
 
-and, when ``[metrics] enabled = true``, runs :func:`start_metrics_server`,
-which answers ``GET /metrics`` on the configured loopback address.
+and serves :meth:`MailbotMetrics.exposition` over HTTP
+(:mod:`mailbot.daemon.metrics_server`) or writes the same metrics to a file
+for node_exporter in timer mode (:mod:`mailbot.daemon.metrics_textfile`).
+
+No label carries personal data: ``outcome`` is a verdict name, ``ca`` the name
+an administrator gave a CA.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
-import time
-from collections.abc import Iterator
-from datetime import datetime
-from types import TracebackType
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-from mailbot.config.schema import MetricsConfig
-from mailbot.daemon.exposition import (
-    CONTENT_TYPE,
+from prometheus_client import (
+    CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
-    LabelKey,
-    Registry,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
 )
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mailbot.app.states import NoVerdict
 from mailbot.log import get_logger
 from mailbot.regulation.decision import Outcome
 
 log = get_logger(__name__)
 
+C = TypeVar("C", bound=Collector)
+
+# No ``*_created`` series: mailbot exported none before prometheus_client, and in
+# timer mode they would only say when the last run started. Process-wide, but
+# mailbot is the only user of the library in its process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
 #: Upper bounds (seconds) from a letter's arrival to its reply leaving the outbox:
 #: seconds normally; minutes with a slow SMTP relay; hours for CRL-deferred letters.
 REPLY_LATENCY_BUCKETS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 
+#: ``mailbot_letters_total`` outcomes that are no verdict: a letter that crashed its
+#: processing (it is retried) and the journal's non-verdict outcomes.
+CRASHED = "crashed"
+_OTHER_OUTCOMES = (CRASHED, *(value.value for value in NoVerdict))
 
-class AgeGauge(Gauge):
-    """A gauge whose value is the number of seconds since a remembered moment.
+CRL_AGE = "mailbot_crl_age_seconds"
+CRL_AGE_HELP = (
+    "Seconds since thisUpdate of the current cached CRL of each active CA; "
+    "+Inf for a CA with no cached CRL."
+)
 
-    The age is computed at scrape time, so it keeps growing between updates,
-    which is exactly what an alert on a stale CRL needs.
+#: Reads the CRL age of every active CA by name (see :func:`mailbot.app.crl_status.crl_ages`).
+CrlAgeReader = Callable[[], dict[str, float]]
+
+
+class CrlAgeCollector(Collector):
+    """``mailbot_crl_age_seconds{ca}``, read from the database and CRL cache at scrape time.
+
+    Computed when scraped, so the age keeps growing when refreshes stop
+    (exactly what an alert needs), and every active CA has a series, including
+    those with no CRL yet. Only an instance that works (holds the lease) reads:
+    a standby's CRL cache is not refreshed and would raise false alarms.
     """
 
-    def mark(self, moment: datetime | float, **labels: str) -> None:
-        """Remember *moment* (an aware datetime or a Unix time) for these labels."""
-        stamp = moment.timestamp() if isinstance(moment, datetime) else float(moment)
-        self.set(stamp, **labels)
+    def __init__(self) -> None:
+        self._read: CrlAgeReader | None = None
 
-    def samples(self) -> Iterator[tuple[str, LabelKey, list[tuple[str, str]], float]]:
-        now = time.time()
-        for name, key, extra, stamp in super().samples():
-            yield name, key, extra, max(now - stamp, 0.0)
+    def watch(self, read: CrlAgeReader | None) -> None:
+        """Report what *read* returns from now on; ``None`` reports no CA."""
+        self._read = read
+
+    def describe(self) -> Iterator[Metric]:
+        """The family without samples: its name, for the registry's duplicate check."""
+        yield GaugeMetricFamily(CRL_AGE, CRL_AGE_HELP, labels=["ca"])
+
+    def collect(self) -> Iterator[Metric]:
+        """The family with one sample per active CA."""
+        family = GaugeMetricFamily(CRL_AGE, CRL_AGE_HELP, labels=["ca"])
+        read = self._read
+        if read is not None:
+            try:
+                ages = read()
+            except Exception as exc:  # a scrape must not fail because the database is away
+                log.warning("metrics.crl_age_unavailable", error=f"{type(exc).__name__}: {exc}")
+                ages = {}
+            for ca, age in sorted(ages.items()):
+                family.add_metric([ca], age)
+        yield family
 
 
 class MailbotMetrics:
-    """Every metric mailbot exports; one instance, :data:`METRICS`, per process."""
+    """Every metric mailbot exports, in two registries built for this process.
+
+    :attr:`own` holds mailbot's metrics only (what the timer's textfile gets:
+    node_exporter exports its own ``process_*`` and would refuse duplicates);
+    :attr:`registry` adds the library's process and platform collectors (what
+    the HTTP endpoint serves).
+    """
 
     def __init__(self) -> None:
-        self.registry = Registry()
-        register = self.registry.register
-        self.up = register(Gauge("mailbot_up", "1 while the mailbot daemon is running."))
-        self.letters = register(
+        self.own = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self.up = self._add(Gauge("mailbot_up", _UP_HELP, registry=None))
+        self.letters = self._add(
             Counter(
                 "mailbot_letters_total",
                 "Letters processed, by outcome (reply template key, no_reply, deferred, ...).",
-                labels=("outcome",),
+                labelnames=("outcome",),
+                registry=None,
             )
         )
-        for outcome in Outcome:
-            self.letters.initialise(outcome=outcome.value)
-        self.reply_latency = register(
+        # Every outcome exists at 0 from the start, so rate() sees the first letter.
+        for outcome in (*(value.value for value in Outcome), *_OTHER_OUTCOMES):
+            self.letters.labels(outcome=outcome)
+        self.reply_latency = self._add(
             Histogram(
                 "mailbot_letter_reply_latency_seconds",
                 "Seconds from a letter's arrival to its reply being accepted by SMTP.",
                 buckets=REPLY_LATENCY_BUCKETS,
+                registry=None,
             )
         )
-        self.outbox_backlog = register(
-            Gauge("mailbot_outbox_backlog", "Replies and alerts waiting in the outbox.")
+        self.outbox_backlog = self._add(
+            Gauge("mailbot_outbox_backlog", _BACKLOG_HELP, registry=None)
         )
-        self.crl_age = register(
-            AgeGauge(
-                "mailbot_crl_age_seconds",
-                "Seconds since thisUpdate of the current CRL of each registered CA.",
-                labels=("ca",),
+        self.outbox_failed = self._add(
+            Counter(
+                "mailbot_outbox_failed_total",
+                "Outbox messages given up on (sending failed for good).",
+                registry=None,
             )
         )
-        self.imap_connected = register(
-            Gauge("mailbot_imap_connected", "1 while the IMAP connection is up, else 0.")
-        )
+        self.crl_age = self._add(CrlAgeCollector())
+        self.imap_connected = self._add(Gauge("mailbot_imap_connected", _IMAP_HELP, registry=None))
+        #: The counters a timer run carries over from the previous run's textfile.
+        self.counters: tuple[Counter, ...] = (self.letters, self.outbox_failed)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
 
-    def render(self) -> str:
-        """The exposition text of every metric."""
-        return self.registry.render()
+    def _add(self, collector: C) -> C:
+        self.own.register(collector)
+        self.registry.register(collector)
+        return collector
 
-
-#: The process's metrics. The daemon updates them; the endpoint serves them.
-METRICS = MailbotMetrics()
-
-_REQUEST_TIMEOUT = 5.0
-_MAX_REQUEST_BYTES = 8192
-
-
-class MetricsServer:
-    """A minimal HTTP/1.1 server: ``GET``/``HEAD /metrics``, 404 elsewhere.
-
-    One request per connection; no keep-alive, no TLS, no authentication: the
-    address is loopback only (checked here too, not just in the configuration).
-    """
-
-    def __init__(self, host: str, port: int, registry: Registry | MailbotMetrics) -> None:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise ValueError(f"metrics: refusing to listen on non-loopback address {host}")
-        self.host = host
-        self.port = port
-        self._registry = registry
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        """Bind and start serving (port 0 picks a free port; see :attr:`addresses`)."""
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, limit=_MAX_REQUEST_BYTES
-        )
-        log.info("metrics_listening", addresses=[f"{h}:{p}" for h, p in self.addresses])
-
-    @property
-    def addresses(self) -> list[tuple[str, int]]:
-        """The ``(host, port)`` pairs actually bound."""
-        if self._server is None:
-            return []
-        return [
-            (str(sock.getsockname()[0]), int(sock.getsockname()[1]))
-            for sock in self._server.sockets
-        ]
-
-    async def close(self) -> None:
-        """Stop listening and wait for open connections to finish."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-
-    async def __aenter__(self) -> MetricsServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            try:
-                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _REQUEST_TIMEOUT)
-            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
-                return  # a scanner or a half-open connection: nothing worth answering
-            status, headers, body = self._respond(head)
-            writer.write(_response(status, headers, body))
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    def _respond(self, head: bytes) -> tuple[str, dict[str, str], bytes]:
-        parts = head.split(b"\r\n", 1)[0].decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return "400 Bad Request", {}, b"bad request\n"
-        method, target, _version = parts
-        path = target.split("?", 1)[0]
-        if path != "/metrics":
-            return "404 Not Found", {}, b"not found; metrics are at /metrics\n"
-        if method not in ("GET", "HEAD"):
-            return "405 Method Not Allowed", {"Allow": "GET, HEAD"}, b"method not allowed\n"
-        body = self._registry.render().encode("utf-8")
-        headers = {"Content-Type": CONTENT_TYPE}
-        if method == "HEAD":
-            return "200 OK", {**headers, "Content-Length": str(len(body))}, b""
-        return "200 OK", headers, body
+    def exposition(self) -> bytes:
+        """Everything the endpoint serves, in the text format (version 0.0.4)."""
+        return generate_latest(self.registry)
 
 
-def _response(status: str, headers: dict[str, str], body: bytes) -> bytes:
-    fields = {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body))}
-    fields.update(headers)
-    fields["Connection"] = "close"
-    lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in fields.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-async def start_metrics_server(
-    config: MetricsConfig, metrics: MailbotMetrics = METRICS
-) -> MetricsServer | None:
-    """Serve *metrics* where ``[metrics] listen`` says; ``None`` when disabled."""
-    if not config.enabled:
-        return None
-    host, port = config.address
-    server = MetricsServer(host, port, metrics)
-    await server.start()
-    return server
+_BACKLOG_HELP = "Replies and alerts waiting in the outbox."
+_IMAP_HELP = "1 while the IMAP connection is up (timer mode: the run reached it), else 0."
+_UP_HELP = "1 while this mailbot instance holds the lease and works; 0 in standby or stopped."

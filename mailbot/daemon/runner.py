@@ -36,6 +36,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -43,8 +44,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from mailbot.app import deferral, housekeeping, reminders
-from mailbot.app.assembly import load_rules_and_templates, make_processor
+from mailbot.app.assembly import crl_store, load_rules_and_templates, make_processor
 from mailbot.app.crl_refresh import refresh_crls
+from mailbot.app.crl_status import crl_ages
 from mailbot.app.letters import Claim, LetterProcessor, LetterSource
 from mailbot.app.outbox_status import outbox_backlog
 from mailbot.app.revocation_watch import RevocationWatch
@@ -53,7 +55,9 @@ from mailbot.backoff import Backoff
 from mailbot.config import Config
 from mailbot.daemon.filing import PendingFilings
 from mailbot.daemon.lease import Lease, acquire, lease_for
-from mailbot.daemon.metrics import METRICS, start_metrics_server
+from mailbot.daemon.metrics import CRASHED, MailbotMetrics
+from mailbot.daemon.metrics_server import start_metrics_server
+from mailbot.daemon.metrics_textfile import carry_over, write_textfile
 from mailbot.daemon.systemd import (
     notify_ready,
     notify_reloading,
@@ -104,9 +108,13 @@ class _Parts:
 class Daemon:
     """``mailbot run``: the around-the-clock process (or one pass with ``once``)."""
 
-    def __init__(self, config: Config, once: bool = False) -> None:
+    def __init__(
+        self, config: Config, once: bool = False, metrics: MailbotMetrics | None = None
+    ) -> None:
         self.config = config
         self.once = once
+        #: This process's metrics (served over HTTP, or written to the textfile with ``once``).
+        self.metrics = metrics or MailbotMetrics()
         self.stop = asyncio.Event()
         self._parts: _Parts | None = None
         self._flush_lock = asyncio.Lock()
@@ -165,7 +173,9 @@ class Daemon:
             lease=lease_for(engine, config.general.instance_name, config.general.state_dir),
         )
         self._install_signal_handlers()
-        metrics_server = await start_metrics_server(config.metrics)
+        metrics_server = await start_metrics_server(config.metrics, self.metrics)
+        textfile = config.metrics.textfile if self.once else None
+        worked = False  # only a run that held the lease writes the textfile
         scheduler: AsyncIOScheduler | None = None
         # Fed from the start: READY=1 comes before the lease, and systemd's
         # watchdog runs from READY on, so a standby must ping too.
@@ -175,11 +185,14 @@ class Daemon:
                 if not parts.lease.try_acquire():
                     log.info("run.once.skipped", reason="another mailbot holds the mailbox")
                     return 0
+                if textfile is not None:
+                    carry_over(self.metrics, textfile)
             elif not await acquire(
                 parts.lease, self.stop, config.daemon.lease_poll_seconds, self._report_standby
             ):
                 return 0
-            METRICS.up.set(1)
+            worked = True
+            self._set_working(True)
             # We are the only flusher now: claims of a flusher that died are void.
             await asyncio.to_thread(parts.outbox.resume)
             self._report_active()
@@ -201,11 +214,33 @@ class Daemon:
                 await parts.outbox.close()  # QUIT on the kept SMTP connection
             if metrics_server is not None:
                 await metrics_server.close()
+            if worked and textfile is not None:
+                await asyncio.to_thread(self._write_textfile, textfile)
             parts.lease.release()
             parts.engine.dispose()
-            METRICS.up.set(0)
+            self._set_working(False)
             log.info("daemon.stopped")
         return 0
+
+    def _set_working(self, working: bool) -> None:
+        """The lease is ours (or no longer): ``mailbot_up`` and the CRL ages follow.
+
+        A standby reports no CRL age: its cache is not refreshed (only the lease
+        holder's jobs run) and would raise false alarms.
+        """
+        self.metrics.up.set(1 if working else 0)
+        if not working:
+            self.metrics.crl_age.watch(None)
+            return
+        sessions, store = self._running.processor.sessions, crl_store(self.config)
+        self.metrics.crl_age.watch(lambda: crl_ages(sessions, store))
+
+    def _write_textfile(self, path: Path) -> None:
+        """Timer mode: the run's metrics for node_exporter; a failure is logged, not raised."""
+        try:
+            write_textfile(self.metrics, path)
+        except OSError as exc:  # the letters are done; the stale file's mtime tells the rest
+            log.error("metrics.textfile_failed", path=str(path), error=str(exc))
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -235,11 +270,16 @@ class Daemon:
     # -- the mailbox loop ----------------------------------------------------------------
 
     async def _one_pass(self) -> None:
-        async with MailboxClient(self.config.imap) as client:
-            METRICS.imap_connected.set(1)
-            await client.ensure_folders(list(self._folders.values()))
-            await self.sync(client)
-        METRICS.imap_connected.set(0)
+        try:
+            async with MailboxClient(self.config.imap) as client:
+                self.metrics.imap_connected.set(1)
+                await client.ensure_folders(list(self._folders.values()))
+                await self.sync(client)
+        except MailboxError:
+            self.metrics.imap_connected.set(0)
+            raise
+        # Left at 1 after a good pass: the timer's textfile, written at the run's end,
+        # says whether this run reached the mailbox (0 would alert after every run).
         # A systemd timer runs only --once: without this its reminders never go.
         await self._guarded(self.send_reminders)()
         await self.flush_outbox()
@@ -250,14 +290,16 @@ class Daemon:
         while not self.stop.is_set():
             if not lease.still_held():
                 log.warning("lease.lost", detail="standing by until the lease is ours again")
+                self._set_working(False)
                 self._report_standby()
                 if not await acquire(lease, self.stop, self.config.daemon.lease_poll_seconds):
                     return
+                self._set_working(True)
                 await asyncio.to_thread(self._running.outbox.resume)
                 self._report_active()
             try:
                 async with MailboxClient(self.config.imap) as client:
-                    METRICS.imap_connected.set(1)
+                    self.metrics.imap_connected.set(1)
                     self._report_active()
                     await client.ensure_folders(list(self._folders.values()))
                     backoff.reset()
@@ -272,17 +314,17 @@ class Daemon:
                         await self.flush_outbox()
                         await self._wait_for_mail(client)
             except MailboxError as exc:
-                METRICS.imap_connected.set(0)
+                self.metrics.imap_connected.set(0)
                 delay = backoff.next_delay()
                 log.warning("imap.reconnect", error=str(exc), retry_in=round(delay, 1))
                 notify_status(f"IMAP unavailable: {exc}")
                 await self._sleep(delay)
             except SQLAlchemyError as exc:
-                METRICS.imap_connected.set(0)
+                self.metrics.imap_connected.set(0)
                 delay = backoff.next_delay()
                 log.warning("database.unavailable", error=str(exc).splitlines()[0], retry_in=delay)
                 await self._sleep(delay)
-        METRICS.imap_connected.set(0)
+        self.metrics.imap_connected.set(0)
 
     # -- what systemd is told ------------------------------------------------------------
 
@@ -428,9 +470,9 @@ class Daemon:
             except Exception:
                 # Counted by the claim; after max_attempts it is a poison letter.
                 log.exception("letter.crashed", letter_id=claim.letter_id, attempt=claim.attempts)
-                METRICS.letters.inc(outcome="crashed")
+                self.metrics.letters.labels(outcome=CRASHED).inc()
                 return None, None
-            METRICS.letters.inc(outcome=result.outcome or "")
+            self.metrics.letters.labels(outcome=result.outcome or "").inc()
             log.info(
                 "letter.done",
                 letter_id=result.letter_id,
@@ -446,7 +488,7 @@ class Daemon:
         log.error("letter.poison", letter_id=letter_id, detail=reason)
         await asyncio.to_thread(self._running.processor.give_up, letter_id, reason)
         await asyncio.to_thread(self._alert_poison, letter_id, raw, attempts)
-        METRICS.letters.inc(outcome=NoVerdict.FAILED)
+        self.metrics.letters.labels(outcome=NoVerdict.FAILED).inc()
         self._send_soon()
 
     def _alert_poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
@@ -498,7 +540,8 @@ class Daemon:
         self._outbox_backlog = await asyncio.to_thread(
             outbox_backlog, self._parts.processor.sessions
         )
-        METRICS.outbox_backlog.set(self._outbox_backlog)
+        self.metrics.outbox_backlog.set(self._outbox_backlog)
+        self.metrics.outbox_failed.inc(report.failed)
         if report.sent or report.failed:
             log.info(
                 "outbox.flushed", sent=report.sent, failed=report.failed, retried=report.retried
@@ -578,9 +621,8 @@ class Daemon:
             minutes=self.config.daemon.crl_refresh_minutes * 2
         )
         processor = parts.processor
+        # The ages themselves are read from the cache at scrape time (crl_status).
         for crl in refresh_crls(processor.sessions, processor.crl_source_for, horizon):
-            if crl.this_update is not None:
-                METRICS.crl_age.mark(crl.this_update, ca=crl.ca_name)
             if crl.problem is not None:
                 log.warning("crl.refresh_failed", ca=crl.ca_name, detail=crl.problem)
         # New CRLs (fetched here, by a letter, or dropped by hand) against registered certificates.
@@ -590,7 +632,7 @@ class Daemon:
         """Decide letters waiting for a CRL again; file what got decided right away."""
         report = await asyncio.to_thread(deferral.retry_and_alert, self._running.processor)
         for _letter_id, outcome in report.decided:
-            METRICS.letters.inc(outcome=outcome)
+            self.metrics.letters.labels(outcome=outcome).inc()
         await self.flush_outbox()
         if report.decided:
             self.wake.set()

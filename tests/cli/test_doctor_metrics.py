@@ -12,7 +12,8 @@ import pytest
 from mailbot.cli.doctor import CHECKS, check_metrics
 from mailbot.config import Config
 from mailbot.config.schema import MetricsConfig
-from mailbot.daemon.metrics import MailbotMetrics, MetricsServer
+from mailbot.daemon.metrics import MailbotMetrics
+from mailbot.daemon.metrics_server import MetricsServer
 from testkit.ports import free_port
 from tests.logs import _captured_logs  # noqa: F401  (autouse, as in its old folder)
 

@@ -1,4 +1,4 @@
-"""Metrics: the exposition format, and scraping the endpoint over real HTTP."""
+"""Metrics: what MailbotMetrics exposes, and scraping the endpoint over real HTTP."""
 
 from __future__ import annotations
 
@@ -7,131 +7,121 @@ import http.client
 import math
 import socket
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mailbot.config.schema import MetricsConfig
-from mailbot.daemon.exposition import Counter, Gauge, Histogram, Registry, format_value
-from mailbot.daemon.metrics import CONTENT_TYPE, MailbotMetrics, MetricsServer, start_metrics_server
+from mailbot.daemon.metrics import MailbotMetrics
+from mailbot.daemon.metrics_server import CONTENT_TYPE, MetricsServer, start_metrics_server
 from testkit.ports import free_port
 from tests.logs import _captured_logs  # noqa: F401  (autouse, as in its old folder)
 
 
-def sample_lines(text: str) -> dict[str, str]:
-    """``{'name{labels}': 'value'}`` for every sample line."""
+def sample_lines(text: str) -> dict[str, float]:
+    """``{'name{labels}': value}`` for every sample, parsed by prometheus_client."""
     samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            samples[series] = value
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sample.labels.items())
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
     return samples
 
 
-def test_help_and_type_precede_the_samples() -> None:
-    metrics = MailbotMetrics()
-    text = metrics.render()
-    assert text.endswith("\n")
+def families(text: str) -> dict[str, str]:
+    """``{family name: type}`` as a scraper reads them."""
+    return {family.name: family.type for family in text_string_to_metric_families(text)}
+
+
+def test_same_names_and_types_as_before_plus_process_metrics() -> None:
+    text = MailbotMetrics().exposition().decode("utf-8")
+    found = families(text)
     for name, kind in [
         ("mailbot_up", "gauge"),
-        ("mailbot_letters_total", "counter"),
+        ("mailbot_letters", "counter"),  # the parser drops a counter's _total
         ("mailbot_letter_reply_latency_seconds", "histogram"),
         ("mailbot_outbox_backlog", "gauge"),
+        ("mailbot_outbox_failed", "counter"),
         ("mailbot_crl_age_seconds", "gauge"),
         ("mailbot_imap_connected", "gauge"),
+        ("process_cpu_seconds", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("python_info", "gauge"),
     ]:
-        lines = text.splitlines()
-        help_at = lines.index(next(x for x in lines if x.startswith(f"# HELP {name} ")))
-        assert lines[help_at + 1] == f"# TYPE {name} {kind}"
+        assert found.get(name) == kind, name
+    assert "# TYPE mailbot_letters_total counter" in text
+    # No _created series: there were none before, and in timer mode they mean nothing.
+    assert "_created" not in text
+
+
+def test_own_registry_has_no_process_metrics() -> None:
+    # The textfile goes to node_exporter, which exports its own process_* series.
+    metrics = MailbotMetrics()
+    own = {family.name for family in metrics.own.collect()}
+    assert "mailbot_up" in own
+    assert not {name for name in own if name.startswith(("process_", "python_"))}
+
+
+def test_two_instances_do_not_share_values() -> None:
+    first, second = MailbotMetrics(), MailbotMetrics()
+    first.letters.labels(outcome="success").inc()
+    samples = sample_lines(second.exposition().decode())
+    assert samples['mailbot_letters_total{outcome="success"}'] == 0
 
 
 def test_counter_with_labels_and_preinitialised_outcomes() -> None:
     metrics = MailbotMetrics()
-    metrics.letters.inc(outcome="success")
-    metrics.letters.inc(outcome="success")
-    metrics.letters.inc(outcome="deferred")
-    samples = sample_lines(metrics.render())
-    assert samples['mailbot_letters_total{outcome="success"}'] == "2"
-    assert samples['mailbot_letters_total{outcome="deferred"}'] == "1"
-    # Every reply outcome exists at 0 from the start, so rate() sees the first letter.
-    assert samples['mailbot_letters_total{outcome="unknown_ca"}'] == "0"
-    assert metrics.letters.get(outcome="success") == 2
+    metrics.letters.labels(outcome="success").inc()
+    metrics.letters.labels(outcome="success").inc()
+    metrics.letters.labels(outcome="deferred").inc()
+    samples = sample_lines(metrics.exposition().decode())
+    assert samples['mailbot_letters_total{outcome="success"}'] == 2
+    assert samples['mailbot_letters_total{outcome="deferred"}'] == 1
+    # Every outcome exists at 0 from the start, so rate() sees the first letter;
+    # the failures too, so increase() sees the first crash or poison letter.
+    assert samples['mailbot_letters_total{outcome="unknown_ca"}'] == 0
+    assert samples['mailbot_letters_total{outcome="crashed"}'] == 0
+    assert samples['mailbot_letters_total{outcome="failed"}'] == 0
 
 
-def test_label_values_are_escaped() -> None:
-    gauge = Gauge("g", "help", labels=("ca",))
-    gauge.set(1, ca='УЦ "Сертум"\\n\nнов')
-    assert gauge.render().splitlines()[-1] == 'g{ca="УЦ \\"Сертум\\"\\\\n\\nнов"} 1'
-
-
-def test_help_text_is_escaped() -> None:
-    assert Counter("c_total", "a\\b\nc").render().splitlines()[0] == "# HELP c_total a\\\\b\\nc"
-
-
-def test_histogram_buckets_are_cumulative_with_inf_sum_and_count() -> None:
-    histogram = Histogram("h_seconds", "latency", buckets=(1, 0.5, 10))
-    for value in (0.2, 0.5, 3, 50):
-        histogram.observe(value)
-    lines = histogram.render().splitlines()
-    assert lines[2:] == [
-        'h_seconds_bucket{le="0.5"} 2',
-        'h_seconds_bucket{le="1"} 2',
-        'h_seconds_bucket{le="10"} 3',
-        'h_seconds_bucket{le="+Inf"} 4',
-        "h_seconds_sum 53.7",
-        "h_seconds_count 4",
-    ]
-
-
-def test_histogram_with_labels_puts_le_last() -> None:
-    histogram = Histogram("h", "x", buckets=(1,), labels=("kind",))
-    histogram.observe(2, kind="reply")
-    assert 'h_bucket{kind="reply",le="+Inf"} 1' in histogram.render()
-    assert 'h_sum{kind="reply"} 2' in histogram.render()
-
-
-def test_crl_age_grows_with_time() -> None:
+def test_crl_age_is_read_at_scrape_time_and_infinite_without_a_crl() -> None:
     metrics = MailbotMetrics()
-    metrics.crl_age.mark(datetime.now(UTC) - timedelta(hours=2), ca="Минцифры")
-    age = float(sample_lines(metrics.render())['mailbot_crl_age_seconds{ca="Минцифры"}'])
-    assert 7190 < age < 7300
-    metrics.crl_age.remove(ca="Минцифры")
-    assert "mailbot_crl_age_seconds{" not in metrics.render()
+    assert "mailbot_crl_age_seconds{" not in metrics.exposition().decode()  # standby: none
+    ages = {"Минцифры": 7200.0, 'УЦ "Новый"': math.inf}
+    metrics.crl_age.watch(lambda: dict(ages))
+    text = metrics.exposition().decode()
+    samples = sample_lines(text)
+    assert samples['mailbot_crl_age_seconds{ca="Минцифры"}'] == 7200
+    assert samples['mailbot_crl_age_seconds{ca="УЦ "Новый""}'] == math.inf
+    assert 'mailbot_crl_age_seconds{ca="УЦ \\"Новый\\""} +Inf' in text  # escaped on the wire
+    ages["Минцифры"] = 7260.0
+    assert (
+        sample_lines(metrics.exposition().decode())['mailbot_crl_age_seconds{ca="Минцифры"}']
+        == 7260
+    )
+    metrics.crl_age.watch(None)
+    assert "mailbot_crl_age_seconds{" not in metrics.exposition().decode()
+
+
+def test_a_failing_crl_reader_does_not_fail_the_scrape() -> None:
+    metrics = MailbotMetrics()
+
+    def broken() -> dict[str, float]:
+        raise OSError("database is away")
+
+    metrics.crl_age.watch(broken)
+    text = metrics.exposition().decode()
+    assert "mailbot_up" in text
+    assert "mailbot_crl_age_seconds{" not in text
 
 
 def test_wrong_labels_are_a_programming_error() -> None:
     metrics = MailbotMetrics()
-    with pytest.raises(ValueError, match="outcome"):
-        metrics.letters.inc(result="success")
-    with pytest.raises(ValueError, match="cannot decrease"):
-        metrics.letters.inc(-1, outcome="success")
-    with pytest.raises(ValueError, match="already registered"):
-        metrics.registry.register(Gauge("mailbot_up", "again"))
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(3, "3"), (0.25, "0.25"), (math.inf, "+Inf"), (-math.inf, "-Inf"), (math.nan, "NaN")],
-)
-def test_values(value: float, text: str) -> None:
-    assert format_value(value) == text
-
-
-def test_threads_do_not_lose_increments() -> None:
-    import threading
-
-    counter = Counter("t_total", "x")
-
-    def work() -> None:
-        for _ in range(10_000):
-            counter.inc()
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert counter.get() == 40_000
+    with pytest.raises(ValueError, match="Incorrect label names"):
+        metrics.letters.labels(result="success")
+    with pytest.raises(ValueError, match="only be incremented by non-negative"):
+        metrics.letters.labels(outcome="success").inc(-1)
 
 
 # --- the endpoint, over real sockets ---------------------------------------
@@ -161,15 +151,16 @@ async def test_scrape_over_http() -> None:
         (host, port) = server.addresses[0]
         status, headers, body = await scrape(host, port)
     assert status == 200
-    assert headers["Content-Type"] == CONTENT_TYPE
+    assert headers["Content-Type"] == CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8"
     assert int(headers["Content-Length"]) == len(body.encode("utf-8"))
     samples = sample_lines(body)
-    assert samples["mailbot_up"] == "1"
-    assert samples["mailbot_imap_connected"] == "1"
-    assert samples["mailbot_outbox_backlog"] == "3"
-    assert samples['mailbot_letter_reply_latency_seconds_bucket{le="5"}'] == "1"
-    assert samples['mailbot_letter_reply_latency_seconds_bucket{le="+Inf"}'] == "1"
-    assert samples["mailbot_letter_reply_latency_seconds_count"] == "1"
+    assert samples["mailbot_up"] == 1
+    assert samples["mailbot_imap_connected"] == 1
+    assert samples["mailbot_outbox_backlog"] == 3
+    assert samples['mailbot_letter_reply_latency_seconds_bucket{le="5.0"}'] == 1
+    assert samples['mailbot_letter_reply_latency_seconds_bucket{le="+Inf"}'] == 1
+    assert samples["mailbot_letter_reply_latency_seconds_count"] == 1
+    assert samples["process_resident_memory_bytes"] > 0
 
 
 async def test_query_string_is_ignored_and_head_has_no_body() -> None:
@@ -255,13 +246,12 @@ async def test_disabled_starts_nothing() -> None:
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])  # noqa: S104
 def test_server_refuses_non_loopback(host: str) -> None:
     with pytest.raises(ValueError, match="non-loopback"):
-        MetricsServer(host, 0, Registry())
+        MetricsServer(host, 0, MailbotMetrics())
 
 
 def test_scrape_is_fast_enough_to_not_matter() -> None:
     metrics = MailbotMetrics()
-    for index in range(200):
-        metrics.crl_age.mark(time.time(), ca=f"CA {index}")
+    metrics.crl_age.watch(lambda: {f"CA {index}": 60.0 for index in range(200)})
     start = time.perf_counter()
-    metrics.render()
+    metrics.exposition()
     assert time.perf_counter() - start < 0.1

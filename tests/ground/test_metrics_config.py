@@ -76,3 +76,35 @@ def test_checked_even_when_disabled(tmp_path: Path) -> None:
 def test_enabled_must_be_a_boolean(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"metrics\.enabled: must be true or false"):
         load(tmp_path, 'enabled = "yes"\n')
+
+
+def test_textfile_is_off_by_default_and_empty_means_off(tmp_path: Path) -> None:
+    assert load_config(None).metrics.textfile is None
+    assert load_config(REPO / "config.example.toml").metrics.textfile is None
+    config = load(tmp_path, 'textfile = ""\n')
+    assert config.metrics.textfile is None  # type: ignore[attr-defined]
+
+
+def test_textfile_path_is_taken_relative_to_the_config(tmp_path: Path) -> None:
+    config = load(tmp_path, 'textfile = "/var/lib/prometheus/node-exporter/mailbot.prom"\n')
+    assert config.metrics.textfile == Path(  # type: ignore[attr-defined]
+        "/var/lib/prometheus/node-exporter/mailbot.prom"
+    )
+    config = load(tmp_path, 'textfile = "prom/mailbot.prom"\n')
+    assert config.metrics.textfile == tmp_path / "prom" / "mailbot.prom"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"/var/lib/prometheus/node-exporter/mailbot.txt"', "must end in .prom"),
+        ('"/var/lib/prometheus/node-exporter/"', "must end in .prom"),
+        ("true", "must be a non-empty path string"),
+    ],
+)
+def test_bad_textfile_is_refused_with_the_key(tmp_path: Path, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, f"textfile = {value}\n")
+    assert info.value.problems == [info.value.problems[0]]
+    assert info.value.problems[0].startswith("metrics.textfile: ")
+    assert message in info.value.problems[0]
