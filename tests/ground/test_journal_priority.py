@@ -44,9 +44,7 @@ def stderr_of(tmp_path: Path, argv: list[str], journal_stream: str | None) -> li
 
 
 def logged(tmp_path: Path, log_format: str, journal_stream: str | None = None) -> list[str]:
-    return stderr_of(
-        tmp_path, [sys.executable, "-c", LOGGING_PROGRAM, log_format], journal_stream
-    )
+    return stderr_of(tmp_path, [sys.executable, "-c", LOGGING_PROGRAM, log_format], journal_stream)
 
 
 def test_on_the_journal_each_json_line_carries_its_priority(tmp_path: Path) -> None:
