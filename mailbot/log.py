@@ -4,11 +4,16 @@ Every record passes through :func:`redact` before it is rendered, so secrets
 (passwords, tokens, private keys, raw letters, certificate bodies) and personal
 data (SNILS, INN) never reach a log line, whatever a caller binds.
 Use :func:`bind_letter` to give every line about one letter the same context.
+
+When stderr is systemd's journal stream, each line starts with its syslog
+priority (``<4>`` for a warning), which journald strips and records, so that
+``journalctl -p warning`` finds warnings and errors.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterator, MutableMapping
@@ -118,12 +123,58 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+#: syslog(3) priorities of the level names structlog and stdlib records carry.
+SYSLOG_PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2}
+
+
+def is_journal_stream(stream: object) -> bool:
+    """Whether *stream* writes to the journal stream systemd named in ``$JOURNAL_STREAM``.
+
+    systemd sets ``JOURNAL_STREAM=device:inode`` of the stream it connected to
+    the journal; sd-daemon(3) says to compare it with the descriptor's ``fstat``,
+    since a variable inherited through a redirection would name another file.
+    """
+    device, _, inode = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        expected = (int(device), int(inode))
+        found = os.fstat(stream.fileno())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):  # no descriptor (StringIO, pytest's capture)
+        return False
+    return (found.st_dev, found.st_ino) == expected
+
+
+def journal_prefix(level: str, stream: object) -> str:
+    """``<N>`` for a line of *level* written outside structlog to *stream*, if it is the journal."""
+    return f"<{SYSLOG_PRIORITIES[level]}>" if is_journal_stream(stream) else ""
+
+
+class _PriorityPrefixed:
+    """A renderer whose every line starts ``<N>``: journald's level prefix (SyslogLevelPrefix=).
+
+    journald removes the prefix, so ``journalctl -o cat`` still shows the bare JSON.
+    """
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> str:
+        # Read before rendering: the console renderer pops the level out of the dict.
+        priority = SYSLOG_PRIORITIES.get(str(event_dict.get("level", "")))
+        text = str(self.renderer(logger, method, event_dict))
+        if priority is None:
+            return text
+        # Each line is a journal entry of its own (a console traceback has many).
+        return "\n".join(f"<{priority}>{line}" for line in text.split("\n"))
+
+
 def configure_logging(
     log_format: str = "console", level: str = "info", stream: TextIO | None = None
 ) -> None:
     """Set up structlog (and route stdlib logging through the same renderer).
 
     ``log_format`` is ``json`` (one JSON object a line, for journald) or ``console``.
+    Written to the journal (see :func:`is_journal_stream`), each line gets its
+    syslog priority as a ``<N>`` prefix.
     """
     output: Any = stream if stream is not None else _CurrentStderr()
     numeric_level = logging.getLevelName(level.upper())
@@ -139,6 +190,8 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
+    if is_journal_stream(stream if stream is not None else sys.stderr):
+        renderer = _PriorityPrefixed(renderer)
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),

@@ -7,8 +7,6 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from mailbot.app.adapters import DbCaDirectory, parsed
 from mailbot.app.assembly import crl_source_factory, crl_store
 from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
@@ -208,8 +206,6 @@ def _watch(config: Config) -> None:
             report = RevocationWatch(config, sessions, load_templates(config.templates_dir)).run()
     except TemplateError as exc:
         raise CliError(f"templates are invalid:\n{exc}") from None
-    except SQLAlchemyError as exc:
-        raise CliError(f"database error: {exc}") from None
     for item in report.revoked:
         to = ", ".join(item.notified) or "nobody (no active trusted address)"
         print(

@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from mailbot.cli.common import CliError, add_config_option, config_from_args
-from mailbot.config import SecretError
+from mailbot.cli.common import add_config_option, config_from_args
 from mailbot.directory import migrate
 from mailbot.directory.engine import engine_from_config
 
@@ -38,13 +35,12 @@ def register(subparsers: Any) -> None:
 def db_upgrade(args: argparse.Namespace) -> int:
     """Migrate to head."""
     config = config_from_args(args)
+    engine = engine_from_config(config)
     try:
-        engine = engine_from_config(config)
         migrate.upgrade(engine)
         revision = migrate.current_revision(engine)
+    finally:
         engine.dispose()
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"cannot upgrade {config.database_url}: {exc}") from None
     print(f"{config.database_url}: at revision {revision}")
     return 0
 
@@ -52,12 +48,11 @@ def db_upgrade(args: argparse.Namespace) -> int:
 def db_current(args: argparse.Namespace) -> int:
     """Print the revision."""
     config = config_from_args(args)
+    engine = engine_from_config(config)
     try:
-        engine = engine_from_config(config)
         revision = migrate.current_revision(engine)
+    finally:
         engine.dispose()
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"cannot read {config.database_url}: {exc}") from None
     head = migrate.head_revision()
     state = "up to date" if revision == head else f"behind (newest: {head})"
     print(f"{config.database_url}: revision {revision or 'none (empty)'}, {state}")

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailbot.cli.common import (
@@ -19,7 +18,6 @@ from mailbot.cli.common import (
     config_from_args,
     render_rows,
 )
-from mailbot.config import SecretError
 from mailbot.directory import subscribers as directory
 from mailbot.directory.csv_import import (
     COLUMNS,
@@ -30,7 +28,7 @@ from mailbot.directory.csv_import import (
     import_csv,
 )
 from mailbot.directory.models import Organisation, Subscriber
-from mailbot.directory.session import SchemaNotCurrent, database
+from mailbot.directory.session import database
 from mailbot.identifiers import IdentifierError
 
 FORMATS = ("table", "csv", "json")
@@ -53,10 +51,6 @@ def transaction(args: argparse.Namespace, commit: bool = True) -> Iterator[Sessi
                 session.rollback()
     except (directory.DirectoryError, IdentifierError) as exc:
         raise CliError(str(exc)) from None
-    except SchemaNotCurrent as exc:
-        raise CliError(str(exc)) from None
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"database error: {exc}") from None
 
 
 def organisation_row(organisation: Organisation) -> dict[str, Any]:

@@ -20,8 +20,6 @@ import datetime as dt
 import json
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from mailbot.app.assembly import make_processor
 from mailbot.app.deferral import DeferredLetter
 from mailbot.app.letters import RetryError
@@ -36,9 +34,8 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
-from mailbot.config import SecretError
 from mailbot.directory.models import LetterRecord
-from mailbot.directory.session import SchemaNotCurrent, database
+from mailbot.directory.session import database
 from mailbot.log import configure_logging
 from mailbot.notices.templates import TemplateError
 from mailbot.regulation.routes import RulesError
@@ -157,10 +154,6 @@ def letter_retry(args: argparse.Namespace) -> int:
         raise CliError(f"{exc} (only deferred and failed letters can be retried)") from None
     except (RulesError, TemplateError) as exc:
         raise CliError(f"rules or templates are invalid:\n{exc}") from None
-    except SchemaNotCurrent as exc:
-        raise CliError(str(exc)) from None
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"database error: {exc}") from None
     if result.outcome is NoVerdict.DEFERRED:
         problem = (result.detail.get("deferral") or {}).get("problem", "")
         _report(args, NoVerdict.DEFERRED, f"letter {args.id} still waits for a CRL: {problem}")

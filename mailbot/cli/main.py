@@ -20,6 +20,7 @@ from typing import Any
 from mailbot import __version__
 from mailbot.cli.exit_codes import EX_INTERRUPTED, EX_USAGE, EXIT_CODES_HELP, failure_for
 from mailbot.files import restrict_umask
+from mailbot.log import journal_prefix
 
 #: Command modules, in the order their commands appear in ``mailbot --help``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -92,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "debug", False):
             traceback.print_exc()
         failure = failure_for(exc)
-        print(f"mailbot: {failure.message}", file=sys.stderr)
+        # An error for `journalctl -p err` too, when stderr is the journal.
+        prefix = journal_prefix("error", sys.stderr)
+        print(f"{prefix}mailbot: {failure.message}", file=sys.stderr)
         return failure.exit_code
 
 

@@ -17,13 +17,11 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from mailbot.app.assembly import make_processor
 from mailbot.app.letters import LetterSource
 from mailbot.cli.common import CliError, add_config_option, add_format_option, config_from_args
-from mailbot.config import Config, SecretError
-from mailbot.directory.session import SchemaNotCurrent, database
+from mailbot.config import Config
+from mailbot.directory.session import database
 from mailbot.log import configure_logging
 from mailbot.mail.reply import ReplySettings, build_reply
 from mailbot.notices.templates import TemplateError, Templates, load_templates
@@ -109,10 +107,6 @@ def process_with_database(args: argparse.Namespace) -> int:
             result = processor.process(raw, LetterSource(), dry_run=args.dry_run)
     except (RulesError, TemplateError) as exc:
         raise CliError(f"rules or templates are invalid:\n{exc}") from None
-    except SchemaNotCurrent as exc:
-        raise CliError(str(exc)) from None
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"database error: {exc}") from None
     report = {
         "file": args.file,
         "dry_run": args.dry_run,

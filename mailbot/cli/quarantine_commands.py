@@ -11,7 +11,6 @@ import getpass
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mailbot.app.assembly import crl_source_factory
@@ -35,9 +34,8 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
-from mailbot.config import SecretError
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
-from mailbot.directory.session import SchemaNotCurrent, database
+from mailbot.directory.session import database
 from mailbot.directory.subscribers import DirectoryError
 from mailbot.notices.templates import TemplateError, load_templates
 from mailbot.pki.certificate import Certificate
@@ -253,7 +251,3 @@ def run_review(
             return act(review, ids)
     except DirectoryError as exc:
         raise CliError(str(exc)) from None
-    except SchemaNotCurrent as exc:
-        raise CliError(str(exc)) from None
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"database error: {exc}") from None

@@ -7,8 +7,6 @@ import asyncio
 import datetime as dt
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from mailbot.app.reminders import ReminderReport, send_due_reminders
 from mailbot.cli.common import (
     CliError,
@@ -18,8 +16,7 @@ from mailbot.cli.common import (
     config_from_args,
     render_rows,
 )
-from mailbot.config import SecretError
-from mailbot.directory.session import SchemaNotCurrent, database
+from mailbot.directory.session import database
 from mailbot.mail.outbox import flush_once
 from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 from mailbot.notices.templates import TemplateError, load_templates
@@ -69,19 +66,14 @@ def reminders_run(args: argparse.Namespace) -> int:
         templates = load_templates(config.templates_dir)
     except TemplateError as exc:
         raise CliError(f"templates: {exc}") from None
-    try:
-        with database(config) as sessions:
-            report = send_due_reminders(
-                config, sessions, templates, dt.datetime.now(dt.UTC), dry_run=args.dry_run
-            )
-            flushed = None
-            if report.sent:
-                # The outbox claims each row, so flushing beside a running daemon is safe.
-                flushed = asyncio.run(flush_once(config, sessions, OUTBOX_ALERTS))
-    except SchemaNotCurrent as exc:
-        raise CliError(str(exc)) from None
-    except (SQLAlchemyError, SecretError) as exc:
-        raise CliError(f"database error: {str(exc).splitlines()[0]}") from None
+    with database(config) as sessions:
+        report = send_due_reminders(
+            config, sessions, templates, dt.datetime.now(dt.UTC), dry_run=args.dry_run
+        )
+        flushed = None
+        if report.sent:
+            # The outbox claims each row, so flushing beside a running daemon is safe.
+            flushed = asyncio.run(flush_once(config, sessions, OUTBOX_ALERTS))
     print(render_rows(_rows(report), COLUMNS, args.format))
     if args.format == "table":
         print(_summary(report))

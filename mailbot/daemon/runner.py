@@ -208,8 +208,11 @@ class Daemon:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await self._sending_done()
+            # Only the lease holder sends: a standby stopped before it ever held the
+            # lease (or after losing it) would claim rows the active daemon is sending.
             with contextlib.suppress(Exception):
-                await self.flush_outbox()
+                if parts.lease.still_held():
+                    await self.flush_outbox()
             with contextlib.suppress(Exception):
                 await parts.outbox.close()  # QUIT on the kept SMTP connection
             if metrics_server is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from mailbot.cli.exit_codes import EX_CONFIG
 from mailbot.cli.main import main
 from mailbot.directory.csv_import import CHUNK_ROWS, PROGRESS_EVERY
 from mailbot.directory.models import Subscriber, TrustedAddress
@@ -174,7 +175,7 @@ def test_schema_must_be_current(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path = tmp_path / "c.toml"
     path.write_text(f'[general]\nstate_dir = "{tmp_path}"\n[imap]\npassword_env = "X"\n')
     code, _, err = run(capsys, "org", "list", "--config", str(path))
-    assert code == 1
+    assert code == EX_CONFIG
     assert "run `mailbot db upgrade`" in err
 
 

@@ -6,10 +6,7 @@ a closed port, a wrong password, an unset variable and an unreachable PostgreSQL
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +15,9 @@ import pytest
 
 from mailbot.cli.exit_codes import EX_CONFIG, EX_UNAVAILABLE
 from testkit.scenario import Scenario, build_scenario
+from tests.cli.processes import UNSET_VARIABLE, assert_one_line, mailbot
 
 pytestmark = [pytest.mark.timeout(300)]
-
-UNSET_VARIABLE = "MAILBOT_TEST_NEVER_SET_PASSWORD"
 
 
 @pytest.fixture(scope="module")
@@ -45,30 +41,6 @@ def broken_config(scenario: Scenario, old: str, new: str, name: str) -> Path:
     path = scenario.config_path.with_name(name)
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     return path
-
-
-def mailbot(*args: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v for k, v in os.environ.items() if k not in {"NOTIFY_SOCKET", UNSET_VARIABLE}
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-    )
-
-
-def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *words: str) -> str:
-    """Exit *code*, no traceback, exactly one ``mailbot:`` line, holding every one of *words*."""
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("mailbot: ")]
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], result.stderr
-    assert result.returncode == code, result.stderr
-    return lines[0]
 
 
 def test_imap_server_down(scenario: Scenario) -> None:
@@ -98,10 +70,11 @@ def test_missing_password_is_a_configuration_error(scenario: Scenario, once: boo
     assert_one_line(result, EX_CONFIG, "imap.password", UNSET_VARIABLE)
 
 
-def test_database_down(scenario: Scenario) -> None:
+@pytest.mark.parametrize("once", [True, False], ids=["once", "daemon"])
+def test_database_down(scenario: Scenario, once: bool) -> None:
     url = f'url = "postgresql://nobody@127.0.0.1:{closed_port()}/none"\n'
     config = broken_config(scenario, "[database]\n", f"[database]\n{url}", "db-down.toml")
-    result = mailbot("run", "--once", "--config", str(config))
+    result = mailbot("run", *(["--once"] if once else []), "--config", str(config))
     assert_one_line(result, EX_UNAVAILABLE, "database")
 
 
