@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailbot.cli.exit_codes import EX_FAILURE, EX_OK
+from mailbot.cli.exit_codes import EX_FAILURE, EX_IOERR, EX_OK
 from mailbot.directory import migrate
 from mailbot.directory.authorities import register_ca
 from mailbot.directory.engine import make_engine
@@ -24,7 +24,7 @@ from mailbot.doctor import CHECKS
 from testkit import pki
 from testkit.crl_server import CrlServer
 from testkit.scenario import Scenario, build_scenario
-from tests.cli.test_run_errors import broken_config, closed_port, mailbot
+from tests.cli.test_run_errors import assert_one_line, broken_config, closed_port, mailbot
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -172,26 +172,33 @@ def test_run_once_creates_missing_folders_private(scenario: Scenario) -> None:
     copy = scenario.directory / "run-once.sqlite3"
     shutil.copyfile(scenario.config.general.state_dir / "mailbot.sqlite3", copy)
     state = scenario.directory / "fresh" / "state"
-    kept = state / "quarantine"
-    kept.mkdir(parents=True)
+    kept = scenario.directory / "kept-quarantine"
+    kept.mkdir()
     kept.chmod(0o755)  # the administrator's choice: left alone
     text = scenario.config_path.read_text(encoding="utf-8")
     old_state = f'state_dir = "{scenario.config.general.state_dir}"'
     assert old_state in text
     config = scenario.directory / "run-once.toml"
     config.write_text(
-        text.replace(old_state, f'state_dir = "{state}"').replace(
-            "[database]\n", f'[database]\nurl = "sqlite:///{copy}"\n'
-        ),
+        text.replace(old_state, f'state_dir = "{state}"')
+        .replace("[database]\n", f'[database]\nurl = "sqlite:///{copy}"\n')
+        .replace("[logging]\n", f'[paths]\nquarantine_dir = "{kept}"\n\n[logging]\n'),
         encoding="utf-8",
     )
     result = mailbot("run", "--once", "--config", str(config))
     assert result.returncode == EX_OK, result.stderr
+    assert state.stat().st_mode & 0o777 == 0o700
     modes = {p.name: p.stat().st_mode & 0o777 for p in state.iterdir() if p.is_dir()}
-    assert modes == {
-        "archive": 0o700,
-        "crl": 0o700,
-        "crl-drop": 0o700,
-        "quarantine": 0o755,
-        "store": 0o750,
-    }
+    assert modes == {"archive": 0o700, "crl": 0o700, "crl-drop": 0o700, "store": 0o750}
+    assert kept.stat().st_mode & 0o777 == 0o755
+
+
+def test_run_refuses_a_folder_path_taken_by_a_file(scenario: Scenario) -> None:
+    taken = scenario.directory / "archive-is-a-file"
+    taken.write_bytes(b"")
+    config = broken_config(
+        scenario, "[logging]\n", f'[paths]\narchive_dir = "{taken}"\n\n[logging]\n',
+        "run-archive-file.toml",
+    )  # fmt: skip
+    result = mailbot("run", "--once", "--config", str(config))
+    assert_one_line(result, EX_IOERR, "paths.archive_dir", "not a folder")
