@@ -69,6 +69,7 @@ from mailbot.daemon.systemd import (
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import LetterRecord
 from mailbot.directory.session import ensure_current, session_factory
+from mailbot.folders import prepare_folders
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
@@ -157,6 +158,8 @@ class Daemon:
     async def run(self) -> int:
         """Run until stopped (SIGTERM/SIGINT) or, with ``once``, for one pass. Returns 0."""
         config = self.config
+        # Before anything writes (the SQLite file, the lease): every folder with its mode.
+        prepare_folders(config)
         engine = engine_from_config(config)
         ensure_current(engine)
         sessions = session_factory(engine)

@@ -9,11 +9,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from mailbot.cli.doctor import CHECKS, check_metrics
 from mailbot.config import Config
 from mailbot.config.schema import MetricsConfig
 from mailbot.daemon.metrics import MailbotMetrics
 from mailbot.daemon.metrics_server import MetricsServer
+from mailbot.doctor import CHECKS
+from mailbot.doctor.local_checks import check_metrics
 from testkit.ports import free_port
 from tests.logs import _captured_logs  # noqa: F401  (autouse, as in its old folder)
 
@@ -23,7 +24,7 @@ def config_with(enabled: bool, port: int = 9468) -> Config:
 
 
 def test_is_registered() -> None:
-    assert check_metrics in CHECKS
+    assert ("metrics", check_metrics) in CHECKS
 
 
 def test_disabled() -> None:

@@ -46,8 +46,11 @@ def test_doctor_reports_each_check(tmp_path: Path) -> None:
     )
     result = run("doctor", "--config", str(config))
     assert "[ok] python" in result.stdout
-    assert "[ok] database: sqlite:///" in result.stdout
-    assert result.returncode == 0, result.stdout + result.stderr
+    # Nothing is set up here: no schema, no IMAP server on 127.0.0.1:993.
+    assert "[FAIL] database: sqlite:///" in result.stdout
+    assert "schema missing" in result.stdout
+    assert "[FAIL] imap: 127.0.0.1:993" in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
 
 
 def test_doctor_fails_on_unreachable_database(tmp_path: Path) -> None:
@@ -58,7 +61,7 @@ def test_doctor_fails_on_unreachable_database(tmp_path: Path) -> None:
     )
     result = run("doctor", "--config", str(config))
     assert result.returncode == 1
-    assert "[FAIL] database" in result.stdout
+    assert "[FAIL] database: postgresql://nobody@127.0.0.1:1/none: cannot connect" in result.stdout
     assert "Traceback" not in result.stderr
 
 

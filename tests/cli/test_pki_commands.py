@@ -137,8 +137,10 @@ def test_broken_input_is_a_message_not_a_traceback(files: dict[str, Path], targe
 
 
 def test_doctor_reports_gost_backend(capsys: pytest.CaptureFixture[str]) -> None:
-    from mailbot.cli.doctor import check_gost_backend
     from mailbot.config import load_config
+    from mailbot.doctor import CHECKS
+    from mailbot.doctor.local_checks import check_gost_backend
 
     finding = check_gost_backend(load_config(None))
-    assert finding.name == "gost" and "hashing:" in finding.detail
+    assert ("gost hashing", check_gost_backend) in CHECKS
+    assert finding.ok and "hashing:" in finding.detail

@@ -1,4 +1,5 @@
-"""Imports only go down the layers: ground, pki, directory, mail, regulation, notices, app, daemon/cli."""
+"""Imports only go down the layers: ground, pki, directory, mail, regulation, notices, app, doctor,
+daemon/cli."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import mailbot
 
 PACKAGE = Path(mailbot.__file__).parent
 #: Each package and the packages above it, which it must never import.
-LAYERS = ["pki", "directory", "mail", "regulation", "notices", "app", "daemon", "cli"]
+LAYERS = ["pki", "directory", "mail", "regulation", "notices", "app", "doctor", "daemon", "cli"]
 #: The ground modules, below everything.
-GROUND = ["config", "log", "files", "identifiers", "backoff", "addresses", "dates"]
+GROUND = ["config", "log", "files", "folders", "identifiers", "backoff", "addresses", "dates"]
 
 
 def imported_modules(path: Path) -> set[str]:
