@@ -35,6 +35,7 @@ def crl_fetcher(config: Config) -> HttpCrlFetcher:
         timeout_seconds=config.crl.fetch_timeout_seconds,
         max_bytes=config.crl.max_crl_bytes,
         max_redirects=config.crl.max_redirects,
+        proxy=config.crl.proxy,
     )
 
 

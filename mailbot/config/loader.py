@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from mailbot.config.schema import Config, parse_listen
 from mailbot.config.secrets import SecretSource
+from mailbot.net.http_client import proxy_problem, redacted
 
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 
@@ -99,6 +100,8 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         problems.append("smtp.timeout_seconds: must be positive")
     if config.crl.ingest_timeout_seconds <= 0:
         problems.append("crl.ingest_timeout_seconds: must be positive")
+    if config.crl.proxy and (problem := proxy_problem(config.crl.proxy)) is not None:
+        problems.append(f"crl.proxy: {redacted(config.crl.proxy)} {problem}")
     if config.smtp.retry_base_seconds <= 0:
         problems.append("smtp.retry_base_seconds: must be positive")
     if config.smtp.retry_max_seconds < config.smtp.retry_base_seconds:

@@ -149,6 +149,9 @@ class CrlConfig:
     fetch_timeout_seconds: int = 20
     max_crl_bytes: int = 100 * MIB
     max_redirects: int = 3
+    #: Proxy for CRL downloads, ``http://host:port`` or ``https://...``; "" = the
+    #: environment's (``https_proxy``, ``http_proxy``, ``all_proxy``). ``no_proxy`` holds for both.
+    proxy: str = ""
     #: A CRL is verified and indexed in a worker process killed after this many seconds.
     ingest_timeout_seconds: int = 60
     #: Tolerance around thisUpdate/nextUpdate for clock skew.
