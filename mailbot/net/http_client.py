@@ -46,6 +46,8 @@ class HttpSettings:
 
     #: Proxy URL, e.g. ``http://proxy.example:3128``; "" = the environment's.
     proxy: str = ""
+    #: Password of the user named in ``proxy`` (it is kept out of the URL in the config).
+    proxy_password: str = ""
     #: Verifies HTTPS servers (and an ``https://`` proxy); None = the system's CAs.
     ssl_context: ssl.SSLContext | None = None
 
@@ -56,11 +58,16 @@ class UnusableUrl(ValueError):
 
 def proxy_problem(url: str) -> str | None:
     """Why ``url`` cannot serve as a proxy, or None. Never repeats credentials."""
+    if "://" not in url:
+        return "has no scheme (write http://host:port)"
     try:
         parts = urlsplit(url)
-        port = parts.port
     except ValueError:
         return "is not a URL"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has a bad port"
     if parts.scheme not in PROXY_SCHEMES:
         return (
             f"scheme {parts.scheme!r} is not supported (only "
@@ -76,7 +83,12 @@ def proxy_problem(url: str) -> str | None:
 
 def redacted(proxy: str) -> str:
     """``scheme://host:port`` of a proxy URL: no user name or password, for logs and alerts."""
-    parts = urlsplit(proxy)
+    if "://" not in proxy:  # host:port, perhaps user:password@host:port
+        return proxy.rpartition("@")[2]
+    try:
+        parts = urlsplit(proxy)
+    except ValueError:
+        return "(unparsable URL)"
     netloc = parts.netloc.rpartition("@")[2]
     return f"{parts.scheme}://{netloc}"
 
@@ -162,12 +174,16 @@ def open_client(
     parts = urlsplit(proxy)
     auth = None
     if parts.username is not None:
-        auth = (unquote(parts.username), unquote(parts.password or ""))
+        password = unquote(parts.password or "")
+        if proxy == settings.proxy and settings.proxy_password:
+            password = settings.proxy_password
+        auth = (unquote(parts.username), password)
     return httpcore.HTTPProxy(
         proxy_url=redacted(proxy),
         proxy_auth=auth,
         ssl_context=context,
-        proxy_ssl_context=context,
+        # An https:// proxy is verified like the servers (httpcore refuses one for http://).
+        proxy_ssl_context=context if parts.scheme == "https" else None,
         network_backend=backend,
     )
 

@@ -82,12 +82,13 @@ class HttpCrlFetcher:
         max_redirects: int = 3,
         ssl_context: ssl.SSLContext | None = None,
         proxy: str = "",
+        proxy_password: str = "",
     ) -> None:
         self.timeout = timeout_seconds
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
         #: ``proxy`` "" = the environment's (``https_proxy``, ``no_proxy``, ...).
-        self.http = HttpSettings(proxy=proxy, ssl_context=ssl_context)
+        self.http = HttpSettings(proxy, proxy_password, ssl_context)
 
     async def fetch_async(
         self, url: str, etag: str | None = None, last_modified: str | None = None
