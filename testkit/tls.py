@@ -12,8 +12,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def make_self_signed(cert_path: Path, key_path: Path, common_name: str = "localhost") -> None:
-    """Write a P-256 key and a self-signed certificate valid for localhost and 127.0.0.1."""
+def make_self_signed(
+    cert_path: Path,
+    key_path: Path,
+    common_name: str = "localhost",
+    names: tuple[str, ...] = (),
+) -> None:
+    """Write a P-256 key and a self-signed certificate for localhost, 127.0.0.1 and ``names``."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = dt.datetime.now(dt.UTC)
@@ -30,6 +35,7 @@ def make_self_signed(cert_path: Path, key_path: Path, common_name: str = "localh
                 [
                     x509.DNSName("localhost"),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    *(x509.DNSName(name) for name in names),
                 ]
             ),
             critical=False,

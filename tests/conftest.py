@@ -17,6 +17,18 @@ from testkit import postgres
 from testkit.dovecot import DovecotServer
 from testkit.smtpd import SmtpServer, start_smtp_server
 
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests reach their loopback servers directly, whatever proxy the machine's environment names.
+
+    Tests of the proxy set these variables themselves.
+    """
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+
+
 #: Local mail users of the test Dovecot and their passwords.
 MAIL_USERS = {
     "reestrin": "reestrin-pw",

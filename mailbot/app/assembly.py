@@ -30,11 +30,17 @@ def crl_store(config: Config) -> CrlStore:
 
 
 def crl_fetcher(config: Config) -> HttpCrlFetcher:
-    """The HTTP(S) fetcher with the configured limits."""
+    """The HTTP(S) fetcher with the configured limits and proxy.
+
+    Raises SecretError when the proxy's password cannot be read.
+    """
+    password = config.crl.proxy_password
     return HttpCrlFetcher(
         timeout_seconds=config.crl.fetch_timeout_seconds,
         max_bytes=config.crl.max_crl_bytes,
         max_redirects=config.crl.max_redirects,
+        proxy=config.crl.proxy,
+        proxy_password=password.resolve().reveal() if password.configured else "",
     )
 
 

@@ -13,6 +13,7 @@ import re
 import tomllib
 import types
 import typing
+import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from mailbot.config.schema import Config, parse_listen
 from mailbot.config.secrets import SecretSource
+from mailbot.net.http_client import proxy_problem, redacted
 
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+$")
 
@@ -99,6 +101,7 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         problems.append("smtp.timeout_seconds: must be positive")
     if config.crl.ingest_timeout_seconds <= 0:
         problems.append("crl.ingest_timeout_seconds: must be positive")
+    problems.extend(_check_proxy(config))
     if config.smtp.retry_base_seconds <= 0:
         problems.append("smtp.retry_base_seconds: must be positive")
     if config.smtp.retry_max_seconds < config.smtp.retry_base_seconds:
@@ -134,6 +137,27 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
     if problems:
         raise ConfigError(source, problems)
     return config
+
+
+def _check_proxy(config: Config) -> list[str]:
+    """``[crl] proxy``: a URL the HTTP client speaks, its password kept out of the file."""
+    proxy, password = config.crl.proxy, config.crl.proxy_password
+    if not proxy:
+        if password.configured:
+            return ["crl.proxy_password_env / crl.proxy_password_file: set but crl.proxy is empty"]
+        return []
+    problem = proxy_problem(proxy)
+    if problem is not None:
+        return [f"crl.proxy: {redacted(proxy)} {problem}"]
+    parts = urllib.parse.urlsplit(proxy)
+    if parts.password is not None:
+        return [
+            "crl.proxy: inline passwords are not allowed; name the user in the URL and use"
+            " crl.proxy_password_env or crl.proxy_password_file"
+        ]
+    if password.configured and not parts.username:
+        return ["crl.proxy: name the user for crl.proxy_password (http://user@host:port)"]
+    return []
 
 
 def _is_loopback(host: str) -> bool:

@@ -149,6 +149,11 @@ class CrlConfig:
     fetch_timeout_seconds: int = 20
     max_crl_bytes: int = 100 * MIB
     max_redirects: int = 3
+    #: Proxy for CRL downloads, ``http://host:port`` or ``https://...``; "" = the
+    #: environment's (``https_proxy``, ``http_proxy``, ``all_proxy``). ``no_proxy`` holds for both.
+    proxy: str = ""
+    #: Password for the user named in ``proxy`` (``http://user@host:port``).
+    proxy_password: SecretSource = field(default_factory=SecretSource)
     #: A CRL is verified and indexed in a worker process killed after this many seconds.
     ingest_timeout_seconds: int = 60
     #: Tolerance around thisUpdate/nextUpdate for clock skew.

@@ -1,11 +1,12 @@
 """Getting CRLs: HTTP(S) with failover, and the "CRL source" the validation step asks.
 
-Fetching uses stdlib ``http.client`` (no new dependency) with explicit bounds:
-one deadline for the whole fetch, checked before every socket operation
-(:mod:`mailbot.pki.http_deadline`), a redirect limit, a size cap checked
-against Content-Length and while reading, and a sniff that rejects HTML proxy
-pages. Conditional GET (ETag / If-Modified-Since) avoids re-downloading a big
-CRL. The body is copied in 64 KiB chunks to a file-like sink: the CRL source
+Fetching uses the service's HTTP client (:mod:`mailbot.net.http_client`:
+httpcore, the configured or the environment's proxy) with explicit bounds:
+one deadline for the whole fetch, checked before every socket operation, a
+redirect limit (HTTP(S) targets only), a size cap checked against
+Content-Length and while reading, and a sniff that rejects HTML proxy pages.
+Conditional GET (ETag / If-Modified-Since) avoids re-downloading a big CRL.
+The body is copied in 64 KiB chunks to a file-like sink: the CRL source
 streams it to a private temporary file in the cache folder and indexes that
 file (:meth:`CachingCrlSource.fetch_and_ingest`), so a 40 MB CRL never sits in
 the daemon's memory. Trying a CA's distribution points in turn shares one
@@ -18,23 +19,32 @@ and the CRL refresh in worker threads, asyncio code may use
 from __future__ import annotations
 
 import asyncio
-import http.client
 import io
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO, Protocol
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
+
+import httpcore
 
 from mailbot.log import get_logger
+from mailbot.net.http_client import (
+    Deadline,
+    HttpSettings,
+    UnusableUrl,
+    open_client,
+    proxy_for,
+    redacted,
+    request_url,
+)
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl import is_current, looks_like_crl
 from mailbot.pki.crl_store import CrlStore
 from mailbot.pki.errors import CrlError, CrlFetchError
-from mailbot.pki.http_deadline import Deadline, connection
 from mailbot.pki.issuer import CaDirectory
 from mailbot.pki.revocation_index import IndexMeta, RevocationEntry, RevocationIndex
 
@@ -63,7 +73,7 @@ class FetchResult:
 
 
 class HttpCrlFetcher:
-    """Bounded HTTP/HTTPS GET for CRLs: one deadline for the whole fetch."""
+    """Bounded HTTP/HTTPS GET for CRLs: one deadline for the whole fetch, proxies honoured."""
 
     def __init__(
         self,
@@ -71,11 +81,14 @@ class HttpCrlFetcher:
         max_bytes: int = 100 * 1024 * 1024,
         max_redirects: int = 3,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: str = "",
+        proxy_password: str = "",
     ) -> None:
         self.timeout = timeout_seconds
         self.max_bytes = max_bytes
         self.max_redirects = max_redirects
-        self.ssl_context = ssl_context or ssl.create_default_context()
+        #: ``proxy`` "" = the environment's (``https_proxy``, ``no_proxy``, ...).
+        self.http = HttpSettings(proxy, proxy_password, ssl_context)
 
     async def fetch_async(
         self, url: str, etag: str | None = None, last_modified: str | None = None
@@ -115,16 +128,17 @@ class HttpCrlFetcher:
     ) -> FetchResult:
         """GET a CRL, its body written to ``sink`` as it arrives; raises CrlFetchError.
 
-        At most ``max_redirects`` redirects are followed; at most ``max_bytes``
-        are written; a body whose first bytes are no CRL (an HTML page) is
-        refused there. On an error ``sink`` may hold part of a body. The result's
-        ``body`` is None.
+        At most ``max_redirects`` redirects are followed, each to an HTTP(S)
+        URL only; at most ``max_bytes`` are written; a body whose first bytes
+        are no CRL (an HTML page) is refused there. On an error ``sink`` may
+        hold part of a body. The result's ``body`` is None.
 
-        Everything (name resolution, connecting, TLS, request, headers, body,
-        every redirect) ends by ``deadline`` (a ``time.monotonic()`` value;
-        at most ``timeout_seconds`` from now). ``answer_by``, if earlier, is
-        when the final response's headers must have arrived; the body may then
-        use the time up to ``deadline`` (see :meth:`CachingCrlSource.fresh_index`).
+        Everything (name resolution, connecting, a proxy's CONNECT, TLS,
+        request, headers, body, every redirect) ends by ``deadline`` (a
+        ``time.monotonic()`` value; at most ``timeout_seconds`` from now).
+        ``answer_by``, if earlier, is when the final response's headers must
+        have arrived; the body may then use the time up to ``deadline`` (see
+        :meth:`CachingCrlSource.fresh_index`).
         """
         end = time.monotonic() + self.timeout
         if deadline is not None:
@@ -151,76 +165,86 @@ class HttpCrlFetcher:
         end: float,
         sink: BinaryIO,
     ) -> tuple[FetchResult | None, str | None]:
+        """One GET of ``url``: a result, or the Location of a redirect."""
         try:
-            parts = urlsplit(url)
-        except ValueError:  # e.g. an unclosed "[" of an IPv6 address
-            raise CrlFetchError(f"{url}: malformed URL") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise CrlFetchError(f"{url}: unsupported URL scheme {parts.scheme!r}")
-        try:
-            port = parts.port
-        except ValueError:
-            raise CrlFetchError(f"{url}: bad port") from None
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        headers = {"User-Agent": "mailbot-crl/1", "Accept": "application/pkix-crl, */*"}
+            target, authority = request_url(url)
+            proxy = proxy_for(url, self.http)
+        except UnusableUrl as exc:
+            raise CrlFetchError(f"{url}: {exc}") from None
+        via = "" if proxy is None else f" (via proxy {redacted(proxy)})"
+        headers = [
+            (b"Host", authority),
+            (b"User-Agent", b"mailbot-crl/1"),
+            (b"Accept", b"application/pkix-crl, */*"),
+        ]
+        # Validators come from a server's earlier answer: sent back as they came.
         if etag:
-            headers["If-None-Match"] = etag
+            headers.append((b"If-None-Match", etag.encode("latin-1", "replace")))
         if last_modified:
-            headers["If-Modified-Since"] = last_modified
+            headers.append((b"If-Modified-Since", last_modified.encode("latin-1", "replace")))
         doing = "waiting for the response"
-        conn = connection(parts.scheme, parts.hostname, port, clock, self.ssl_context)
         try:
             clock.left(doing)  # the budget may be spent by earlier redirects
-            conn.request("GET", path, headers=headers)
-            resp = conn.getresponse()
-            if resp.status in _REDIRECTS:
-                location = resp.getheader("Location")
-                if not location:
-                    raise CrlFetchError(f"{url}: redirect without Location")
-                return None, location
-            if resp.status == 304:
+            with (
+                open_client(proxy, self.http, clock) as client,
+                client.stream("GET", target, headers=headers) as resp,
+            ):
+                if resp.status in _REDIRECTS:
+                    location = _header(resp, b"location")
+                    if not location:
+                        raise CrlFetchError(f"{url}: redirect without Location")
+                    return None, location
+                if resp.status == 304:
+                    return FetchResult(
+                        url,
+                        True,
+                        None,
+                        _header(resp, b"etag") or etag,
+                        _header(resp, b"last-modified") or last_modified,
+                    ), None
+                if resp.status != 200:
+                    reason = resp.extensions.get("reason_phrase", b"").decode("latin-1")
+                    raise CrlFetchError(f"{url}: HTTP {resp.status} {reason}{via}".rstrip())
+                length = _header(resp, b"content-length")
+                if length and length.isdigit() and int(length) > self.max_bytes:
+                    raise CrlFetchError(f"{url}: {length} bytes exceeds the {self.max_bytes} limit")
+                doing = "reading the body"
+                clock.at = end  # the server answered in time: the body may use the whole budget
+                size = self._copy_body(resp.iter_stream(), url, sink)
                 return FetchResult(
                     url,
-                    True,
+                    False,
                     None,
-                    resp.getheader("ETag") or etag,
-                    resp.getheader("Last-Modified") or last_modified,
+                    _header(resp, b"etag"),
+                    _header(resp, b"last-modified"),
+                    size,
                 ), None
-            if resp.status != 200:
-                raise CrlFetchError(f"{url}: HTTP {resp.status} {resp.reason}")
-            length = resp.getheader("Content-Length")
-            if length and length.isdigit() and int(length) > self.max_bytes:
-                raise CrlFetchError(f"{url}: {length} bytes exceeds the {self.max_bytes} limit")
-            doing = "reading the body"
-            clock.at = end  # the server answered in time: the body may use the whole budget
-            size = self._copy_body(resp, url, sink)
-        except TimeoutError:
-            # No socket yet: resolving the name or the TCP handshake. (While the body
-            # is read it may be gone: http.client lets go of a "Connection: close" one.)
-            if conn.sock is None and doing != "reading the body":
+        except (TimeoutError, httpcore.TimeoutException) as exc:
+            # Resolving the name, the TCP handshake, TLS: "connecting".
+            if isinstance(exc, httpcore.ConnectTimeout) and doing != "reading the body":
                 doing = "connecting"
-            raise CrlFetchError(f"{url}: timed out {doing}") from None
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            # ValueError: a host name the IDNA codec refuses (a label over 63 characters).
-            raise CrlFetchError(f"{url}: {type(exc).__name__}: {exc}") from None
-        finally:
-            conn.close()
-        return FetchResult(
-            url, False, None, resp.getheader("ETag"), resp.getheader("Last-Modified"), size
-        ), None
+            raise CrlFetchError(f"{url}: timed out {doing}{via}") from None
+        except UnusableUrl as exc:  # the proxy's URL (from the environment)
+            raise CrlFetchError(f"{url}: {exc}") from None
+        except (
+            OSError,
+            httpcore.NetworkError,
+            httpcore.ProtocolError,
+            httpcore.ProxyError,
+            httpcore.UnsupportedProtocol,
+        ) as exc:
+            raise CrlFetchError(f"{url}: {type(exc).__name__}: {exc}{via}") from None
 
-    def _copy_body(self, resp: http.client.HTTPResponse, url: str, sink: BinaryIO) -> int:
+    def _copy_body(self, chunks: Iterator[bytes], url: str, sink: BinaryIO) -> int:
         """Copy the body to ``sink`` as it arrives, sniffing its start; its size.
 
-        ``read1`` returns what one socket read brings (at most a chunk), so the
+        Each chunk is what one socket read brings (at most 64 KiB), so the
         sniff and the size cap act on the bytes as they come, even from a
         server that then stalls or sends no Content-Length.
         """
         head = b""
         total = 0
-        while chunk := resp.read1(_CHUNK_BYTES):  # each socket read is bounded by the deadline
+        for chunk in chunks:  # each socket read is bounded by the deadline
             total += len(chunk)
             if total > self.max_bytes:
                 raise CrlFetchError(f"{url}: response exceeds the {self.max_bytes} byte limit")
@@ -232,6 +256,14 @@ class HttpCrlFetcher:
         if len(head) < _SNIFF_BYTES:
             _refuse_unless_crl(head, url)
         return total
+
+
+def _header(resp: httpcore.Response, name: bytes) -> str | None:
+    """The first ``name`` header of a response (lower-case name), or None."""
+    for key, value in resp.headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _refuse_unless_crl(head: bytes, url: str) -> None:

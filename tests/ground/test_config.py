@@ -114,6 +114,59 @@ def test_crl_ingest_timeout_must_be_positive(tmp_path: Path) -> None:
     assert problems == ["crl.ingest_timeout_seconds: must be positive"]
 
 
+def test_crl_proxy_is_read_and_defaults_to_the_environment(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, MINIMAL)).crl.proxy == ""
+    config = load_config(
+        write(
+            tmp_path,
+            MINIMAL + '[crl]\nproxy = "http://fund@proxy.example:3128"\n'
+            'proxy_password_file = "proxy-pw"\n',
+        )
+    )
+    assert config.crl.proxy == "http://fund@proxy.example:3128"
+    assert config.crl.proxy_password == SecretSource(file=tmp_path / "proxy-pw")
+
+
+@pytest.mark.parametrize(
+    ("proxy", "extra", "problem"),
+    [
+        (
+            "socks5://proxy.example:1080",
+            "",
+            "crl.proxy: socks5://proxy.example:1080 scheme 'socks5' is not supported"
+            " (only http:// and https:// proxies)",
+        ),
+        (
+            "fund:hunter2@proxy.example:3128",
+            "",
+            "crl.proxy: proxy.example:3128 has no scheme (write http://host:port)",
+        ),
+        ("http://:3128", "", "crl.proxy: http://:3128 has no host"),
+        ("http://proxy.example:99999", "", "crl.proxy: http://proxy.example:99999 has a bad port"),
+        (
+            "http://fund:hunter2@proxy.example:3128",
+            "",
+            "crl.proxy: inline passwords are not allowed; name the user in the URL and use"
+            " crl.proxy_password_env or crl.proxy_password_file",
+        ),
+        (
+            "http://proxy.example:3128",
+            'proxy_password_env = "PW"\n',
+            "crl.proxy: name the user for crl.proxy_password (http://user@host:port)",
+        ),
+        (
+            "",
+            'proxy_password_env = "PW"\n',
+            "crl.proxy_password_env / crl.proxy_password_file: set but crl.proxy is empty",
+        ),
+    ],
+)
+def test_crl_proxy_is_checked(tmp_path: Path, proxy: str, extra: str, problem: str) -> None:
+    problems = problems_of(write(tmp_path, MINIMAL + f'[crl]\nproxy = "{proxy}"\n{extra}'))
+    assert problems == [problem]
+    assert "hunter2" not in problem
+
+
 def test_missing_password_source_is_refused(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, '[imap]\nhost = "127.0.0.1"\n'))
     assert problems == [

@@ -1,0 +1,1 @@
+"""Reaching the network: the one HTTP client the service's downloads share."""
