@@ -57,7 +57,13 @@ def config_path(explicit: Path | None) -> Path:
         return explicit
     if os.environ.get(CONFIG_ENV):
         return Path(os.environ[CONFIG_ENV])
-    if DEFAULT_CONFIG.exists():
+    try:
+        present = DEFAULT_CONFIG.exists()
+    except PermissionError:
+        # /etc/mailbot is 0750 root:mailbot: the file may be there but not for this
+        # user; loading it says so ("cannot read the file") better than "missing".
+        present = True
+    if present:
         return DEFAULT_CONFIG
     raise CliError(
         f"no configuration file: --config not given, ${CONFIG_ENV} not set, "

@@ -243,6 +243,9 @@ def test_the_installed_program_runs_one_pass_as_the_service_user(
     )
     assert journal.returncode == 0, journal.stderr
     assert "stranger@example.test" in journal.stdout
+    doctor = installation.as_user([mailbot, "doctor", "--config", str(etc / "config.toml")])
+    shipped = installation.venv / "share/mailbot"
+    assert f"[ok] rules and templates: rules {shipped / 'rules'}" in doctor.stdout, doctor.stdout
 
 
 def test_the_installed_program_refuses_without_a_configuration(
