@@ -66,6 +66,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/source"
+# What the wheel is built from (pyproject.toml names README.md; rules and templates
+# become data files under share/mailbot).
 cp -r "$checkout"/{pyproject.toml,README.md,mailbot,rules,templates} "$work/source/"
 find "$work/source" -name __pycache__ -prune -exec rm -rf {} +
 if [[ ! -x $venv/bin/python ]]; then
@@ -110,4 +112,5 @@ if [[ -z $root && -d /run/systemd/system ]]; then
 fi
 
 say "done: $("$venv/bin/mailbot" --version)"
-say "next: edit $etc/config.toml, passwords in $etc/env, then systemd/README.md"
+say "first install: edit $etc/config.toml, passwords in $etc/env, then systemd/README.md"
+say "upgrade: mailbot db upgrade as $user, then systemctl restart mailbot (or the timer)"
