@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
+# The DEVELOPMENT and TEST set-up (scripts/demo, scripts/test and CI run it first).
+# Not for a production server: it installs a mail server and a database for the
+# tests, opens a PostgreSQL it installed to local TCP connections without a
+# password, and puts mailbot into .venv editable (a `git pull` changes the code
+# that runs) with the test tools. A server: scripts/install-production.sh.
+#
 # Install everything mailbot and its tests need, idempotently:
-#   Debian packages: Dovecot (IMAP + LMTP, the test and demo mail server),
+#   Debian packages: Dovecot (IMAP + LMTP; the tests and the demo start private
+#   instances on loopback, while Debian also starts the system one on all interfaces),
 #   OpenSSL with the GOST engine/provider, PostgreSQL and systemd-analyze (when absent);
-#   a Python virtual environment in .venv with mailbot and its test tools.
+#   a Python virtual environment in .venv with mailbot (editable) and its test tools.
 # Safe to run again: what is already there is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."

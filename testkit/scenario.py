@@ -104,9 +104,13 @@ def write_config(
     smtp: SmtpServer,
     database_url: str | None = None,
     extra: str = "",
+    state_dir: Path | None = None,
 ) -> Path:
-    """A configuration file for the local servers (plain IMAP on loopback, plain SMTP)."""
-    state = directory / "state"
+    """A configuration file for the local servers (plain IMAP on loopback, plain SMTP).
+
+    The state folder is *state_dir*, by default ``state`` in *directory*.
+    """
+    state = state_dir or directory / "state"
     password_file = directory / "imap-password"
     password_file.write_text(MAIL_USERS[FUND] + "\n")
     password_file.chmod(0o600)

@@ -17,35 +17,64 @@ from mailbot.log import configure_logging
 
 __all__ = [
     "CONFIG_ENV",
+    "DEFAULT_CONFIG",
     "CliError",
     "add_config_option",
     "add_format_option",
     "command_group",
     "config_from_args",
+    "config_path",
     "render_rows",
     "unreadable_secrets",
 ]
 
 #: Environment variable naming the configuration file when --config is not given.
 CONFIG_ENV = "MAILBOT_CONFIG"
+#: The configuration file used when neither --config nor $MAILBOT_CONFIG names one
+#: (where scripts/install-production.sh puts it).
+DEFAULT_CONFIG = Path("/etc/mailbot/config.toml")
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
-    """``--config PATH`` (default: $MAILBOT_CONFIG, else the built-in defaults)."""
+    """``--config PATH`` (default: $MAILBOT_CONFIG, else /etc/mailbot/config.toml)."""
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
         default=None,
-        help=f"configuration file (default: ${CONFIG_ENV}, else built-in defaults)",
+        help=f"configuration file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
+
+
+def config_path(explicit: Path | None) -> Path:
+    """The configuration file to use: *explicit*, else ``$MAILBOT_CONFIG``, else the default.
+
+    Refuses (:class:`CliError`, EX_CONFIG) when nothing names a file and the default
+    does not exist: built-in defaults would quietly put a database in whatever
+    folder the command was started from.
+    """
+    if explicit is not None:
+        return explicit
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    try:
+        present = DEFAULT_CONFIG.exists()
+    except PermissionError:
+        # /etc/mailbot is 0750 root:mailbot: the file may be there but not for this
+        # user; loading it says so ("cannot read the file") better than "missing".
+        present = True
+    if present:
+        return DEFAULT_CONFIG
+    raise CliError(
+        f"no configuration file: --config not given, ${CONFIG_ENV} not set, "
+        f"{DEFAULT_CONFIG} does not exist",
+        EX_CONFIG,
     )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Load the configuration named by ``--config`` or ``$MAILBOT_CONFIG``."""
-    path: Path | None = getattr(args, "config", None)
-    if path is None and os.environ.get(CONFIG_ENV):
-        path = Path(os.environ[CONFIG_ENV])
+    """Load the configuration named by ``--config``, ``$MAILBOT_CONFIG`` or the default."""
+    path = config_path(getattr(args, "config", None))
     try:
         config = load_config(path)
     except ConfigError as exc:

@@ -6,9 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mailbot.cli.common import CliError, unreadable_secrets
+from mailbot.app.assembly import load_rules_and_templates
+from mailbot.cli.common import CONFIG_ENV, DEFAULT_CONFIG, CliError, config_path, unreadable_secrets
 from mailbot.cli.exit_codes import EX_CONFIG
 from mailbot.config import ConfigError, load_config
+from mailbot.notices.templates import TemplateError
+from mailbot.regulation.routes import RulesError
 
 
 def register(subparsers: Any) -> None:
@@ -18,12 +21,19 @@ def register(subparsers: Any) -> None:
         help="validate a configuration file",
         description=(
             "Validate a configuration file: unknown keys, wrong types, bad values and "
-            "missing password sources are reported with the file and the key. "
+            "missing password sources are reported with the file and the key; the "
+            "routing rules and reply templates it names are loaded too. "
             "Exits 78 (EX_CONFIG) on any error, so it can guard a systemd unit "
             "(ExecStartPre=mailbot check-config --check-secrets ...)."
         ),
     )
-    parser.add_argument("path", type=Path, help="the TOML configuration file")
+    parser.add_argument(
+        "path",
+        type=Path,
+        nargs="?",
+        default=None,
+        help=f"the TOML configuration file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
+    )
     parser.add_argument(
         "--check-secrets",
         action="store_true",
@@ -34,15 +44,24 @@ def register(subparsers: Any) -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
-    """Load the file, then try to read every configured secret."""
+    """Load the file, its rules and templates, then try to read every configured secret."""
+    path = config_path(args.path)
     try:
-        config = load_config(args.path)
+        config = load_config(path)
     except ConfigError as exc:
         raise CliError(f"configuration is invalid:\n{exc}", EX_CONFIG) from None
-    problems = [f"{args.path}: {problem}" for problem in unreadable_secrets(config)]
+    # The daemon loads rules and templates at start: a missing or broken folder fails here.
+    for what, folder in (("rules", config.rules_dir), ("templates", config.templates_dir)):
+        if not folder.is_dir():
+            raise CliError(f"{path}: the {what} folder {folder} does not exist", EX_CONFIG)
+    try:
+        load_rules_and_templates(config)
+    except (RulesError, TemplateError) as exc:
+        raise CliError(f"{path}: rules or templates are invalid:\n{exc}", EX_CONFIG) from None
+    problems = [f"{path}: {problem}" for problem in unreadable_secrets(config)]
     if problems and args.check_secrets:
         raise CliError("configuration is invalid:\n" + "\n".join(problems), EX_CONFIG)
-    print(f"{args.path}: OK")
+    print(f"{path}: OK")
     print(f"  database:  {config.database_url}")
     print(
         f"  mailbox:   {config.imap.user}@{config.imap.host}:{config.imap.port} ({config.imap.tls})"

@@ -8,6 +8,7 @@ and reports every problem with the file and the dotted key.
 from __future__ import annotations
 
 import ipaddress
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,8 +28,9 @@ MIB = 1024 * 1024
 class GeneralConfig:
     """Process-wide settings."""
 
-    #: Working directory for the database file, archive, caches and default store.
-    state_dir: Path = Path("state")
+    #: Working directory for the database file, archive, caches and default store
+    #: (the units' StateDirectory=; never the folder a command happens to start in).
+    state_dir: Path = Path("/var/lib/mailbot")
     #: Time zone used for dates in replies and for "per day" limits.
     timezone: str = "Europe/Moscow"
     #: Where the daemon's leader lease and other instance-specific state is named.
@@ -331,5 +333,15 @@ class Config:
 
 
 def shipped_dir(name: str) -> Path:
-    """A folder shipped next to the package (``rules``, ``templates``)."""
-    return Path(__file__).resolve().parent.parent.parent / name
+    """A folder shipped with mailbot (``rules``, ``templates``).
+
+    In a checkout (and an editable install) it sits at the top of the checkout,
+    where an administrator reads it; an installed wheel carries it as data files
+    under ``<prefix>/share/mailbot`` (``[tool.setuptools.data-files]``).
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    # pyproject.toml, not the folder itself: a stray top-level "templates" in
+    # site-packages (some packages ship one) must not pass for ours.
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / name
+    return Path(sysconfig.get_path("data")) / "share" / "mailbot" / name

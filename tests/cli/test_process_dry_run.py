@@ -11,6 +11,18 @@ from mailbot.cli.main import main
 from testkit import letters as L  # noqa: N812
 
 
+@pytest.fixture(autouse=True)
+def intake_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A configuration named by $MAILBOT_CONFIG (``--intake-only`` touches no state)."""
+    path = tmp_path / "intake.toml"
+    path.write_text(
+        f'[general]\nstate_dir = "{tmp_path / "state"}"\n[imap]\npassword_env = "UNUSED"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("MAILBOT_CONFIG", str(path))
+    return path
+
+
 def write(tmp_path: Path, raw: bytes, name: str = "letter.eml") -> str:
     path = tmp_path / name
     path.write_bytes(raw)

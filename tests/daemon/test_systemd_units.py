@@ -12,7 +12,7 @@ from mailbot.cli.exit_codes import EX_CONFIG
 from tests.logs import _captured_logs  # noqa: F401  (autouse, as in its old folder)
 
 UNITS = Path(__file__).resolve().parents[2] / "systemd"
-EXEC = "/opt/mailbot/.venv/bin/mailbot"
+EXEC = "/opt/mailbot/venv/bin/mailbot"
 
 Unit = dict[str, dict[str, list[str]]]
 
@@ -59,6 +59,8 @@ HARDENING = {
     "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
     "ReadWritePaths": "/var/lib/mailbot",
     "StateDirectory": "mailbot",
+    # Letters and certificates are personal data: the installer makes it 0700 too.
+    "StateDirectoryMode": "0700",
     "User": "mailbot",
     "Group": "mailbot",
     "EnvironmentFile": "-/etc/mailbot/env",
@@ -101,6 +103,11 @@ def test_cron_style_units() -> None:
     assert (
         one(service, "Service", "ExecStart")
         == f"{EXEC} run --once --config /etc/mailbot/config.toml"
+    )
+    # The same start-up check as the daemon: a broken configuration fails before the pass.
+    assert (
+        one(service, "Service", "ExecStartPre")
+        == f"{EXEC} check-config --check-secrets /etc/mailbot/config.toml"
     )
     assert "Install" not in service, "the timer starts it; it is not enabled itself"
     timer = parse_unit(UNITS / "mailbot-once.timer")
