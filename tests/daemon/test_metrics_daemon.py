@@ -18,19 +18,19 @@ import stat
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mailbot.config import load_config
 from mailbot.daemon.lease import Lease, lease_for
-from mailbot.daemon.runner import Daemon
 from mailbot.directory.authorities import register_ca
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
 from testkit.ports import free_port
+from testkit.running import running
 from testkit.scenario import PARTICIPANT, PARTICIPANT_SNILS, Scenario, build_scenario
 from tests.daemon.test_metrics import sample_lines
 
@@ -79,17 +79,6 @@ def timer(tmp_path: Path) -> Iterator[tuple[Scenario, Path]]:
     scenario.close()
 
 
-@contextlib.asynccontextmanager
-async def running(scenario: Scenario) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(scenario.config_path))
-    task = asyncio.create_task(daemon.run())
-    try:
-        yield daemon
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
-
-
 async def scrape(port: int) -> str:
     def get() -> str:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -129,7 +118,7 @@ def assert_no_personal_data(text: str, scenario: Scenario) -> None:
 async def test_scrape_a_running_daemon(served: tuple[Scenario, int]) -> None:
     scenario, port = served
     scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
-    async with running(scenario):
+    async with running(scenario.config_path):
 
         async def replied() -> bool:
             try:
@@ -167,7 +156,7 @@ async def test_a_standby_is_down_and_reports_no_crl_age(served: tuple[Scenario, 
     other: Lease = lease_for(engine, config.general.instance_name, config.general.state_dir)
     assert other.try_acquire()
     try:
-        async with running(scenario):
+        async with running(scenario.config_path):
 
             async def serving() -> bool:
                 with contextlib.suppress(OSError):

@@ -8,20 +8,18 @@ retry job's interval is shortened through ``Daemon.deferred_retry_every``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import select
 
-from mailbot.config import load_config
-from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import CertificateRecord, LetterRecord
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
 from testkit.crl_server import CrlServer
+from testkit.running import running
 from testkit.scenario import (
     ADMIN,
     FUND,
@@ -66,18 +64,6 @@ def crl_server() -> Iterator[CrlServer]:
     server.stop()
 
 
-@contextlib.asynccontextmanager
-async def running(scenario: Scenario, retry_every: float = 1.0) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(scenario.config_path))
-    daemon.deferred_retry_every = dt.timedelta(seconds=retry_every)
-    task = asyncio.create_task(daemon.run())
-    try:
-        yield daemon
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
-
-
 def without_crls(scenario: Scenario) -> None:
     for path in scenario.config.crl_drop_dir.iterdir():
         path.unlink()
@@ -116,7 +102,7 @@ async def test_a_deferred_letter_is_answered_once_when_the_crl_server_is_back(
     scenario = make('[crl]\nunavailable_policy = "defer"\nalert_after_minutes = 0\n')
     without_crls(scenario)
     scenario.deliver(scenario.add_cert_letter(certificate(scenario, (crl_server.url,))))
-    async with running(scenario):
+    async with running(scenario.config_path, retry_every=1.0):
         # Several retry rounds with the server answering 404: no reply, the letter stays.
         await wait_for(
             lambda: any(
@@ -147,7 +133,7 @@ async def test_a_deferred_letter_is_answered_once_when_the_crl_server_is_back(
     (row,) = letters(scenario)
     assert (row.state, row.outcome, row.filed_to) == ("done", "success", "Processed")
     # A restart finds nothing to answer again.
-    async with running(scenario):
+    async with running(scenario.config_path, retry_every=1.0):
         await asyncio.sleep(2.0)
     assert len(inbox(scenario, PARTICIPANT)) == 1
 
@@ -167,7 +153,7 @@ async def test_reject_and_accept_policies_through_the_daemon(
     scenario.deliver(
         scenario.add_cert_letter(certificate(scenario, ("http://127.0.0.1:9/ca.crl",)))
     )
-    async with running(scenario):
+    async with running(scenario.config_path, retry_every=1.0):
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == 1)
         await wait_for(lambda: scenario.dovecot.message_count(FUND) == 0)
     (text,) = replies(scenario)
@@ -184,7 +170,7 @@ async def test_a_crl_revoking_a_registered_certificate_notifies_once(
     serial = 0x5A5A01
     scenario.deliver(scenario.add_cert_letter(certificate(scenario, (), serial=serial)))
     revoked = (factory.Revoked(serial, dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), 1),)
-    async with running(scenario, retry_every=60) as daemon:
+    async with running(scenario.config_path, retry_every=60) as daemon:
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == 1)  # registered
         publish_crl(scenario, scenario.ca, number=2, revoked=revoked)
         await daemon.refresh_crls()
@@ -203,7 +189,7 @@ async def test_a_crl_revoking_a_registered_certificate_notifies_once(
 
     # A restart, and a newer CRL still listing it: no second notice, no second alert.
     publish_crl(scenario, scenario.ca, number=3, revoked=revoked)
-    async with running(scenario, retry_every=60) as daemon:
+    async with running(scenario.config_path, retry_every=60) as daemon:
         await wait_for(lambda: daemon.watch is not None)  # started up
         await daemon.refresh_crls()
         await daemon.flush_outbox()

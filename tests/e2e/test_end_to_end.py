@@ -7,12 +7,11 @@ The daemon runs in-process (``Daemon.run``) in the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
 import imaplib
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from email import policy
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import LetterRecord, OutboxMessage
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
+from testkit.running import running
 from testkit.scenario import (
     FUND,
     MAIL_USERS,
@@ -61,17 +61,6 @@ def scenario(request: pytest.FixtureRequest, scenario_factory: Callable[..., Sce
         request.addfinalizer(lambda: postgres.drop_database(url))
         return scenario_factory(url)
     return scenario_factory()
-
-
-@contextlib.asynccontextmanager
-async def running(scenario: Scenario, once: bool = False) -> AsyncIterator[Daemon]:
-    daemon = Daemon(load_config(scenario.config_path), once=once)
-    task = asyncio.create_task(daemon.run())
-    try:
-        yield daemon
-    finally:
-        daemon.stop.set()
-        assert await asyncio.wait_for(task, 30) == 0
 
 
 def inbox(scenario: Scenario, user: str) -> list[email.message.EmailMessage]:
@@ -116,7 +105,7 @@ async def test_every_outcome_lands_in_the_participants_inbox(scenario: Scenario)
     }
     for raw in letters.values():
         scenario.deliver(raw)
-    async with running(scenario):
+    async with running(scenario.config_path):
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == 4)
         await wait_for(lambda: scenario.dovecot.message_count(FUND) == 0)
     texts = replies(scenario)
@@ -139,7 +128,7 @@ async def test_every_outcome_lands_in_the_participants_inbox(scenario: Scenario)
 
 
 async def test_idle_pickup_is_fast_and_replies_are_not_repeated(scenario: Scenario) -> None:
-    async with running(scenario):
+    async with running(scenario.config_path):
         await asyncio.sleep(1.5)  # the daemon is connected and idling
         started = time.monotonic()
         scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
@@ -148,7 +137,7 @@ async def test_idle_pickup_is_fast_and_replies_are_not_repeated(scenario: Scenar
         assert latency < 2.0, f"letter -> reply took {latency:.2f} s"
         await asyncio.sleep(1.0)
     # A restart finds nothing new to answer.
-    async with running(scenario, once=True):
+    async with running(scenario.config_path, once=True):
         pass
     assert len(inbox(scenario, PARTICIPANT)) == 1
 
@@ -172,7 +161,7 @@ async def test_run_once_processes_and_exits(scenario: Scenario) -> None:
 
 
 async def test_imap_connection_killed_and_smtp_down(scenario: Scenario) -> None:
-    async with running(scenario):
+    async with running(scenario.config_path):
         await asyncio.sleep(1.0)
         scenario.dovecot.kick(FUND)
         scenario.smtp.handler.fail_with = "451 4.3.0 try again later"

@@ -6,6 +6,7 @@ import contextlib
 import http.server
 import os
 import shutil
+import ssl
 import subprocess
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from testkit import pki
+from testkit.crl_server import SlowServer
 from tests.logs import _reset_logging  # noqa: F401  (autouse for this folder)
 
 DATA = Path(__file__).parent / "data"
@@ -151,3 +153,19 @@ def crl_server() -> Iterator[CrlServer]:
 
 
 Factory = Callable[..., pki.Issued]
+
+
+@pytest.fixture
+def slow() -> Iterator[Callable[..., SlowServer]]:
+    """Start servers that answer in timed pieces (stopped afterwards)."""
+    servers: list[SlowServer] = []
+
+    def start(
+        pieces: list[bytes], pause: float = 1.0, tls: ssl.SSLContext | None = None
+    ) -> SlowServer:
+        servers.append(SlowServer(pieces, pause, tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

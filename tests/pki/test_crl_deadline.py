@@ -49,21 +49,6 @@ HEADERS_SLOWLY = (
 
 
 @pytest.fixture
-def slow() -> Iterator[Callable[..., SlowServer]]:
-    servers: list[SlowServer] = []
-
-    def start(
-        pieces: list[bytes], pause: float = 1.0, tls: ssl.SSLContext | None = None
-    ) -> SlowServer:
-        servers.append(SlowServer(pieces, pause, tls))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
 def blackhole() -> Iterator[BlackholeServer]:
     server = BlackholeServer()
     yield server

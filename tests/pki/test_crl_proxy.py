@@ -47,21 +47,6 @@ def crl(crl_server: CrlServer, gost_ca: pki.Issued) -> bytes:
     return body
 
 
-@pytest.fixture
-def slow() -> Iterator[Callable[..., SlowServer]]:
-    servers: list[SlowServer] = []
-
-    def start(
-        pieces: list[bytes], pause: float = 1.0, tls: ssl.SSLContext | None = None
-    ) -> SlowServer:
-        servers.append(SlowServer(pieces, pause, tls))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def hidden(url: str) -> str:
     """``url`` with its loopback address replaced by the name only the proxy resolves."""
     return url.replace("127.0.0.1", HIDDEN)
