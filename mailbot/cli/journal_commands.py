@@ -75,9 +75,14 @@ def register(subparsers: Any) -> None:
         help="list registered certificates",
         description="List registered certificates, soonest expiry first.",
     )
-    listing.add_argument("--subscriber", type=int, help="only this subscriber's")
     listing.add_argument(
-        "--expiring-within", type=int, metavar="DAYS", help="only those expiring within DAYS"
+        "--subscriber", type=int, help="only this subscriber's certificates (default: all)"
+    )
+    listing.add_argument(
+        "--expiring-within",
+        type=int,
+        metavar="DAYS",
+        help="only valid ones expiring within DAYS days (default: all)",
     )
     add_config_option(listing)
     add_format_option(listing, FORMATS)
