@@ -267,6 +267,8 @@ def subscriber_add(args: argparse.Namespace) -> int:
 def subscriber_list(args: argparse.Namespace) -> int:
     """``subscriber list``."""
     with transaction(args, commit=False) as session:
+        if args.org is not None:
+            directory.get_organisation(session, args.org)  # refuse an unknown id
         rows = [subscriber_row(s) for s in directory.list_subscribers(session, args.org)]
     print(render_rows(rows, SUBSCRIBER_COLUMNS, args.format))
     return 0
@@ -323,6 +325,7 @@ def address_add(args: argparse.Namespace) -> int:
 def address_remove(args: argparse.Namespace) -> int:
     """``address remove``."""
     with transaction(args) as session:
+        directory.get_subscriber(session, args.subscriber)  # "no subscriber", not "not trusted"
         directory.remove_address(session, args.subscriber, args.address)
     print(f"{args.address.lower()} no longer trusted for subscriber {args.subscriber}")
     return 0
@@ -331,6 +334,8 @@ def address_remove(args: argparse.Namespace) -> int:
 def address_list(args: argparse.Namespace) -> int:
     """``address list``."""
     with transaction(args, commit=False) as session:
+        if args.subscriber is not None:
+            directory.get_subscriber(session, args.subscriber)  # refuse an unknown id
         rows = [
             {"subscriber_id": a.subscriber_id, "address": a.address, "active": a.active}
             for a in directory.list_addresses(session, args.subscriber)

@@ -15,6 +15,7 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
+from mailbot.directory.subscribers import get_subscriber
 
 JOURNAL_COLUMNS = (
     "id",
@@ -122,6 +123,8 @@ def cert_list(args: argparse.Namespace) -> int:
         else None
     )
     with transaction(args, commit=False) as session:
+        if args.subscriber is not None:
+            get_subscriber(session, args.subscriber)  # refuse an unknown id
         rows = [
             {
                 "id": c.id,

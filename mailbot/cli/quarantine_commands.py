@@ -198,7 +198,7 @@ def quarantine_reject(args: argparse.Namespace) -> int:
         raise CliError("--reason must not be empty: the participant reads it")
     decisions = run_review(
         args,
-        lambda _session: list(args.id),
+        lambda session: known_ids(session, args.id),
         lambda review, ids: review.reject(ids, reason, _by(args)),
     )
     _report(decisions)
@@ -209,7 +209,7 @@ def quarantine_retry(args: argparse.Namespace) -> int:
     """``quarantine retry``."""
     decisions = run_review(
         args,
-        lambda session: list(args.id) or pending_ids(session),
+        lambda session: known_ids(session, args.id) or pending_ids(session),
         lambda review, ids: review.recheck(ids, _by(args)),
     )
     if not decisions:
@@ -228,6 +228,18 @@ def recheck_for_cas(args: argparse.Namespace, authorities: Sequence[Certificate]
     if not decisions:
         print("no quarantined certificate waited for this CA")
     _report(decisions)
+
+
+def known_ids(session: Session, ids: Sequence[int]) -> list[int]:
+    """*ids* once each, after checking that every one exists.
+
+    An unknown id refuses the whole command before anything is decided, rather
+    than after the ids before it were decided and answered.
+    """
+    unique = list(dict.fromkeys(ids))
+    for quarantine_id in unique:
+        get_quarantined(session, quarantine_id)  # DirectoryError: "no quarantined ..."
+    return unique
 
 
 def _by(args: argparse.Namespace) -> str:
