@@ -43,8 +43,13 @@ def register(subparsers: Any) -> None:
         description="Register every CA certificate in FILE (DER, PEM or PKCS#7), then "
         "re-check every quarantined certificate of those CAs and answer its sender.",
     )
-    add.add_argument("file", type=Path)
-    add.add_argument("--crl-url", action="append", default=[], help="extra CRL URL (repeat)")
+    add.add_argument("file", type=Path, help="file with the CA certificate(s): DER, PEM or PKCS#7")
+    add.add_argument(
+        "--crl-url",
+        action="append",
+        default=[],
+        help="extra CRL URL besides those in the certificate (repeat; default: none)",
+    )
     add_by_option(add)
     add_config_option(add)
     add.set_defaults(handler=ca_add)
@@ -54,7 +59,7 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(handler=ca_list)
     for action, text in (("show", "show one CA"), ("deactivate", "stop trusting a CA")):
         parser = ca.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
-        parser.add_argument("id", type=int)
+        parser.add_argument("id", type=int, help="the CA's id (see 'ca list')")
         add_config_option(parser)
         if action == "show":
             add_format_option(parser, FORMATS)
@@ -94,7 +99,9 @@ def ca_add(args: argparse.Namespace) -> int:
         for certificate in authorities:
             row, created = register_ca(session, certificate, args.crl_url)
             verb = "registered" if created else "already registered; refreshed"
-            print(f"CA {row.id} {verb}: {row.name} (SKI {row.ski}, {row.thumbprint_sha1})")
+            print(f"CA {row.id} {verb}: {row.name}")
+            print(f"  SKI:                {row.ski}")
+            print(f"  thumbprint (SHA-1): {row.thumbprint_sha1}")
     # After the commit: each waiting certificate is then decided in its own transaction.
     recheck_for_cas(args, authorities)
     return 0

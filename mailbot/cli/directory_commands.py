@@ -32,6 +32,7 @@ from mailbot.directory.session import database
 from mailbot.identifiers import IdentifierError
 
 FORMATS = ("table", "csv", "json")
+SUBSCRIBER_ID_HELP = "the subscriber's id (see 'subscriber list')"
 
 
 @contextmanager
@@ -110,10 +111,12 @@ def register(subparsers: Any) -> None:
     )
     org_commands = org.add_subparsers(dest="org_command", metavar="ACTION", required=True)
     add = _command(org_commands, "add", "add an organisation", org_add)
-    add.add_argument("--name", required=True)
-    add.add_argument("--inn")
-    add.add_argument("--ogrn")
-    add.add_argument("--code", help="the organisation's code in the fund's registry")
+    add.add_argument("--name", required=True, help="the organisation's name (required)")
+    add.add_argument("--inn", help="the organisation's INN, 10 or 12 digits (default: none)")
+    add.add_argument("--ogrn", help="the organisation's OGRN, 13 or 15 digits (default: none)")
+    add.add_argument(
+        "--code", help="the organisation's code in the fund's registry (default: none)"
+    )
     add_format_option(_command(org_commands, "list", "list organisations", org_list), FORMATS)
     for action, text in (
         ("show", "show an organisation and its subscribers"),
@@ -121,7 +124,7 @@ def register(subparsers: Any) -> None:
         ("deactivate", "mark an organisation inactive (its subscribers' letters go unanswered)"),
     ):
         parser = _command(org_commands, action, text, org_show if action == "show" else org_state)
-        parser.add_argument("id", type=int)
+        parser.add_argument("id", type=int, help="the organisation's id (see 'org list')")
         if action == "show":
             add_format_option(parser, FORMATS)
 
@@ -130,14 +133,18 @@ def register(subparsers: Any) -> None:
     )
     sub_commands = sub.add_subparsers(dest="subscriber_command", metavar="ACTION", required=True)
     add = _command(sub_commands, "add", "add a subscriber", subscriber_add)
-    add.add_argument("--org", type=int, required=True, help="organisation id")
-    add.add_argument("--surname")
-    add.add_argument("--given-names")
-    add.add_argument("--title")
-    add.add_argument("--snils")
-    add.add_argument("--address", action="append", default=[], help="trusted address (repeat)")
+    add.add_argument("--org", type=int, required=True, help="the organisation's id (required)")
+    add.add_argument("--surname", help="surname (default: none)")
+    add.add_argument("--given-names", help="given name and patronymic (default: none)")
+    add.add_argument("--title", help="job title (default: none)")
+    add.add_argument("--snils", help="SNILS, 11 digits, separators allowed (default: none)")
+    add.add_argument(
+        "--address", action="append", default=[], help="trusted address (repeat; default: none)"
+    )
     listing = _command(sub_commands, "list", "list subscribers", subscriber_list)
-    listing.add_argument("--org", type=int, help="only this organisation")
+    listing.add_argument(
+        "--org", type=int, help="only this organisation's subscribers (default: all)"
+    )
     add_format_option(listing, FORMATS)
     for action, text in (
         ("show", "show a subscriber"),
@@ -147,13 +154,13 @@ def register(subparsers: Any) -> None:
         parser = _command(
             sub_commands, action, text, subscriber_show if action == "show" else subscriber_state
         )
-        parser.add_argument("id", type=int)
+        parser.add_argument("id", type=int, help=SUBSCRIBER_ID_HELP)
         if action == "show":
             add_format_option(parser, FORMATS)
     snils = _command(sub_commands, "set-snils", "set or clear a subscriber's SNILS", set_snils)
-    snils.add_argument("id", type=int)
+    snils.add_argument("id", type=int, help=SUBSCRIBER_ID_HELP)
     group = snils.add_mutually_exclusive_group(required=True)
-    group.add_argument("snils", nargs="?")
+    group.add_argument("snils", nargs="?", help="the new SNILS, 11 digits, separators allowed")
     group.add_argument("--clear", action="store_true", help="remove the SNILS")
 
     address = subparsers.add_parser(
@@ -167,10 +174,12 @@ def register(subparsers: Any) -> None:
         ("remove", "stop trusting an address", address_remove),
     ):
         parser = _command(address_commands, action, text, handler)
-        parser.add_argument("subscriber", type=int, help="subscriber id")
-        parser.add_argument("address")
+        parser.add_argument("subscriber", type=int, help=SUBSCRIBER_ID_HELP)
+        parser.add_argument("address", help="the e-mail address")
     listing = _command(address_commands, "list", "list trusted addresses", address_list)
-    listing.add_argument("--subscriber", type=int)
+    listing.add_argument(
+        "--subscriber", type=int, help="only this subscriber's addresses (default: all)"
+    )
     add_format_option(listing, FORMATS)
 
     importer = _command(
@@ -185,7 +194,7 @@ def register(subparsers: Any) -> None:
         "every bad row is reported with its line number. The rows are applied in one "
         f"transaction; a progress line goes to stderr every {PROGRESS_EVERY:,} rows."
     )
-    importer.add_argument("file", type=Path)
+    importer.add_argument("file", type=Path, help="the CSV file to import")
     importer.add_argument("--dry-run", action="store_true", help="check and report, change nothing")
     importer.add_argument(
         "-q",
@@ -258,6 +267,8 @@ def subscriber_add(args: argparse.Namespace) -> int:
 def subscriber_list(args: argparse.Namespace) -> int:
     """``subscriber list``."""
     with transaction(args, commit=False) as session:
+        if args.org is not None:
+            directory.get_organisation(session, args.org)  # refuse an unknown id
         rows = [subscriber_row(s) for s in directory.list_subscribers(session, args.org)]
     print(render_rows(rows, SUBSCRIBER_COLUMNS, args.format))
     return 0
@@ -314,6 +325,7 @@ def address_add(args: argparse.Namespace) -> int:
 def address_remove(args: argparse.Namespace) -> int:
     """``address remove``."""
     with transaction(args) as session:
+        directory.get_subscriber(session, args.subscriber)  # "no subscriber", not "not trusted"
         directory.remove_address(session, args.subscriber, args.address)
     print(f"{args.address.lower()} no longer trusted for subscriber {args.subscriber}")
     return 0
@@ -322,6 +334,8 @@ def address_remove(args: argparse.Namespace) -> int:
 def address_list(args: argparse.Namespace) -> int:
     """``address list``."""
     with transaction(args, commit=False) as session:
+        if args.subscriber is not None:
+            directory.get_subscriber(session, args.subscriber)  # refuse an unknown id
         rows = [
             {"subscriber_id": a.subscriber_id, "address": a.address, "active": a.active}
             for a in directory.list_addresses(session, args.subscriber)

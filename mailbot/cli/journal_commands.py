@@ -15,6 +15,7 @@ from mailbot.cli.common import (
     render_rows,
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
+from mailbot.directory.subscribers import get_subscriber
 
 JOURNAL_COLUMNS = (
     "id",
@@ -75,9 +76,14 @@ def register(subparsers: Any) -> None:
         help="list registered certificates",
         description="List registered certificates, soonest expiry first.",
     )
-    listing.add_argument("--subscriber", type=int, help="only this subscriber's")
     listing.add_argument(
-        "--expiring-within", type=int, metavar="DAYS", help="only those expiring within DAYS"
+        "--subscriber", type=int, help="only this subscriber's certificates (default: all)"
+    )
+    listing.add_argument(
+        "--expiring-within",
+        type=int,
+        metavar="DAYS",
+        help="only valid ones expiring within DAYS days (default: all)",
     )
     add_config_option(listing)
     add_format_option(listing, FORMATS)
@@ -117,6 +123,8 @@ def cert_list(args: argparse.Namespace) -> int:
         else None
     )
     with transaction(args, commit=False) as session:
+        if args.subscriber is not None:
+            get_subscriber(session, args.subscriber)  # refuse an unknown id
         rows = [
             {
                 "id": c.id,

@@ -39,26 +39,50 @@ def register(subparsers: Any) -> None:
     cert_sub = command_group(
         subparsers, "cert", "certificates", "Registered certificates and inspection."
     )
-    inspect = cert_sub.add_parser("inspect", help="show a certificate and, with issuers, a verdict")
-    inspect.add_argument("file", type=Path)
+    inspect = cert_sub.add_parser(
+        "inspect",
+        help="show a certificate and, with issuers, a verdict",
+        description="Show a certificate file's fields (SNILS, INN, OGRN, validity, key, "
+        "extensions, thumbprint). With --issuer (and --crl): also validate it as a "
+        "registration would, offline, and show the verdict with its evidence; "
+        "exits 3 when the verdict is not 'valid'. Nothing is written to the database.",
+    )
     inspect.add_argument(
-        "--issuer", type=Path, action="append", default=[], help="CA certificate file (repeatable)"
+        "file", type=Path, help="the certificate file: DER, PEM or PKCS#7 with one end-entity"
+    )
+    inspect.add_argument(
+        "--issuer",
+        type=Path,
+        action="append",
+        default=[],
+        help="CA certificate file (repeatable; default: none, then no verdict)",
     )
     inspect.add_argument(
         "--crl",
         type=Path,
         action="append",
         default=[],
-        help="CRL file (repeatable); no network is used",
+        help="CRL file (repeatable; default: none); no network is used",
     )
     inspect.add_argument("--at", default=None, help="validation time, ISO 8601 (default: now)")
     add_format_option(inspect, ["text", "json"])
     inspect.set_defaults(handler=cert_inspect)
 
     crl_sub = command_group(subparsers, "crl", "CRLs", "Inspect, list and refresh CRLs.")
-    crl_inspect_p = crl_sub.add_parser("inspect", help="show a CRL and check its signature")
-    crl_inspect_p.add_argument("file", type=Path)
-    crl_inspect_p.add_argument("--issuer", type=Path, default=None, help="CA certificate file")
+    crl_inspect_p = crl_sub.add_parser(
+        "inspect",
+        help="show a CRL and check its signature",
+        description="Show a CRL file's header, entry count and revocation reasons. "
+        "With --issuer: also check its signature and whether it is current; "
+        "exits 3 when the signature is bad.",
+    )
+    crl_inspect_p.add_argument("file", type=Path, help="the CRL file: DER or PEM")
+    crl_inspect_p.add_argument(
+        "--issuer",
+        type=Path,
+        default=None,
+        help="the issuing CA's certificate file (default: none, then no signature check)",
+    )
     add_format_option(crl_inspect_p, ["text", "json"])
     crl_inspect_p.set_defaults(handler=crl_inspect)
 

@@ -51,6 +51,7 @@ LIST_COLUMNS = (
     "decided_by",
     "reason",
 )
+ID_HELP = "a quarantined certificate's id"
 SHOW_COLUMNS = (
     *LIST_COLUMNS[:-2],
     "authority_key_id",
@@ -98,13 +99,18 @@ def register(subparsers: Any) -> None:
     listing = group.add_parser(
         "list", help="list quarantined certificates", description="List quarantined certificates."
     )
-    listing.add_argument("--status", choices=[*STATUSES, "all"], default="pending")
+    listing.add_argument(
+        "--status",
+        choices=[*STATUSES, "all"],
+        default="pending",
+        help="only certificates in this status (default: pending)",
+    )
     add_config_option(listing)
     add_format_option(listing, FORMATS)
     listing.set_defaults(handler=quarantine_list)
 
     show = group.add_parser("show", help="show one", description="Show a quarantined certificate.")
-    show.add_argument("id", type=int)
+    show.add_argument("id", type=int, help=f"{ID_HELP} (see 'quarantine list')")
     add_config_option(show)
     add_format_option(show, FORMATS)
     show.set_defaults(handler=quarantine_show)
@@ -115,7 +121,7 @@ def register(subparsers: Any) -> None:
         description="Reject pending certificates; each sender gets the 'unknown_ca_rejected' "
         "follow-up with REASON.",
     )
-    reject.add_argument("id", type=int, nargs="+")
+    reject.add_argument("id", type=int, nargs="+", help=f"{ID_HELP} (one or more)")
     reject.add_argument("--reason", required=True, help="the reason, as the participant reads it")
     add_by_option(reject)
     add_config_option(reject)
@@ -127,7 +133,7 @@ def register(subparsers: Any) -> None:
         description="Run the checks again for pending certificates (all when no ID is given); "
         "those whose CA is now registered are decided and answered.",
     )
-    retry.add_argument("id", type=int, nargs="*")
+    retry.add_argument("id", type=int, nargs="*", help=f"{ID_HELP} (default: every pending one)")
     add_by_option(retry)
     add_config_option(retry)
     retry.set_defaults(handler=quarantine_retry)
@@ -191,7 +197,9 @@ def quarantine_reject(args: argparse.Namespace) -> int:
     if not reason:
         raise CliError("--reason must not be empty: the participant reads it")
     decisions = run_review(
-        args, lambda _session: list(args.id), lambda r, ids: r.reject(ids, reason, _by(args))
+        args,
+        lambda session: known_ids(session, args.id),
+        lambda review, ids: review.reject(ids, reason, _by(args)),
     )
     _report(decisions)
     return 0 if all(d.status is QuarantineStatus.REJECTED and d.changed for d in decisions) else 1
@@ -201,7 +209,7 @@ def quarantine_retry(args: argparse.Namespace) -> int:
     """``quarantine retry``."""
     decisions = run_review(
         args,
-        lambda session: list(args.id) or pending_ids(session),
+        lambda session: known_ids(session, args.id) or pending_ids(session),
         lambda review, ids: review.recheck(ids, _by(args)),
     )
     if not decisions:
@@ -220,6 +228,18 @@ def recheck_for_cas(args: argparse.Namespace, authorities: Sequence[Certificate]
     if not decisions:
         print("no quarantined certificate waited for this CA")
     _report(decisions)
+
+
+def known_ids(session: Session, ids: Sequence[int]) -> list[int]:
+    """*ids* once each, after checking that every one exists.
+
+    An unknown id refuses the whole command before anything is decided, rather
+    than after the ids before it were decided and answered.
+    """
+    unique = list(dict.fromkeys(ids))
+    for quarantine_id in unique:
+        get_quarantined(session, quarantine_id)  # DirectoryError: "no quarantined ..."
+    return unique
 
 
 def _by(args: argparse.Namespace) -> str:

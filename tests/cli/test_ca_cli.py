@@ -53,7 +53,9 @@ def test_ca_lifecycle_and_crl_refresh(
     ca_file = tmp_path / "new-ca.pem"
     ca_file.write_bytes(new_ca.pem())
     assert main(["ca", "add", str(ca_file), "--crl-url", f"{base}/new.crl", *config]) == 0
-    assert "registered: УЦ Новый" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "registered: УЦ Новый" in out
+    assert f"  thumbprint (SHA-1): {new_ca.cert.thumbprint_sha1}\n" in out
     assert main(["ca", "add", str(ca_file), *config]) == 0
     assert "already registered" in capsys.readouterr().out
     assert main(["ca", "list", "--format", "json", *config]) == 0

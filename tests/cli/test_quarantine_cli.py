@@ -277,6 +277,27 @@ def test_reject_answers_with_the_reason_once(
     assert len(followups(world)) == 1
 
 
+@pytest.mark.parametrize("action", [("reject", "--reason", "нет"), ("retry",)], ids=str)
+def test_an_unknown_id_among_known_ones_refuses_before_deciding_any(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str], action: tuple[str, ...]
+) -> None:
+    config = write_config(world, tmp_path)
+    ca, ca_file = stranger_ca(world, tmp_path)
+    quarantine(world, participant(ca, 0xF11))
+    [row] = rows(world).values()
+    # The CA registered (no CRL yet: it stays pending), then its CRL published: now a
+    # retry would decide and answer it, and so would a reject.
+    assert main(["ca", "add", str(ca_file), *config]) == 0
+    publish_crl(world, ca)
+    capsys.readouterr()
+
+    code = main(["quarantine", action[0], str(row.id), "999", *action[1:], *config])
+    out, err = capsys.readouterr()
+    assert (code, out, err) == (1, "", "mailbot: no quarantined certificate with id 999\n")
+    assert rows(world)[row.id].status == "pending"
+    assert followups(world) == []
+
+
 def test_list_and_show(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = write_config(world, tmp_path)
     ca, _ = stranger_ca(world, tmp_path)
