@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 from xml.sax.saxutils import escape, quoteattr
 
+from mailbot.pki.certificate import Certificate
 from mailbot.pki.der import encode_tlv
 from testkit import pki
 
@@ -269,30 +270,53 @@ def _status(w: _Writer, status: TslStatus, style: TslStyle) -> None:
         w.close("СтатусАккредитации")
 
 
+@dataclass(frozen=True)
+class _CertTexts:
+    thumbprint: str
+    issuer: str
+    subject: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    data: str
+
+
+@cache
+def _texts(der: bytes) -> _CertTexts:
+    # Parsing and base64 once per certificate: large files repeat a few certificates.
+    cert = Certificate.from_der(der)
+    return _CertTexts(
+        thumbprint=cert.thumbprint_sha1,
+        issuer=cert.issuer.rfc4514(),
+        subject=cert.subject.rfc4514(),
+        serial=cert.serial_hex,
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+        data=base64.b64encode(der).decode("ascii"),
+    )
+
+
 def _certificate(w: _Writer, entry: TslCertificate, style: TslStyle) -> None:
     issued = _alien() if entry.fault is CertFault.WRONG_SKI else entry.issued
-    der = issued.der
+    texts = _texts(issued.der)
+    thumbprint, data = texts.thumbprint, texts.data
     if entry.fault is CertFault.NOT_A_CERTIFICATE:
         der = pki.seq(encode_tlv(0x02, b"\x01"))
-    thumbprint = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
-    if entry.fault is CertFault.WRONG_THUMBPRINT:
+        thumbprint = hashlib.sha1(der, usedforsecurity=False).hexdigest().upper()
+        data = base64.b64encode(der).decode("ascii")
+    elif entry.fault is CertFault.WRONG_THUMBPRINT:
         thumbprint = thumbprint[:-1] + ("0" if thumbprint[-1] != "0" else "1")
-    data: str | None = base64.b64encode(der).decode("ascii")
-    if entry.fault is CertFault.BROKEN_BASE64:
-        assert data is not None
+    elif entry.fault is CertFault.BROKEN_BASE64:
         data = data[:40] + "!*" + data[40:]
-    elif entry.fault is CertFault.NO_DATA:
-        data = None
-    cert = issued.cert
     if not w.open("ДанныеСертификата"):
         return
     w.leaf("Отпечаток", thumbprint)
-    w.leaf("КемВыдан", cert.issuer.rfc4514())
-    w.leaf("КомуВыдан", cert.subject.rfc4514())
-    w.leaf("СерийныйНомер", cert.serial_hex)
-    w.leaf("ПериодДействияС", format_datetime(cert.not_before, style.dates))
-    w.leaf("ПериодДействияДо", format_datetime(cert.not_after, style.dates))
-    w.leaf("Данные", data)
+    w.leaf("КемВыдан", texts.issuer)
+    w.leaf("КомуВыдан", texts.subject)
+    w.leaf("СерийныйНомер", texts.serial)
+    w.leaf("ПериодДействияС", format_datetime(texts.not_before, style.dates))
+    w.leaf("ПериодДействияДо", format_datetime(texts.not_after, style.dates))
+    w.leaf("Данные", None if entry.fault is CertFault.NO_DATA else data)
     w.close("ДанныеСертификата")
 
 
