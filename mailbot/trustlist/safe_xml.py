@@ -134,7 +134,13 @@ class RecordStream:
     def _where(self) -> str:
         return f"line {self._parser.CurrentLineNumber}"
 
-    def _refuse_doctype(self, *_: object) -> None:
+    def _refuse_doctype(self, name: str, *_: object) -> None:
+        if _local(name or "") != self._root_name:
+            # An HTML error page from a portal or proxy usually starts like this.
+            raise _Refused(
+                f"the file starts with <!DOCTYPE {(name or '')[:40]}>: it is not the list of "
+                "accredited CAs (a web page instead of the file?)"
+            )
         raise _Refused(
             f"the file declares a DTD (<!DOCTYPE> at {self._where()}); the list of "
             "accredited CAs has none, and DTDs are refused because their entities "
