@@ -27,7 +27,7 @@ from mailbot.directory.csv_export import (
     encode_csv,
     export_rows,
 )
-from mailbot.directory.csv_format import DELIMITER_NAMES
+from mailbot.directory.csv_format import DELIMITER_NAMES, NotCsvError
 from mailbot.directory.csv_import import (
     COLUMNS,
     PROGRESS_EVERY,
@@ -375,6 +375,8 @@ def import_command(args: argparse.Namespace) -> int:
             report = import_csv(session, args.file, progress)
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except NotCsvError as exc:
+        raise CliError(f"{args.file}: {exc}") from None
     except CsvImportError as exc:
         for error in exc.report.errors:
             print(f"{args.file}: {error}")

@@ -42,7 +42,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from mailbot.directory.bulk_load import DirectoryLoader, DirectoryRow, RowConflict
-from mailbot.directory.csv_format import DELIMITER_NAMES, CsvFormat, NotCsvError, sniff
+from mailbot.directory.csv_format import DELIMITER_NAMES, CsvFormat, sniff
 from mailbot.directory.subscribers import DirectoryError, normalise_address
 from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, normalise_snils
 
@@ -249,14 +249,10 @@ def _lines(path: Path, encoding: str, delimiter: str) -> Iterator[_Line]:
             yield _Line(start, None, (_csv_problem(exc),))
 
 
-def _check(path: Path, report: ImportReport) -> CsvFormat | None:
+def _check(path: Path, report: ImportReport) -> CsvFormat:
     """First pass: how to read the file, with its rows counted and every problem in
-    ``report.errors``, touching no database. None if it is no CSV text."""
-    try:
-        found = sniff(path, COLUMNS)
-    except NotCsvError as exc:
-        report.errors.append(str(exc))
-        return None
+    ``report.errors``, touching no database. :class:`NotCsvError` if it is no CSV text."""
+    found = sniff(path, COLUMNS)
     report.encoding = found.name
     report.delimiter = DELIMITER_NAMES[found.delimiter]
     for line in _lines(path, found.encoding, found.delimiter):
@@ -279,11 +275,12 @@ def import_csv(
     the rows are applied in chunks of *chunk_rows* (a row contradicting an
     earlier one is found only then: the caller's rollback undoes the rest).
     *progress* hears of every :data:`PROGRESS_EVERY` rows written. Raises
-    :class:`OSError` if the file cannot be read.
+    :class:`~mailbot.directory.csv_format.NotCsvError` for a workbook, a binary
+    file or text in no known encoding, :class:`OSError` if the file cannot be read.
     """
     report = ImportReport()
     found = _check(path, report)
-    if found is None or report.errors:
+    if report.errors:
         raise CsvImportError(report)
     loader = DirectoryLoader(session)
     done = 0
