@@ -54,6 +54,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16", "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16", "utf-16-be"),
 )
+_BOM_TEXT = {"utf-8-sig": "UTF-8", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
 
 
 class NotCsvError(Exception):
@@ -99,8 +100,9 @@ def detect_encoding(path: Path) -> tuple[str, str]:
     for bom, codec, name in _BOMS:
         if head.startswith(bom):
             if not _decodes_as(path, codec):
+                text = _BOM_TEXT[name]
                 raise NotCsvError(
-                    f"the file starts with a {name} byte order mark but is not {name} text"
+                    f"the file starts with a {text} byte order mark but is not {text} text"
                 )
             return codec, name
     for codec in ("utf-8", "cp1251"):
