@@ -405,7 +405,7 @@ def export(args: argparse.Namespace) -> int:
             print(render_rows([row.values for row in rows], COLUMNS, args.format))
             return 0
         try:
-            content = encode_csv(
+            lines = encode_csv(
                 rows,
                 args.encoding or DEFAULT_ENCODING,
                 _DELIMITERS[args.delimiter or DEFAULT_DELIMITER],
@@ -413,6 +413,6 @@ def export(args: argparse.Namespace) -> int:
         except ExportEncodingError as exc:
             raise CliError(f"nothing exported: {exc}") from None
     sys.stdout.flush()
-    sys.stdout.buffer.write(content)
+    sys.stdout.buffer.writelines(lines)
     sys.stdout.buffer.flush()
     return 0

@@ -9,6 +9,7 @@ that loses its leading zeros.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterator
@@ -65,55 +66,84 @@ def _addresses(session: Session) -> dict[int, list[str]]:
 def export_rows(session: Session) -> Iterator[ExportRow]:
     """The directory as rows with :data:`COLUMNS`, organisations by name, then by id."""
     addresses = _addresses(session)
+    # Core columns, not ORM objects: 100,000 subscribers export in seconds.
     query = (
-        select(Organisation, Subscriber)
+        select(
+            Organisation.id,
+            Organisation.name,
+            Organisation.registry_code,
+            Organisation.inn,
+            Organisation.ogrn,
+            Organisation.active,
+            Subscriber.id,
+            Subscriber.surname,
+            Subscriber.given_names,
+            Subscriber.title,
+            Subscriber.snils,
+            Subscriber.active,
+        )
         .outerjoin(Subscriber, Subscriber.organisation_id == Organisation.id)
         .order_by(Organisation.name, Organisation.id, Subscriber.id)
         .execution_options(yield_per=1000)
     )
-    for organisation, joined in session.execute(query):
-        subscriber: Subscriber | None = joined  # None: the outer join found nobody
+    for row in session.execute(query):
+        (organisation_id, name, code, inn, ogrn, organisation_active, subscriber_id,
+         surname, given_names, title, snils, active) = row  # fmt: skip
         values = {
-            "organisation": organisation.name,
-            "organisation_code": organisation.registry_code or "",
-            "organisation_inn": organisation.inn or "",
-            "organisation_ogrn": organisation.ogrn or "",
-            "organisation_active": _yes_no(organisation.active),
+            "organisation": name,
+            "organisation_code": code or "",
+            "organisation_inn": inn or "",
+            "organisation_ogrn": ogrn or "",
+            "organisation_active": _yes_no(organisation_active),
         }
-        if subscriber is None:
+        if not subscriber_id:  # None: the outer join found no subscriber (ids start at 1)
             empty = dict.fromkeys((*SUBSCRIBER_COLUMNS, "active"), "")
-            yield ExportRow(f"organisation {organisation.id}", values | empty)
+            yield ExportRow(f"organisation {organisation_id}", values | empty)
             continue
         values |= {
-            "surname": subscriber.surname or "",
-            "given_names": subscriber.given_names or "",
-            "title": subscriber.title or "",
-            "snils": _snils_text(subscriber.snils) if subscriber.snils else "",
-            "addresses": ";".join(addresses.get(subscriber.id, ())),
-            "active": _yes_no(subscriber.active),
+            "surname": surname or "",
+            "given_names": given_names or "",
+            "title": title or "",
+            "snils": _snils_text(snils) if snils else "",
+            "addresses": ";".join(addresses.get(subscriber_id, ())),
+            "active": _yes_no(active),
         }
-        yield ExportRow(f"subscriber {subscriber.id}", values)
+        yield ExportRow(f"subscriber {subscriber_id}", values)
 
 
-def encode_csv(rows: Iterator[ExportRow], encoding: str, delimiter: str) -> bytes:
-    """The rows as a CSV file (header first, CRLF lines as Excel writes them) in *encoding*.
+def encode_csv(rows: Iterator[ExportRow], encoding: str, delimiter: str) -> list[bytes]:
+    """The rows as the lines of a CSV file (header first, CRLF as Excel writes) in *encoding*.
 
-    Raises :class:`ExportEncodingError` naming the row, column and character
-    when *encoding* (CP1251) cannot write a value: a ``?`` in its place would be
+    Nothing is written before every row is encoded: raises
+    :class:`ExportEncodingError` naming the row, column and character when
+    *encoding* (CP1251) cannot hold a value, since a ``?`` in its place would be
     imported back as a changed name.
     """
+    encoder = codecs.getincrementalencoder(encoding)()  # one BOM (utf-8-sig), not one a line
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, COLUMNS, delimiter=delimiter, lineterminator="\r\n")
     writer.writeheader()
-    for line, row in enumerate(rows, start=2):
-        for column, value in row.values.items():
-            try:
-                value.encode(encoding)
-            except UnicodeEncodeError as exc:
-                char = value[exc.start]
-                raise ExportEncodingError(
-                    f"line {line} ({row.label}), column {column}: {encoding} has no "
-                    f"{char!r} (U+{ord(char):04X}); export with --encoding utf-8-sig"
-                ) from None
+    lines = [encoder.encode(buffer.getvalue())]
+    for number, row in enumerate(rows, start=2):
+        buffer.seek(0)
+        buffer.truncate()
         writer.writerow(row.values)
-    return buffer.getvalue().encode(encoding)
+        try:
+            lines.append(encoder.encode(buffer.getvalue()))
+        except UnicodeEncodeError:
+            raise ExportEncodingError(_unencodable(number, row, encoding)) from None
+    return lines
+
+
+def _unencodable(number: int, row: ExportRow, encoding: str) -> str:
+    """Which value of *row* (line *number*) *encoding* cannot hold, and what to do."""
+    for column, value in row.values.items():
+        try:
+            value.encode(encoding)
+        except UnicodeEncodeError as exc:
+            char = value[exc.start]
+            return (
+                f"line {number} ({row.label}), column {column}: {encoding} has no "
+                f"{char!r} (U+{ord(char):04X}); export with --encoding utf-8-sig"
+            )
+    raise AssertionError("the row encoded as a whole but not value by value")
