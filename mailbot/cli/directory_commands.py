@@ -222,6 +222,7 @@ def register(subparsers: Any) -> None:
     exporter.add_argument(
         "--delimiter",
         choices=list(_DELIMITERS),
+        metavar="';'|','|tab",
         help=f"CSV separator (default: {DEFAULT_DELIMITER})",
     )
 

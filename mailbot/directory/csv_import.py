@@ -220,6 +220,10 @@ def _lines(path: Path, encoding: str, delimiter: str) -> Iterator[_Line]:
                 yield _Line(1, None, ("the file is empty",))
                 return
             header = [name.strip().lower() for name in first]
+            # Excel writes empty columns at the right of a sheet's used range as
+            # trailing separators: unnamed columns there hold nothing.
+            while header and not header[-1]:
+                header.pop()
             if problems := _header_problems(header):
                 yield _Line(1, None, tuple(problems))
                 return
@@ -236,7 +240,7 @@ def _lines(path: Path, encoding: str, delimiter: str) -> Iterator[_Line]:
                     problem = "a quoted field runs over several lines (an unclosed quote?)"
                     yield _Line(start, None, (problem,))
                     continue
-                if len(record) > len(header):
+                if len(record) > len(header) and any(v.strip() for v in record[len(header) :]):
                     yield _Line(start, None, ("more fields than columns",))
                     continue
                 values = {name: value.strip() for name, value in zip(header, record, strict=False)}

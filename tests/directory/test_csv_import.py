@@ -274,3 +274,12 @@ def test_not_csv_text(tmp_path: Path, content: bytes, problem: str) -> None:
     path.write_bytes(content)
     with pytest.raises(NotCsvError, match=problem):
         sniff(path, COLUMNS)
+
+
+def test_empty_columns_excel_adds_at_the_right_are_ignored(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text("organisation;surname;;\nБольница;Петров;;\nБольница;Иванов\n", "cp1251")
+    report = import_csv(session, path)
+    assert (report.rows, report.rows_added) == (2, 2)
