@@ -8,7 +8,10 @@ one ``executemany`` per table and chunk instead of an ORM flush per row.
 Matching rules: an organisation by registry code, else by INN, else by exact name;
 a subscriber within the organisation by SNILS, else by surname + given names. When
 several records share a key, the oldest (lowest id) wins, as the database's first
-row would. A matched subscriber gets the row's non-empty fields and its ``active``.
+row would. A matched subscriber gets the row's non-empty fields and its ``active``;
+a matched organisation gets the row's ``organisation_active`` when the row has one
+(nothing else of an existing organisation changes). Nothing unchanged is written, and
+every row is counted as added, updated or unchanged.
 """
 
 from __future__ import annotations
@@ -45,6 +48,17 @@ class DirectoryRow:
     snils: str | None
     addresses: tuple[str, ...]
     active: bool
+    #: The organisation's ``active`` flag; None leaves an existing organisation's as it is.
+    organisation_active: bool | None = None
+
+    @property
+    def organisation_only(self) -> bool:
+        """Whether the row names only an organisation (one without subscribers is exported so)."""
+        return self.surname is None and self.snils is None
+
+
+class RowConflict(Exception):
+    """A row contradicts an earlier row of the same file."""
 
 
 @dataclass
@@ -52,9 +66,14 @@ class LoadCounts:
     """What the loader created and updated so far."""
 
     organisations_created: int = 0
+    organisations_updated: int = 0
     subscribers_created: int = 0
     subscribers_updated: int = 0
     addresses_added: int = 0
+    #: Every applied row is one of these three.
+    rows_added: int = 0
+    rows_updated: int = 0
+    rows_unchanged: int = 0
 
 
 #: Subscribers under one key: the subscriber, or a list of several (oldest first).
@@ -65,10 +84,15 @@ _Entry = Union["_Subscriber", list["_Subscriber"]]
 class _Organisation:
     """An organisation as the loader knows it, with its subscribers indexed."""
 
-    __slots__ = ("by_name", "by_snils", "id")
+    __slots__ = ("active", "active_in_file", "by_name", "by_snils", "existed", "id")
 
-    def __init__(self, organisation_id: int | None) -> None:
+    def __init__(self, organisation_id: int | None, active: bool) -> None:
         self.id = organisation_id
+        #: Whether it was in the database before this import (only those count as updated).
+        self.existed = organisation_id is not None
+        self.active = active
+        #: The ``organisation_active`` an earlier row of the file gave, if any.
+        self.active_in_file: bool | None = None
         #: SNILS -> subscribers with it.
         self.by_snils: dict[str, _Entry] = {}
         #: (surname, given names) -> subscribers with them (only those with a surname).
@@ -127,6 +151,10 @@ class _Subscriber:
         }
 
 
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
 def _shared(text: str | None) -> str | None:
     return None if text is None else sys.intern(text)
 
@@ -176,6 +204,7 @@ class DirectoryLoader:
         self._by_name: dict[str, _Organisation] = {}
         # Pending writes of the current chunk.
         self._new_organisations: list[tuple[_Organisation, dict[str, Any]]] = []
+        self._changed_organisations: dict[_Organisation, None] = {}  # ordered set
         self._new_subscribers: list[_Subscriber] = []
         self._changed_subscribers: dict[_Subscriber, None] = {}  # ordered set
         self._new_addresses: list[tuple[_Subscriber, str]] = []
@@ -195,10 +224,15 @@ class DirectoryLoader:
         self._session.flush()
         organisations: dict[int, _Organisation] = {}
         organisation_query = select(
-            Organisation.id, Organisation.name, Organisation.inn, Organisation.registry_code
+            Organisation.id,
+            Organisation.name,
+            Organisation.inn,
+            Organisation.registry_code,
+            Organisation.active,
         ).order_by(Organisation.id)
-        for organisation_id, name, inn, code in self._rows(organisation_query):
-            organisation = organisations[organisation_id] = _Organisation(organisation_id)
+        for organisation_id, name, inn, code, active in self._rows(organisation_query):
+            organisation = _Organisation(organisation_id, active)
+            organisations[organisation_id] = organisation
             self._register_organisation(organisation, name, inn, code)
         subscribers: dict[int, _Subscriber] = {}
         subscriber_query = select(
@@ -251,21 +285,22 @@ class DirectoryLoader:
         if subscriber.surname:  # only a row with a surname is matched by name
             change(organisation.by_name, (subscriber.surname, subscriber.given_names), subscriber)
 
-    def _organisation(self, row: DirectoryRow) -> _Organisation:
-        found = (
+    def _organisation(self, row: DirectoryRow) -> _Organisation | None:
+        """The row's organisation if it exists (or an earlier row created it)."""
+        return (
             (self._by_code.get(row.organisation_code) if row.organisation_code else None)
             or (self._by_inn.get(row.organisation_inn) if row.organisation_inn else None)
             or self._by_name.get(row.organisation)
         )
-        if found is not None:
-            return found
-        organisation = _Organisation(None)
+
+    def _create_organisation(self, row: DirectoryRow) -> _Organisation:
+        organisation = _Organisation(None, row.organisation_active is not False)
+        organisation.active_in_file = row.organisation_active
         values = {
             "name": row.organisation,
             "inn": row.organisation_inn,
             "ogrn": row.organisation_ogrn,
             "registry_code": row.organisation_code,
-            "active": True,
         }
         self._new_organisations.append((organisation, values))
         self._register_organisation(
@@ -274,6 +309,30 @@ class DirectoryLoader:
         self.counts.organisations_created += 1
         return organisation
 
+    def _set_organisation_active(self, organisation: _Organisation, row: DirectoryRow) -> bool:
+        """Give *organisation* the row's ``organisation_active``; whether that changed it.
+
+        Raises :class:`RowConflict` if an earlier row gave the other value: with
+        the flag on every row of an organisation, which row wins would be an accident.
+        """
+        wanted = row.organisation_active
+        if wanted is None:
+            return False
+        if organisation.active_in_file not in (None, wanted):
+            raise RowConflict(
+                f"organisation_active is {_yes_no(wanted)} here but "
+                f"{_yes_no(not wanted)} on an earlier row of the same organisation"
+            )
+        organisation.active_in_file = wanted
+        if organisation.active == wanted:
+            return False
+        organisation.active = wanted
+        if organisation.id is not None:  # a pending insert carries the new value anyway
+            self._changed_organisations[organisation] = None
+        if organisation.existed:
+            self.counts.organisations_updated += 1
+        return True
+
     @staticmethod
     def _subscriber(organisation: _Organisation, row: DirectoryRow) -> _Subscriber | None:
         found = _first(organisation.by_snils, row.snils) if row.snils else None
@@ -281,8 +340,8 @@ class DirectoryLoader:
             found = _first(organisation.by_name, (row.surname, row.given_names))
         return found
 
-    def _update(self, subscriber: _Subscriber, row: DirectoryRow) -> None:
-        """Give *subscriber* the row's non-empty fields and its ``active``; re-index it."""
+    def _update(self, subscriber: _Subscriber, row: DirectoryRow) -> bool:
+        """Give *subscriber* the row's non-empty fields and its ``active``; whether it changed."""
         wanted = (
             _shared(row.surname) or subscriber.surname,
             _shared(row.given_names) or subscriber.given_names,
@@ -298,7 +357,7 @@ class DirectoryLoader:
             subscriber.active,
         )
         if wanted == current:
-            return  # an unchanged subscriber is not written (updated_at stays)
+            return False  # an unchanged subscriber is not written (updated_at stays)
         self._index_subscriber(subscriber, present=False)
         (
             subscriber.surname,
@@ -310,11 +369,38 @@ class DirectoryLoader:
         self._index_subscriber(subscriber, present=True)
         if subscriber.id is not None:  # a pending insert carries the new values anyway
             self._changed_subscribers[subscriber] = None
+        return True
 
     def apply(self, row: DirectoryRow) -> None:
-        """Create or update the row's organisation, subscriber and addresses (pending)."""
+        """Create or update the row's organisation, subscriber and addresses (pending).
+
+        Raises :class:`RowConflict` (changing nothing) if the row contradicts an
+        earlier one.
+        """
         organisation = self._organisation(row)
+        if organisation is None:
+            organisation = self._create_organisation(row)
+            created, changed = True, False
+        else:
+            created, changed = False, self._set_organisation_active(organisation, row)
+        if not row.organisation_only:
+            # A new organisation has no subscribers yet: its row adds one.
+            subscriber_created, subscriber_changed = self._apply_subscriber(organisation, row)
+            created = created or subscriber_created
+            changed = changed or subscriber_changed
+        if created:
+            self.counts.rows_added += 1
+        elif changed:
+            self.counts.rows_updated += 1
+        else:
+            self.counts.rows_unchanged += 1
+
+    def _apply_subscriber(
+        self, organisation: _Organisation, row: DirectoryRow
+    ) -> tuple[bool, bool]:
+        """Create or update the row's subscriber and addresses: (created, changed)."""
         subscriber = self._subscriber(organisation, row)
+        created = subscriber is None
         if subscriber is None:
             subscriber = _Subscriber(
                 organisation,
@@ -329,9 +415,9 @@ class DirectoryLoader:
             self._index_subscriber(subscriber, present=True)
             self._new_subscribers.append(subscriber)
             self.counts.subscribers_created += 1
+            changed = False
         else:
-            self._update(subscriber, row)
-            self.counts.subscribers_updated += 1
+            changed = self._update(subscriber, row)
         for address in row.addresses:
             if address in subscriber.addresses:
                 continue
@@ -344,6 +430,10 @@ class DirectoryLoader:
                 self._new_addresses.append((subscriber, address))
             subscriber.addresses += (address,)
             self.counts.addresses_added += 1
+            changed = True
+        if changed and not created:
+            self.counts.subscribers_updated += 1
+        return created, changed
 
     # -- writing ---------------------------------------------------------------------
 
@@ -384,13 +474,21 @@ class DirectoryLoader:
     def flush(self) -> None:
         """Write the pending changes: one executemany per table (parents first)."""
         if self._new_organisations:
-            rows = [values for _, values in self._new_organisations]
+            rows = [{**values, "active": o.active} for o, values in self._new_organisations]
             ids = self._insert_with_ids(Organisation, rows)
             for (organisation, _), organisation_id in zip(
                 self._new_organisations, ids, strict=True
             ):
                 organisation.id = organisation_id
             self._new_organisations.clear()
+        if self._changed_organisations:
+            # updated_at comes from the column's onupdate.
+            statement = update(Organisation).where(Organisation.id == bindparam("organisation"))
+            self._execute(
+                statement,
+                [{"organisation": o.id, "active": o.active} for o in self._changed_organisations],
+            )
+            self._changed_organisations.clear()
         if self._new_subscribers:
             rows = [
                 {"organisation_id": s.organisation.id, "certificate_fields": {}, **s.columns()}

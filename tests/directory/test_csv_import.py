@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailbot.directory import subscribers as directory
-from mailbot.directory.csv_import import ImportReport, import_csv
+from mailbot.directory.csv_format import NotCsvError, detect_delimiter, sniff
+from mailbot.directory.csv_import import COLUMNS, CsvImportError, ImportReport, import_csv
 from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
 
 HEADER = "organisation;organisation_code;organisation_inn;surname;given_names;title;snils;addresses;active\n"
@@ -123,7 +125,9 @@ def test_a_removed_address_is_trusted_again_and_repeats_count_once(
         "Больница;;;Петров;;;;new@x.example;да",
     )
     report = import_csv(session, path)
-    assert counts(report) == (0, 0, 2, 2)
+    # The second row finds everything in place.
+    assert counts(report) == (0, 0, 1, 2)
+    assert (report.rows_added, report.rows_updated, report.rows_unchanged) == (0, 1, 1)
     trusted = session.execute(
         select(TrustedAddress.address, TrustedAddress.active).order_by(TrustedAddress.id)
     ).all()
@@ -135,7 +139,8 @@ def test_an_unchanged_subscriber_is_not_written(session: Session, tmp_path: Path
     import_csv(session, path)
     before = session.scalar(select(Subscriber.updated_at))
     report = import_csv(session, path)
-    assert counts(report) == (0, 0, 1, 0)
+    assert counts(report) == (0, 0, 0, 0)
+    assert (report.rows_added, report.rows_updated, report.rows_unchanged) == (0, 0, 1)
     assert session.scalar(select(Subscriber.updated_at)) == before
 
 
@@ -165,3 +170,116 @@ def test_imported_addresses_are_found_by_the_sender_gate(
     assert [s.surname for s in directory.subscribers_trusting(session, "Petrov@X.example")] == [
         "Петров"
     ]
+
+
+def organisation_states(session: Session) -> list[tuple[str, bool]]:
+    query = select(Organisation.name, Organisation.active).order_by(Organisation.id)
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def test_organisation_active_is_honoured_when_given_and_kept_when_not(
+    session: Session, tmp_path: Path
+) -> None:
+    closed = directory.add_organisation(session, "Закрытая", registry_code="1", active=False)
+    directory.add_subscriber(session, closed.id, surname="Петров")
+    # A file from before the column: the deactivated organisation stays so.
+    report = import_csv(session, write(tmp_path, "Закрытая;1;;Петров;;;;;да"))
+    assert (report.rows_unchanged, report.organisations_updated) == (1, 0)
+    assert organisation_states(session) == [("Закрытая", False)]
+
+    path = tmp_path / "with-flag.csv"
+    path.write_text(
+        "organisation;organisation_code;organisation_active;surname\n"
+        "Закрытая;1;да;Петров\n"
+        "Новая закрытая;2;нет;\n"  # an organisation-only row
+        "Новая;3;;\n",
+        encoding="utf-8",
+    )
+    report = import_csv(session, path)
+    assert (report.rows_added, report.rows_updated, report.rows_unchanged) == (2, 1, 0)
+    assert (report.organisations_created, report.organisations_updated) == (2, 1)
+    assert report.subscribers_created == report.subscribers_updated == 0
+    assert organisation_states(session) == [
+        ("Закрытая", True),
+        ("Новая закрытая", False),
+        ("Новая", True),
+    ]
+    assert len(session.scalars(select(Subscriber.id)).all()) == 1
+
+
+def test_rows_contradicting_each_other_on_organisation_active_are_refused(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "conflict.csv"
+    path.write_text(
+        "organisation;organisation_active;surname\n"
+        "Больница;да;Петров\n"
+        "Больница;;Сидоров\n"  # says nothing: no conflict
+        "Больница;нет;Иванов\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(CsvImportError) as caught:
+        import_csv(session, path)
+    assert caught.value.report.errors == [
+        "line 4: organisation_active is no here but yes on an earlier row of the same organisation"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "delimiter"),
+    [
+        ("organisation;surname", ";"),
+        ("Organisation,Surname", ","),
+        ("organisation\tsurname", "\t"),
+        # Commas inside a ';' header's unknown name do not mislead.
+        ("organisation;surname;x,y,z", ";"),
+        ("organisation", ";"),
+    ],
+)
+def test_the_separator_is_the_one_that_splits_the_header_into_known_columns(
+    header: str, delimiter: str
+) -> None:
+    assert detect_delimiter(header + "\r\n", COLUMNS) == delimiter
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (codecs.BOM_UTF16_BE + "organisation\tsurname\n".encode("utf-16-be"), "utf-16-be"),
+        ("organisation;surname\nБольница;Пётр\n".encode(), "utf-8"),
+        ("organisation;surname\nБольница;Пётр\n".encode("cp1251"), "cp1251"),
+    ],
+)
+def test_encodings(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    assert sniff(path, COLUMNS).name == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # UTF-16 without its byte order mark: NUL bytes everywhere.
+        ("organisation\n".encode("utf-16-le"), "binary file"),
+        # A NUL far into otherwise fine text.
+        (b"organisation\n" + b"x\n" * (1 << 20) + b"\0\n", "binary file"),
+        (
+            codecs.BOM_UTF8 + "Больница".encode("cp1251"),
+            "UTF-8 byte order mark but is not UTF-8 text",
+        ),
+    ],
+)
+def test_not_csv_text(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(content)
+    with pytest.raises(NotCsvError, match=problem):
+        sniff(path, COLUMNS)
+
+
+def test_empty_columns_excel_adds_at_the_right_are_ignored(
+    session: Session, tmp_path: Path
+) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text("organisation;surname;;\nБольница;Петров;;\nБольница;Иванов\n", "cp1251")
+    report = import_csv(session, path)
+    assert (report.rows, report.rows_added) == (2, 2)
