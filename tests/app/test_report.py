@@ -7,8 +7,8 @@ certificates are real test-PKI certificates registered as the daemon does.
 from __future__ import annotations
 
 import csv
-import hashlib
 import datetime as dt
+import hashlib
 import io
 from collections.abc import Callable
 from email import message_from_bytes, policy
