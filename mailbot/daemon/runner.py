@@ -119,7 +119,8 @@ class Daemon:
     ) -> None:
         self.config = config
         self.once = once
-        #: "Now" for the scheduled jobs that work by the calendar (reminders, the report).
+        #: "Now" for the jobs that work by the calendar (reminders, the report) and for the
+        #: outbox that sends their letters (tests pin it; letters are processed by real time).
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         #: This process's metrics (served over HTTP, or written to the textfile with ``once``).
         self.metrics = metrics or MailbotMetrics()
@@ -178,7 +179,7 @@ class Daemon:
             # again (OOM, a crash loop) must never send a reply a third time, and a
             # batch of unrecorded marks left by one kill is resent by the next life,
             # each resend a fresh window for the next kill (docs/decisions.md, Outbox).
-            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS, marks_max_rows=1),
+            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS, self.clock, marks_max_rows=1),
             watch=RevocationWatch(config, sessions, processor.templates),
             lease=lease_for(engine, config.general.instance_name, config.general.state_dir),
         )
