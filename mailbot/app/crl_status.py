@@ -1,4 +1,4 @@
-"""How old each registered CA's cached CRL is, for the metrics.
+"""What each registered CA's cached CRL is, for the metrics and the periodic report.
 
 Read from the database (which CAs are active) and the CRL cache (their current
 CRL) each time it is asked, so a CA registered from the command line, a CRL
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +19,43 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app.adapters import parsed
 from mailbot.directory.models import CertificationAuthority
 from mailbot.pki.crl_store import CrlStore
+
+
+@dataclass(frozen=True)
+class CaCrl:
+    """The current cached CRL of one active CA (both dates None when there is none)."""
+
+    ca_name: str
+    this_update: dt.datetime | None
+    next_update: dt.datetime | None
+
+    def stale_at(self, now: dt.datetime) -> bool:
+        """No CRL at all, or one whose nextUpdate has passed by *now*."""
+        if self.this_update is None:
+            return True
+        return self.next_update is not None and self.next_update <= now
+
+
+def current_crls(sessions: sessionmaker[Session], store: CrlStore) -> list[CaCrl]:
+    """The current CRL of every active CA certificate, in the directory's order.
+
+    A CA whose certificate no longer parses counts as one without a CRL.
+    """
+    with sessions() as session:
+        rows: Sequence[CertificationAuthority] = session.scalars(
+            select(CertificationAuthority)
+            .where(CertificationAuthority.active.is_(True))
+            .order_by(CertificationAuthority.name, CertificationAuthority.id)
+        ).all()
+        found = []
+        for row in rows:
+            certificate = parsed(row)
+            index = store.current(certificate) if certificate is not None else None
+            if index is None:
+                found.append(CaCrl(row.name, None, None))
+            else:
+                found.append(CaCrl(row.name, index.meta.this_update_dt, index.meta.next_update_dt))
+    return found
 
 
 def crl_ages(
@@ -30,18 +68,17 @@ def crl_ages(
     it too. CAs sharing a name (a renewed CA certificate) report the oldest.
     """
     moment = now or dt.datetime.now(dt.UTC)
-    with sessions() as session:
-        rows: Sequence[CertificationAuthority] = session.scalars(
-            select(CertificationAuthority).where(CertificationAuthority.active.is_(True))
-        ).all()
-        ages: dict[str, float] = {}
-        for row in rows:
-            certificate = parsed(row)
-            index = store.current(certificate) if certificate is not None else None
-            age = (
-                max((moment - index.meta.this_update_dt).total_seconds(), 0.0)
-                if index is not None
-                else math.inf
-            )
-            ages[row.name] = max(age, ages.get(row.name, 0.0))
+    ages: dict[str, float] = {}
+    for crl in current_crls(sessions, store):
+        age = (
+            max((moment - crl.this_update).total_seconds(), 0.0)
+            if crl.this_update is not None
+            else math.inf
+        )
+        ages[crl.ca_name] = max(age, ages.get(crl.ca_name, 0.0))
     return ages
+
+
+def stale_crls(sessions: sessionmaker[Session], store: CrlStore, now: dt.datetime) -> list[CaCrl]:
+    """The active CAs with no current CRL at *now* (none cached, or past its nextUpdate)."""
+    return [crl for crl in current_crls(sessions, store) if crl.stale_at(now)]

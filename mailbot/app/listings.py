@@ -18,19 +18,23 @@ from mailbot.directory.models import CertificateRecord, LetterRecord
 
 def journal_letters(
     session: Session,
-    limit: int,
+    limit: int | None,
     since: dt.datetime | None = None,
     outcome: str | None = None,
     sender: str | None = None,
+    until: dt.datetime | None = None,
 ) -> Sequence[LetterRecord]:
-    """The newest journal rows first (by arrival), optionally filtered."""
-    query = (
-        select(LetterRecord)
-        .order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
-        .limit(limit)
-    )
+    """The newest journal rows first (by arrival), optionally filtered.
+
+    *since* is inclusive, *until* exclusive; *limit* None returns every match.
+    """
+    query = select(LetterRecord).order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
     if since is not None:
         query = query.where(LetterRecord.received_at >= since)
+    if until is not None:
+        query = query.where(LetterRecord.received_at < until)
     if outcome:
         query = query.where(LetterRecord.outcome == outcome)
     if sender:

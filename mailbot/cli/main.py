@@ -36,6 +36,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.process_commands",
     "mailbot.cli.run_commands",
     "mailbot.cli.reminder_commands",
+    "mailbot.cli.report_commands",
     "mailbot.cli.pki_commands",
 )
 

@@ -124,6 +124,7 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
             "sender_auth.trusted_authserv_ids: required when require_authentication_results is true"
         )
     problems.extend(_check_reminders(config))
+    problems.extend(_check_report(config))
     try:
         parse_listen(config.metrics.listen)
     except ValueError as exc:
@@ -185,6 +186,20 @@ def _check_reminders(config: Config) -> list[str]:
         problems.append("reminders.expiry_days: a threshold is listed twice")
     if reminders.interval_minutes <= 0:
         problems.append("reminders.interval_minutes: must be positive")
+    return problems
+
+
+def _check_report(config: Config) -> list[str]:
+    report = config.report
+    problems: list[str] = []
+    if not 0 <= report.hour <= 23:
+        problems.append(f"report.hour: must be 0-23, got {report.hour}")
+    if report.expiring_days <= 0:
+        problems.append("report.expiring_days: must be positive")
+    if report.interval_minutes <= 0:
+        problems.append("report.interval_minutes: must be positive")
+    if report.enabled and not config.admin.alert_addresses:
+        problems.append("report.enabled: the report goes to admin.alert_addresses, which is empty")
     return problems
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import sysconfig
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,10 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 ImapTls = Literal["implicit", "none"]
 SmtpTls = Literal["implicit", "starttls", "none"]
 CrlPolicy = Literal["defer", "reject", "accept"]
+ReportPeriod = Literal["weekly", "daily"]
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+#: :data:`Weekday` names in ``datetime.date.weekday()`` order (Monday is 0).
+WEEKDAYS: tuple[str, ...] = typing.get_args(Weekday)
 
 MIB = 1024 * 1024
 
@@ -207,6 +212,25 @@ class RemindersConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The periodic report letter to ``admin.alert_addresses``: how the week (or day) went."""
+
+    #: Off by default: it needs ``admin.alert_addresses``, and a new installation
+    #: would otherwise mail a report of an empty period at its first start.
+    enabled: bool = False
+    #: ``weekly``: the 7 days before ``weekday``; ``daily``: the day before.
+    period: ReportPeriod = "weekly"
+    #: The day a weekly report is sent (and the first day of the week it covers).
+    weekday: Weekday = "monday"
+    #: The hour (0-23, ``general.timezone``) from which the report is due.
+    hour: int = 8
+    #: Certificates expiring within this many days are listed.
+    expiring_days: int = 30
+    #: How often the daemon checks whether the report is due.
+    interval_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Structured logs."""
 
@@ -275,6 +299,7 @@ class Config:
     sender_auth: SenderAuthConfig = field(default_factory=SenderAuthConfig)
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 

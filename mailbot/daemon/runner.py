@@ -13,7 +13,8 @@ One pass over the mailbox (:meth:`Daemon.sync`):
 
 Scheduled jobs: the outbox, the CRL refresh (followed by the revocation watch,
 :mod:`mailbot.app.revocation_watch`), deferred letters' retries
-(:mod:`mailbot.app.deferral`, every ``crl.retry_minutes``) and housekeeping.
+(:mod:`mailbot.app.deferral`, every ``crl.retry_minutes``), housekeeping,
+expiry reminders and the administrators' periodic report (:mod:`mailbot.app.report`).
 
 Any IMAP error closes the connection and reconnects with backoff. Only the
 holder of the database lease works; a standby waits and takes over.
@@ -43,7 +44,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from mailbot.app import deferral, housekeeping, reminders
+from mailbot.app import deferral, housekeeping, reminders, report
 from mailbot.app.assembly import crl_store, load_rules_and_templates, make_processor
 from mailbot.app.crl_refresh import refresh_crls
 from mailbot.app.crl_status import crl_ages
@@ -110,10 +111,17 @@ class Daemon:
     """``mailbot run``: the around-the-clock process (or one pass with ``once``)."""
 
     def __init__(
-        self, config: Config, once: bool = False, metrics: MailbotMetrics | None = None
+        self,
+        config: Config,
+        once: bool = False,
+        metrics: MailbotMetrics | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.config = config
         self.once = once
+        #: "Now" for the jobs that work by the calendar (reminders, the report) and for the
+        #: outbox that sends their letters (tests pin it; letters are processed by real time).
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
         #: This process's metrics (served over HTTP, or written to the textfile with ``once``).
         self.metrics = metrics or MailbotMetrics()
         self.stop = asyncio.Event()
@@ -171,7 +179,7 @@ class Daemon:
             # again (OOM, a crash loop) must never send a reply a third time, and a
             # batch of unrecorded marks left by one kill is resent by the next life,
             # each resend a fresh window for the next kill (docs/decisions.md, Outbox).
-            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS, marks_max_rows=1),
+            outbox=OutboxSender(config, sessions, OUTBOX_ALERTS, self.clock, marks_max_rows=1),
             watch=RevocationWatch(config, sessions, processor.templates),
             lease=lease_for(engine, config.general.instance_name, config.general.state_dir),
         )
@@ -286,8 +294,9 @@ class Daemon:
             raise
         # Left at 1 after a good pass: the timer's textfile, written at the run's end,
         # says whether this run reached the mailbox (0 would alert after every run).
-        # A systemd timer runs only --once: without this its reminders never go.
+        # A systemd timer runs only --once: without this its reminders and reports never go.
         await self._guarded(self.send_reminders)()
+        await self._guarded(self.send_report)()
         await self.flush_outbox()
 
     async def _serve(self) -> None:
@@ -567,6 +576,8 @@ class Daemon:
         self._every(scheduler, "housekeeping", self.housekeeping, daily, first_in=60)
         reminders_every = self.config.reminders.interval_minutes * minutes
         self._every(scheduler, "reminders", self.send_reminders, reminders_every, first_in=5)
+        report_every = self.config.report.interval_minutes * minutes
+        self._every(scheduler, "report", self.send_report, report_every, first_in=10)
         scheduler.start()
         return scheduler
 
@@ -657,7 +668,23 @@ class Daemon:
             self.config,
             processor.sessions,
             processor.templates,  # reloaded on SIGHUP like the replies
-            dt.datetime.now(dt.UTC),
+            self.clock(),
         )
         if report.sent:
+            await self.flush_outbox()
+
+    async def send_report(self) -> None:
+        """The administrators' periodic report, once its period is due and if not yet sent."""
+        config = self.config
+        if not (config.report.enabled and config.admin.alert_addresses):
+            return
+        now = self.clock()
+        result = await asyncio.to_thread(
+            report.send_report,
+            config,
+            self._running.processor.sessions,
+            report.current_period(config, now),
+            now,
+        )
+        if result.sent:
             await self.flush_outbox()

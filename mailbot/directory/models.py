@@ -9,7 +9,8 @@ Tables, in the regulation's words:
 * ``outbox``: every letter mailbot sends (replies, follow-ups, alerts);
 * ``quarantine``: certificates from unknown CAs waiting for an administrator;
 * ``alerts``: administrative alerts, deduplicated by key;
-* ``expiry_reminders``: one row per certificate and reminder threshold (sent or not).
+* ``expiry_reminders``: one row per certificate and reminder threshold (sent or not);
+* ``reports``: one row per period whose report letter was queued to the administrators.
 
 Migrations live in ``mailbot/directory/migrations``; a test checks that the
 migrated schema equals this module.
@@ -341,4 +342,25 @@ class ExpiryReminder(Base):
     outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
     #: For "superseded": the newer certificate.
     superseded_by_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SentReport(Base):
+    """A periodic report letter queued to the administrators; at most one row per period.
+
+    Written in the transaction that queues the letter: the unique ``period_key``
+    makes "once per period" survive restarts and two mailbots racing (the
+    second insert fails and its letter is rolled back with it).
+    """
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: ``<period>:<first local day>``, e.g. ``weekly:2026-11-23``.
+    period_key: Mapped[str] = mapped_column(String(40), unique=True)
+    #: "weekly" or "daily" (``report.period`` when it was sent).
+    period: Mapped[str] = mapped_column(String(10))
+    period_start: Mapped[dt.datetime]
+    period_end: Mapped[dt.datetime]
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -100,7 +100,7 @@ def crl_unavailable_body(
     listed = [
         texts.render(
             "crl_unavailable.letter",
-            {"id": x.id, "sender": x.sender or "?", "waited": _duration(texts, x.waited(now))},
+            {"id": x.id, "sender": x.sender or "?", "waited": duration_text(texts, x.waited(now))},
         )
         for x in letters[:MAX_LISTED_LETTERS]
     ]
@@ -119,7 +119,7 @@ def crl_unavailable_body(
         "policy": config.crl.unavailable_policy,
         "retry_minutes": config.crl.retry_minutes,
         "count": len(letters),
-        "oldest_wait": _duration(texts, oldest.waited(now)),
+        "oldest_wait": duration_text(texts, oldest.waited(now)),
         "oldest_since": f"{oldest.since.astimezone(zone):%d.%m.%Y %H:%M:%S}",
         "letters": "\n".join(listed),
         "urls": ", ".join(urls) if urls else texts.render("crl_unavailable.no_urls", {}),
@@ -132,7 +132,8 @@ def crl_unavailable_body(
     return texts.render("crl_unavailable", values) + "\n"
 
 
-def _duration(texts: AlertTemplates, delta: dt.timedelta) -> str:
+def duration_text(texts: AlertTemplates, delta: dt.timedelta) -> str:
+    """*delta* in days, hours and minutes, as the alert templates write a wait."""
     minutes = max(0, int(delta.total_seconds() // 60))
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)

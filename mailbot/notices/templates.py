@@ -49,6 +49,8 @@ PLACEHOLDERS: Mapping[Outcome, frozenset[str]] = {
 #: Letters not answering a participant's letter need their own subject line
 #: (``<key>.subject.txt``, same placeholders as the body, any subset).
 OWN_SUBJECT = frozenset({Outcome.EXPIRY_REMINDER, Outcome.REVOKED_NOTICE})
+#: Letters mailbot sends on its own initiative: never a journaled letter's outcome.
+OWN_INITIATIVE = OWN_SUBJECT | {Outcome.UNKNOWN_CA_REJECTED}
 SUBJECT_SUFFIX = ".subject.txt"
 TEMPLATE_SUFFIX = ".txt"
 #: Alert templates (``templates/alerts/<name>.txt``) and their placeholders - all, no others.
@@ -109,6 +111,26 @@ ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "outbox_failed.subject": frozenset({"recipients"}),
     "smtp_auth_failed": frozenset({"host", "port", "tls", "user", "error"}),
     "smtp_auth_failed.subject": frozenset(),
+    # The periodic report (not an alert, but a letter to the same people).
+    "report": frozenset(
+        {"title", "period", "timezone", "attachment", "total", "outcomes", "senders"}
+        | {"quarantine_count", "quarantine", "deferred_count", "deferred", "expiring_days"}
+        | {"certificates_count", "certificates", "crls", "outbox_failed", "outbox_errors"}
+        | {"config"}
+    ),
+    "report.subject": frozenset({"title", "period", "total"}),
+    "report.period": frozenset({"first", "last"}),
+    "report.period_day": frozenset({"day"}),
+    "report.outcome": frozenset({"outcome", "count"}),
+    "report.sender": frozenset({"sender", "count"}),
+    "report.quarantine": frozenset({"id", "serial", "sender", "age"}),
+    "report.deferred": frozenset({"id", "sender", "ca", "age"}),
+    "report.certificate": frozenset({"id", "owner", "snils", "serial", "valid_to"}),
+    "report.crl_missing": frozenset({"ca"}),
+    "report.crl_expired": frozenset({"ca", "this_update", "next_update"}),
+    "report.outbox_error": frozenset({"when", "kind", "recipients", "error"}),
+    "report.more": frozenset({"count"}),
+    "report.none": frozenset(),
 }
 
 
@@ -138,6 +160,16 @@ PHRASES: Mapping[str, frozenset[str]] = {
         {"no_permission", "no_space", "quota", "read_only", "no_folder", "file_in_way"}
         | {"folder_in_way", "io_error", "other"}
     ),
+    # The periodic report's title, by ``report.period``.
+    "report_titles": frozenset({"weekly", "daily"}),
+    # A journal outcome in the report and its CSV: the letters' verdicts, the
+    # journal's own words (leave, deferred, failed) and ``processing`` (no outcome yet).
+    "report_outcomes": frozenset(
+        {o.value for o in Outcome} - {o.value for o in OWN_INITIATIVE}
+        | {"leave", "deferred", "failed", "processing"}
+    ),
+    # The column headers of the report's CSV journal.
+    "report_columns": frozenset({"id", "received", "sender", "subject", "outcome", "message_id"}),
 }
 #: Placeholders of the phrases that take values, by section and key - all, no others.
 #: A phrase of a section not listed here takes none and is written as it stands.

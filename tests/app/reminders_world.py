@@ -93,7 +93,8 @@ class World:
 
 @pytest.fixture
 def make_world(engine: Engine, database_url: str, tmp_path: Path) -> Callable[..., World]:
-    def build(**reminders: object) -> World:
+    def build(sections: dict[str, dict[str, object]] | None = None, **reminders: object) -> World:
+        """The world with ``[reminders]`` *reminders* and further TOML *sections*."""
         config = config_from_mapping(
             {
                 "general": {"state_dir": str(tmp_path / "state"), "timezone": "Europe/Moscow"},
@@ -101,6 +102,7 @@ def make_world(engine: Engine, database_url: str, tmp_path: Path) -> Callable[..
                 "smtp": {"from_address": FUND},
                 "paths": {"templates_dir": str(REPO / "templates")},
                 "reminders": reminders,
+                **(sections or {}),
             }
         )
         migrate.upgrade(engine)

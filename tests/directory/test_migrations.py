@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
@@ -20,6 +21,7 @@ TABLES = {
     "quarantine",
     "alerts",
     "expiry_reminders",
+    "reports",
 }
 
 
@@ -136,7 +138,7 @@ def test_0003_fills_the_address_keys_of_existing_rows(engine: Engine) -> None:
             ],
         )
 
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0003")
 
     assert migrate.current_revision(engine) == "0003"
     columns = {c["name"]: c for c in inspect(engine).get_columns("trusted_addresses")}
@@ -158,3 +160,38 @@ def test_0003_fills_the_address_keys_of_existing_rows(engine: Engine) -> None:
         c["name"] for c in inspect(engine).get_columns("trusted_addresses")
     }
     assert "recipient_key" not in {c["name"] for c in inspect(engine).get_columns("outbox")}
+
+
+def test_0004_adds_reports_with_a_unique_period_key_keeping_data(engine: Engine) -> None:
+    """0003 -> 0004 on a database with an outbox row, and back: only ``reports`` comes and goes."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    migrate.upgrade(engine, "0003")
+    assert "reports" not in inspect(engine).get_table_names()
+    stamp = "2026-11-30 09:00:00+00"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO outbox (id, kind, recipients, message_id, raw, status, attempts, "
+                "next_attempt_at, created_at) VALUES (1, 'report', '[]', '<1@x>', :raw, "
+                "'pending', 0, :t, :t)"
+            ),
+            {"raw": b"", "t": stamp},
+        )
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0004"
+    unique = inspect(engine).get_unique_constraints("reports")
+    assert [u["column_names"] for u in unique] == [["period_key"]]
+    insert = text(
+        "INSERT INTO reports (period_key, period, period_start, period_end, outbox_id, "
+        "created_at) VALUES ('weekly:2026-11-23', 'weekly', :t, :t, 1, :t)"
+    )
+    with engine.begin() as connection:
+        connection.execute(insert, {"t": stamp})
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(insert, {"t": stamp})
+    migrate.downgrade(engine, "0003")
+    assert "reports" not in inspect(engine).get_table_names()
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT message_id FROM outbox")) == "<1@x>"
