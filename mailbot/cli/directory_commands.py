@@ -18,6 +18,7 @@ from mailbot.cli.common import (
     config_from_args,
     render_rows,
 )
+from mailbot.config import Config
 from mailbot.directory import subscribers as directory
 from mailbot.directory.csv_import import (
     COLUMNS,
@@ -35,9 +36,14 @@ FORMATS = ("table", "csv", "json")
 
 
 @contextmanager
-def transaction(args: argparse.Namespace, commit: bool = True) -> Iterator[Session]:
-    """One session and transaction for a command; user errors become :class:`CliError`."""
-    config = config_from_args(args)
+def transaction(
+    args: argparse.Namespace, commit: bool = True, config: Config | None = None
+) -> Iterator[Session]:
+    """One session and transaction for a command; user errors become :class:`CliError`.
+
+    *config* is the configuration the command loaded already (else it is loaded here).
+    """
+    config = config or config_from_args(args)
     try:
         with database(config) as sessions, sessions() as session:
             try:
