@@ -84,8 +84,13 @@ def _mailbox(scenario: Scenario) -> dict[str, bytes]:
             message_id="<show-loop@example.test>",
             headers=[("Auto-Submitted", "auto-replied")],
         ),
-        "stranger": scenario.add_cert_letter(
-            scenario.participant_certificate(), sender=scenario.address(STRANGER)
+        # A stranger's header meant to drive the administrator's terminal.
+        "stranger": letters.plain_zip_letter(
+            "Иванов.zip",
+            zip_data,
+            sender=scenario.address(STRANGER),
+            to=f"{fund}\x1b[2J",
+            message_id="<show-stranger@example.test>",
         ),
         "unknown_subject": letters.no_attachment_letter(
             sender=participant,
@@ -141,6 +146,7 @@ def test_letter_show_tells_each_outcome_and_the_journal_filters_work(
 ) -> None:
     scenario, ids = processed
     config = ["--config", str(scenario.config_path)]
+    fund = scenario.address(FUND)
 
     story, text = show(capsys, scenario, ids["success"])
     assert (story["state"], story["outcome"], story["filed_to"]) == ("done", "success", "Processed")
@@ -213,6 +219,8 @@ def test_letter_show_tells_each_outcome_and_the_journal_filters_work(
     assert deciding(story) == ["trusted_sender"]
     assert story["no_reply"].startswith("no reply by the sender gate:")
     assert story["headers"]["from"].endswith(f"<{scenario.address(STRANGER)}>")
+    assert story["headers"]["to"] == f"{fund}\x1b[2J"  # JSON escapes it
+    assert "\x1b" not in text and f"To:          {fund}\\x1b[2J" in text
     story, text = show(capsys, scenario, ids["capped"])
     assert (story["outcome"], story["reply"]) == ("no_cer", None)
     assert deciding(story) == ["no_attachment"]
