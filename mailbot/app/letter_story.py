@@ -43,7 +43,7 @@ from mailbot.directory.models import (
     QuarantinedCertificate,
 )
 from mailbot.log import mask_identifier
-from mailbot.mail.letter import parse_letter
+from mailbot.mail.letter import MAX_HEADER_BYTES, parse_letter
 from mailbot.regulation.decision import Outcome, Stage
 
 #: The stage of a decision taken by the certificate checks (steps 5-9) and by the install.
@@ -105,6 +105,7 @@ class QuarantineFacts:
     path: str
     decided_by: str | None
     decided_at: dt.datetime | None
+    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ class LetterStory:
     certificate: CertificateFacts | None
     quarantine: QuarantineFacts | None
     reply: SentReply | None
+    #: Letters sent later about this one (the outcome of its quarantined certificate).
+    followups: tuple[SentReply, ...]
     #: Why there is no reply (None when there is one).
     no_reply: str | None
     #: What a deferred letter waits for (the journal's ``detail.deferral``), times local.
@@ -190,7 +193,8 @@ def letter_story(session: Session, key: str, timezone: str) -> LetterStory:
     )
     if deciding is not None:
         rules = (*rules[:deciding], replace(rules[deciding], deciding=True), *rules[deciding + 1 :])
-    reply = _reply(session, row.id, zone)
+    sent = _outbox(session, row.id, zone)
+    reply = next((message for kind, message in reversed(sent) if kind == "reply"), None)
     return LetterStory(
         id=row.id,
         headers=headers,
@@ -211,6 +215,7 @@ def letter_story(session: Session, key: str, timezone: str) -> LetterStory:
         certificate=_certificate(session, row, detail, zone),
         quarantine=_quarantine(session, row.id, zone),
         reply=reply,
+        followups=tuple(message for kind, message in sent if kind == "followup"),
         no_reply=None if reply is not None else _why_no_reply(row, detail, rules),
         deferral=_deferral(detail, zone),
         filed_to=row.filed_to,
@@ -248,7 +253,9 @@ def _headers(row: LetterRecord) -> tuple[dict[str, str | None], str | None]:
         problem = "no archived copy"
     else:
         try:
-            raw = Path(row.archive_path).read_bytes()
+            with Path(row.archive_path).open("rb") as archived:
+                # The header section is all that is shown; a longer one is not read anyway.
+                raw = archived.read(MAX_HEADER_BYTES + 4)
         except OSError as exc:
             problem = f"archived copy unreadable: {exc.strerror or exc}"
     if problem is not None:
@@ -351,19 +358,20 @@ def _quarantine(session: Session, letter_id: int, zone: ZoneInfo) -> QuarantineF
     if row is None:
         return None
     return QuarantineFacts(row.id, row.status, row.path, row.decided_by,
-                           _local(row.decided_at, zone))  # fmt: skip
+                           _local(row.decided_at, zone), row.reason)  # fmt: skip
 
 
-def _reply(session: Session, letter_id: int, zone: ZoneInfo) -> SentReply | None:
-    """The letter's reply in the outbox (the latest, should there be several), as queued."""
-    row = session.scalars(
+def _outbox(session: Session, letter_id: int, zone: ZoneInfo) -> list[tuple[str, SentReply]]:
+    """The letter's replies and follow-ups in the outbox, oldest first, as queued."""
+    rows = session.scalars(
         select(OutboxMessage)
-        .where(OutboxMessage.letter_id == letter_id, OutboxMessage.kind == "reply")
-        .order_by(OutboxMessage.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
-        return None
+        .where(OutboxMessage.letter_id == letter_id, OutboxMessage.kind.in_(("reply", "followup")))
+        .order_by(OutboxMessage.id)
+    ).all()
+    return [(row.kind, _sent(row, zone)) for row in rows]
+
+
+def _sent(row: OutboxMessage, zone: ZoneInfo) -> SentReply:
     message = BytesParser(policy=policy.default).parsebytes(row.raw)
     assert isinstance(message, EmailMessage)
     return SentReply(

@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo
 
 from mailbot.app.listings import JournalFilter
 from mailbot.app.states import LetterState, NoVerdict
-from mailbot.regulation.decision import Outcome
+from mailbot.regulation.decision import NOTICE_OUTCOMES, Outcome
 
 #: Every outcome the journal records (``--outcome`` refuses anything else, listing these).
-OUTCOMES = tuple(dict.fromkeys(o.value for o in (*Outcome, *NoVerdict)))
+OUTCOMES = tuple(dict.fromkeys(o.value for o in (*Outcome, *NoVerdict) if o not in NOTICE_OUTCOMES))
 STATES = tuple(state.value for state in LetterState)
 _DATE_HELP = "2026-12-01, 2026-12-01T10:00 (local time) or Nd (N days ago)"
 

@@ -124,6 +124,8 @@ def letter_list(args: argparse.Namespace) -> int:
         raise CliError("--limit must be positive")
     if args.deferred and args.state not in (None, LetterState.DEFERRED):
         raise CliError("--deferred lists deferred letters; drop --state", exit_code=2)
+    if args.deferred and any((args.sender, args.since, args.until, args.outcome)):
+        raise CliError("--deferred lists every waiting letter; drop the other filters", 2)
     config = config_from_args(args)
     timezone = config.general.timezone
     now = dt.datetime.now(dt.UTC)

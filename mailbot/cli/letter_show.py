@@ -10,9 +10,10 @@ The JSON shape (stable; dates ISO 8601 with their offset, in the configured zone
      "certificate": {"subject_cn", "snils" (masked), "serial", "issuer", "not_before",
                      "not_after", "thumbprint_sha1", "registered_id", "status",
                      "store_path"} | null,
-     "quarantine": {"id", "status", "path", "decided_by", "decided_at"} | null,
+     "quarantine": {"id", "status", "path", "decided_by", "decided_at", "reason"} | null,
      "reply": {"outbox_id", "message_id", "status", "attempts", "last_error", "created_at",
                "sent_at", "recipients", "headers": [[name, value], ...], "body"} | null,
+     "followups": [{...as "reply"...}, ...]  (letters sent later: the quarantine's outcome),
      "no_reply": "why there is no reply" | null,
      "deferral": {...the journal's deferral record...} | null,
      "filed_to", "archive_path", "archive_problem"}
@@ -34,6 +35,7 @@ from mailbot.app.letter_story import (
     INSTALL_STAGE,
     SHOWN_HEADERS,
     LetterStory,
+    SentReply,
 )
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -62,8 +64,9 @@ def story_json(story: LetterStory) -> dict[str, Any]:
         "uid": data.pop("uid"),
     }
     data["rule_hits"] = data.pop("rules")
-    if data["reply"] is not None:
-        data["reply"]["headers"] = [list(pair) for pair in story.reply.headers]  # type: ignore[union-attr]
+    for sent in (data["reply"], *data["followups"]):
+        if sent is not None:
+            sent["headers"] = [list(pair) for pair in sent["headers"]]
     return data
 
 
@@ -108,7 +111,11 @@ def render_story(story: LetterStory) -> str:
     lines += _certificate_lines(story)
     if story.quarantine is not None:
         q = story.quarantine
-        decided = f", decided by {q.decided_by} at {_text(q.decided_at)}" if q.decided_by else ""
+        decided = (
+            f", decided by {q.decided_by} at {_text(q.decided_at)}: {q.reason or '-'}"
+            if q.decided_by
+            else ""
+        )
         lines.append(_field("quarantine:", f"entry {q.id}, {q.status}{decided}, {q.path}"))
     if story.deferral is not None:
         d = story.deferral
@@ -117,6 +124,8 @@ def render_story(story: LetterStory) -> str:
         lines.append(_field("deferred:", f"{waited}, {last}"))
     lines.append("")
     lines += _reply_lines(story)
+    for followup in story.followups:
+        lines += _sent_lines("follow-up:", followup)
     lines += [
         "",
         _field("filed to:", story.filed_to or "(not filed yet)"),
@@ -158,14 +167,18 @@ def _certificate_lines(story: LetterStory) -> list[str]:
 
 
 def _reply_lines(story: LetterStory) -> list[str]:
-    reply = story.reply
-    if reply is None:
+    if story.reply is None:
         return [_field("reply:", f"none: {story.no_reply}")]
+    return _sent_lines("reply:", story.reply)
+
+
+def _sent_lines(label: str, reply: SentReply) -> list[str]:
+    """A letter mailbot queued: its delivery state, then its headers and text as queued."""
     when = f" at {_text(reply.sent_at)}" if reply.sent_at else ""
     error = f", last error: {reply.last_error}" if reply.last_error else ""
     delivery = f"(outbox {reply.outbox_id}, attempts {reply.attempts}{error})"
     return [
-        _field("reply:", f"{reply.status}{when} {delivery}, queued {_text(reply.created_at)}"),
+        _field(label, f"{reply.status}{when} {delivery}, queued {_text(reply.created_at)}"),
         "  --- as queued ---",
         *(f"  {_text(name)}: {_text(value)}" for name, value in reply.headers),
         "",

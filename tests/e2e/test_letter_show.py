@@ -206,6 +206,18 @@ def test_letter_show_tells_each_outcome_and_the_journal_filters_work(
     assert story["quarantine"]["path"].endswith(f"{story['certificate']['thumbprint_sha1']}.cer")
     assert "Чужой УЦ" in story["certificate"]["issuer"]
     assert "quarantine:    entry" in text
+    # The administrator rejects the CA: the follow-up joins the letter's story.
+    quarantined = str(story["quarantine"]["id"])
+    assert (
+        run(capsys, "quarantine", "reject", quarantined, "--reason", "не наш УЦ", *config)[0] == 0
+    )
+    story, text = show(capsys, scenario, ids["unknown_ca"])
+    assert story["quarantine"]["status"] == "rejected"
+    assert story["quarantine"]["reason"] == "не наш УЦ"
+    (followup,) = story["followups"]
+    assert followup["status"] == "pending" and "Причина: не наш УЦ" in followup["body"]
+    assert story["reply"]["body"].startswith("Сертификат ключа проверки")  # the first answer
+    assert "follow-up:     pending" in text
     story, _ = show(capsys, scenario, ids["expired"])
     assert story["certificate"]["not_after"] < story["received_at"]
 
@@ -275,6 +287,9 @@ def test_letter_show_tells_each_outcome_and_the_journal_filters_work(
         assert (code, len(json.loads(out))) == (0, count), options
     code, out, _ = run(capsys, "letter", "list", "--format", "table", *config)
     assert "message_id" in out.splitlines()[0] and "<show-loop@example.test>" in out
+
+    code, _, err = run(capsys, "letter", "list", "--deferred", "--sender", stranger, *config)
+    assert code == 2 and "drop the other filters" in err
 
     # An unknown outcome is refused with the valid ones.
     with pytest.raises(SystemExit) as refused:
