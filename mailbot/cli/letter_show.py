@@ -37,16 +37,17 @@ from mailbot.app.letter_story import (
     LetterStory,
     SentReply,
 )
+from mailbot.regulation.decision import Stage
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STAGE_WORDS = {
     CERTIFICATE_STAGE: "the certificate checks",
     INSTALL_STAGE: "the certificate install",
     FAILURE_STAGE: "no rule (processing failed)",
-    "routes": "the routes",
-    "loop_guard": "the loop guard",
-    "sender_gate": "the sender gate",
-    "attachments": "the attachment checks",
+    Stage.ROUTES: "the routes",
+    Stage.LOOP_GUARD: "the loop guard",
+    Stage.SENDER_GATE: "the sender gate",
+    Stage.ATTACHMENTS: "the attachment checks",
 }
 _WIDTH = 15
 
@@ -64,9 +65,6 @@ def story_json(story: LetterStory) -> dict[str, Any]:
         "uid": data.pop("uid"),
     }
     data["rule_hits"] = data.pop("rules")
-    for sent in (data["reply"], *data["followups"]):
-        if sent is not None:
-            sent["headers"] = [list(pair) for pair in sent["headers"]]
     return data
 
 
@@ -142,7 +140,7 @@ def _decision_text(story: LetterStory) -> str:
         return "(no decision recorded)"
     who = _STAGE_WORDS.get(decision.stage, decision.stage)
     rule = f", rule {decision.rule}" if decision.rule else ""
-    if decision.stage == "routes" and decision.rule is None:
+    if decision.stage == Stage.ROUTES and decision.rule is None:
         rule = ", no route matched"
     return f"{who}{rule}: {decision.reason}"
 
