@@ -45,7 +45,7 @@ from mailbot.config import Config
 from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.files import write_atomically
-from mailbot.log import bind_letter, get_logger
+from mailbot.log import bind_letter, get_logger, mask_identifier
 from mailbot.mail.reply import ReplySettings, build_reply
 from mailbot.notices.certificate_alerts import alert_forgery
 from mailbot.notices.sender_alerts import alert_reply_cap
@@ -701,6 +701,12 @@ def _handler_evidence(handler: AddCertDecision) -> dict[str, Any]:
         evidence["serial"] = handler.certificate.serial_hex
         evidence["thumbprint_sha1"] = handler.certificate.thumbprint_sha1
         evidence["subject_cn"] = handler.certificate.subject_cn
+        # What `letter show` tells an administrator about the certificate; the
+        # journal keeps only the SNILS's last two digits (enough to tell two apart).
+        evidence["issuer"] = handler.certificate.issuer.rfc4514()
+        evidence["not_before"] = handler.certificate.not_before.isoformat()
+        evidence["not_after"] = handler.certificate.not_after.isoformat()
+        evidence["snils"] = mask_identifier(handler.certificate.snils or "") or None
     if handler.validation is not None:
         evidence["validation"] = handler.validation.to_dict()
     if handler.alert:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,39 +17,43 @@ from mailbot.app.states import LetterState
 from mailbot.directory.models import CertificateRecord, LetterRecord
 
 
-def journal_letters(
-    session: Session,
-    limit: int | None,
-    since: dt.datetime | None = None,
-    outcome: str | None = None,
-    sender: str | None = None,
-    until: dt.datetime | None = None,
-) -> Sequence[LetterRecord]:
-    """The newest journal rows first (by arrival), optionally filtered.
+@dataclass(frozen=True)
+class JournalFilter:
+    """Which journal rows a listing shows (every field optional; bounds are aware times)."""
 
-    *since* is inclusive, *until* exclusive; *limit* None returns every match.
+    #: At most this many rows (None: every match).
+    limit: int | None = 200
+    #: Received at or after this moment.
+    since: dt.datetime | None = None
+    #: Received at or before this moment.
+    until: dt.datetime | None = None
+    #: Received before this moment (a period's exclusive end).
+    before: dt.datetime | None = None
+    outcome: str | None = None
+    state: str | None = None
+    sender: str | None = None
+
+
+def journal_letters(session: Session, wanted: JournalFilter) -> Sequence[LetterRecord]:
+    """The newest journal rows first (by arrival, then id), filtered by *wanted*.
+
+    The one query behind ``mailbot journal`` and ``mailbot letter list``.
     """
     query = select(LetterRecord).order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    if since is not None:
-        query = query.where(LetterRecord.received_at >= since)
-    if until is not None:
-        query = query.where(LetterRecord.received_at < until)
-    if outcome:
-        query = query.where(LetterRecord.outcome == outcome)
-    if sender:
-        query = query.where(LetterRecord.sender == sender.strip().lower())
-    return session.scalars(query).all()
-
-
-def letters_in_state(
-    session: Session, limit: int, state: str | None = None
-) -> Sequence[LetterRecord]:
-    """The newest letters first (by journal id), optionally only those in *state*."""
-    query = select(LetterRecord).order_by(LetterRecord.id.desc()).limit(limit)
-    if state:
-        query = query.where(LetterRecord.state == state)
+    if wanted.limit is not None:
+        query = query.limit(wanted.limit)
+    if wanted.since is not None:
+        query = query.where(LetterRecord.received_at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(LetterRecord.received_at <= wanted.until)
+    if wanted.before is not None:
+        query = query.where(LetterRecord.received_at < wanted.before)
+    if wanted.outcome:
+        query = query.where(LetterRecord.outcome == wanted.outcome)
+    if wanted.state:
+        query = query.where(LetterRecord.state == wanted.state)
+    if wanted.sender:
+        query = query.where(LetterRecord.sender == wanted.sender.strip().lower())
     return session.scalars(query).all()
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app import deferral
 from mailbot.app.assembly import crl_store
 from mailbot.app.crl_status import stale_crls
-from mailbot.app.listings import journal_letters, registered_certificates
+from mailbot.app.listings import JournalFilter, journal_letters, registered_certificates
 from mailbot.app.outbox_status import failed_messages
 from mailbot.app.quarantine import list_quarantine
 from mailbot.app.report_period import Period, due_period
@@ -143,7 +143,8 @@ def gather(
     now: dt.datetime,
 ) -> ReportContents:
     """What the report of *period* says, read at *now* (lists of waiting things are as of now)."""
-    letters = list(reversed(journal_letters(session, None, since=period.start, until=period.end)))
+    wanted = JournalFilter(limit=None, since=period.start, before=period.end)
+    letters = list(reversed(journal_letters(session, wanted)))
     failed, errors = failed_messages(session, period.start, period.end, OUTBOX_ERRORS)
     return ReportContents(
         kind=period.kind,

@@ -18,6 +18,7 @@ from mailbot.cli.common import (
     config_from_args,
     render_rows,
 )
+from mailbot.config import Config
 from mailbot.directory import subscribers as directory
 from mailbot.directory.csv_export import (
     DEFAULT_DELIMITER,
@@ -46,9 +47,14 @@ _DELIMITERS = {name: delimiter for delimiter, name in DELIMITER_NAMES.items()}
 
 
 @contextmanager
-def transaction(args: argparse.Namespace, commit: bool = True) -> Iterator[Session]:
-    """One session and transaction for a command; user errors become :class:`CliError`."""
-    config = config_from_args(args)
+def transaction(
+    args: argparse.Namespace, commit: bool = True, config: Config | None = None
+) -> Iterator[Session]:
+    """One session and transaction for a command; user errors become :class:`CliError`.
+
+    *config* is the configuration the command loaded already (else it is loaded here).
+    """
+    config = config or config_from_args(args)
     try:
         with database(config) as sessions, sessions() as session:
             try:

@@ -54,6 +54,11 @@ class Outcome(StrEnum):
         return self is not Outcome.NO_REPLY
 
 
+#: The outcomes of letters mailbot sends on its own initiative: never a received letter's.
+NOTICE_OUTCOMES = frozenset(
+    {Outcome.UNKNOWN_CA_REJECTED, Outcome.EXPIRY_REMINDER, Outcome.REVOKED_NOTICE}
+)
+
 #: Reported instead of an outcome when a letter passed steps 1-4: the certificate
 #: checks (steps 5-12) decide the outcome, in the ADD_CERT handler.
 CERTIFICATE_CHECKS_PENDING = "certificate_checks_pending"
