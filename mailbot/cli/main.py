@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.reminder_commands",
     "mailbot.cli.report_commands",
     "mailbot.cli.pki_commands",
+    "mailbot.cli.backup_commands",
 )
 
 

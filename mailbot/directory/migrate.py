@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -22,10 +22,15 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to *revision* (default: the newest)."""
-    config = _alembic_config(engine)
     with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        upgrade_in(connection, revision)
+
+
+def upgrade_in(connection: Connection, revision: str = "head") -> None:
+    """Like :func:`upgrade`, inside the caller's transaction (a restore's one transaction)."""
+    config = _alembic_config(connection.engine)
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
