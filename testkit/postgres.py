@@ -82,3 +82,11 @@ def drop_database(url: str) -> None:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+def recreate_database(url: str) -> None:
+    """Drop the database named in *url* and create it again, empty (a lost server, restored)."""
+    drop_database(url)
+    name = Path(url.rsplit("/", 1)[-1]).name
+    with psycopg.connect(admin_url(), autocommit=True) as connection:
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
