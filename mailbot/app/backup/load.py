@@ -29,7 +29,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from mailbot.app.backup.dump import ALEMBIC_TABLE, read_rows
 from mailbot.app.backup.layout import BackupError
@@ -136,6 +136,8 @@ def decoder_for(column_type: TypeEngine[Any]) -> Callable[[Any], Any]:
     def optional(decode: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return lambda value: None if value is None else decode(value)
 
+    if isinstance(column_type, TypeDecorator):
+        column_type = column_type.impl_instance
     if isinstance(column_type, LargeBinary):
         return optional(base64.b64decode)
     if isinstance(column_type, DateTime):
