@@ -116,7 +116,11 @@ def test_restore_refuses_a_non_empty_installation_without_force(
 
 
 def test_restore_refuses_files_in_an_empty_database_folder(
-    world: World, backup: Path, config: list[str], engine: Engine, capsys: pytest.CaptureFixture[str]
+    world: World,
+    backup: Path,
+    config: list[str],
+    engine: Engine,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     migrate.downgrade(engine, "base")
     migrate.upgrade(engine)  # an empty database, but the store still holds a certificate
@@ -195,7 +199,10 @@ def test_a_backup_of_an_older_schema_asks_for_db_upgrade(
     code, out, _ = run(capsys, "restore", str(tmp_path / "old"), "--force", *config)
     assert code == 0
     head = migrate.head_revision()
-    assert f"the database schema is at 0002, this mailbot needs {head}: run `mailbot db upgrade`" in out
+    assert (
+        f"the database schema is at 0002, this mailbot needs {head}: run `mailbot db upgrade`"
+        in out
+    )
     assert migrate.current_revision(engine) == "0002"
     assert run(capsys, "db", "upgrade", *config)[0] == 0
     assert run(capsys, "store", "verify", *config)[0] == 0
