@@ -16,8 +16,10 @@ from mailbot.cli.main import main
 from mailbot.daemon.lease import lease_for
 from mailbot.directory import migrate
 from mailbot.directory import subscribers as directory
+from mailbot.directory.engine import make_engine
 from mailbot.directory.models import CertificateRecord, LetterRecord, Organisation
 from testkit import pki as factory
+from testkit import postgres
 from tests.app.world import SNILS, World, cert_letter
 from tests.cli.test_quarantine_cli import write_config
 
@@ -206,3 +208,36 @@ def test_a_backup_of_an_older_schema_asks_for_db_upgrade(
     assert migrate.current_revision(engine) == "0002"
     assert run(capsys, "db", "upgrade", *config)[0] == 0
     assert run(capsys, "store", "verify", *config)[0] == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_backup_moves_to_postgresql_and_other_folders(
+    world: World, backup: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One dump format: a new server with PostgreSQL and its own folders takes the backup."""
+    url = postgres.create_database()
+    new_state = tmp_path / "new-server"
+    path = tmp_path / "new-server.toml"
+    path.write_text(
+        f'[general]\nstate_dir = "{new_state}"\n[imap]\npassword_env = "UNUSED"\n'
+        f'[database]\nurl = "{url}"\n[logging]\nformat = "console"\nlevel = "warning"\n',
+        encoding="utf-8",
+    )
+    c = ["--config", str(path)]
+    engine = make_engine(url)
+    try:
+        code, _, err = run(capsys, "restore", str(backup), *c)
+        assert code == 0, err
+        code, out, _ = run(capsys, "store", "verify", *c)
+        assert (code, out.strip()) == (
+            0, f"{new_state / 'store'}: 1 registered certificate(s), consistent",
+        )  # fmt: skip
+        with engine.connect() as connection:
+            stored = Path(connection.execute(select(CertificateRecord.store_path)).scalar_one())
+        assert stored.parent == new_state / "store" and stored.is_file()
+        # PostgreSQL's ids go on after the restored rows.
+        code, out, _ = run(capsys, "org", "add", "--name", "Новая", *c)
+        assert (code, out.strip()) == (0, "organisation 2 added: Новая")
+    finally:
+        engine.dispose()
+        postgres.drop_database(url)
