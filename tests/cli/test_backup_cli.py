@@ -241,3 +241,19 @@ def test_a_sqlite_backup_moves_to_postgresql_and_other_folders(
     finally:
         engine.dispose()
         postgres.drop_database(url)
+
+
+def test_a_failed_load_leaves_the_database_as_it_was(
+    world: World, backup: Path, config: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The drop, the schema and the rows are one transaction, on SQLite as on PostgreSQL."""
+    manifest = json.loads((backup / "manifest.json").read_text("utf-8"))
+    manifest["database"]["tables"]["letters"] = 5  # the rows file holds one
+    (backup / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+    with world.sessions() as session:
+        directory.add_organisation(session, "Должна остаться")
+        session.commit()
+    code, _, err = run(capsys, "restore", str(backup), "--force", *config)
+    assert code == EX_FAILURE
+    assert err.strip() == "mailbot: table letters: the backup holds 1 rows, its manifest says 5"
+    assert organisations(world)[-1] == "Должна остаться"

@@ -102,7 +102,7 @@ def _load_table(connection: Connection, folder: Path, table: Table, rewrites: Pa
     moved = {
         column: prefixes
         for (name, column), prefixes in rewrites.items()
-        if name == table.name and prefixes[0] != prefixes[1]
+        if name == table.name and prefixes[0] and prefixes[0] != prefixes[1]
     }
     batch: list[dict[str, Any]] = []
     count = 0
