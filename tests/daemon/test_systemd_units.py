@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -124,6 +125,24 @@ def test_readme_names_every_unit() -> None:
 
 
 def test_systemd_analyze_verify(tmp_path: Path) -> None:
+    """``systemd-analyze verify`` of the shipped units (see :func:`analyze_verify`)."""
+    units = {p.name: p.read_text(encoding="utf-8") for p in UNITS.glob("mailbot*")}
+    analyze_verify(tmp_path, units, (EXEC, "/bin/kill"))
+
+
+def test_backup_units_in_the_admin_guide_verify(tmp_path: Path) -> None:
+    """The guide's daily backup service and timer are units systemd accepts as they are."""
+    guide = (UNITS.parent / "docs" / "admin-guide.ru.md").read_text(encoding="utf-8")
+    units = dict(
+        re.findall(r"`/etc/systemd/system/(mailbot-[\w.-]+)`:\n\n```ini\n(.*?)```", guide, re.S)
+    )
+    assert sorted(units) == ["mailbot-backup.service", "mailbot-backup.timer"]
+    service = units["mailbot-backup.service"]
+    assert f"exec {EXEC} backup --config /etc/mailbot/config.toml" in service
+    analyze_verify(tmp_path, units, (EXEC, "/bin/sh", "/usr/bin/find"))
+
+
+def analyze_verify(tmp_path: Path, units: dict[str, str], programs: tuple[str, ...]) -> None:
     """``systemd-analyze verify`` in a scratch root holding the programs the units run.
 
     A scratch root, because verify insists that ExecStart's program exists and
@@ -138,16 +157,16 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
         pytest.skip(f"{system_units} lacks multi-user.target; cannot build a scratch root")
     root = tmp_path / "root"
     shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
-    for program in (EXEC, "/bin/kill"):
+    for program in programs:
         stub = root / program.lstrip("/")
         stub.parent.mkdir(parents=True, exist_ok=True)
         stub.write_text("#!/bin/sh\nexit 0\n")
         stub.chmod(0o755)
     target = root / "etc/systemd/system"
     target.mkdir(parents=True)
-    names = sorted(p.name for p in UNITS.glob("mailbot*"))
+    names = sorted(units)
     for name in names:
-        shutil.copy(UNITS / name, target / name)
+        (target / name).write_text(units[name], encoding="utf-8")
     result = subprocess.run(
         [tool, "verify", f"--root={root}", *(f"/etc/systemd/system/{n}" for n in names)],
         capture_output=True,
