@@ -67,7 +67,8 @@ def test_backup_holds_everything_privately_with_a_manifest(
     assert any(name.startswith("files/crl/state-") for name in files)
     assert any(name.startswith("files/crl/crl-") and name.endswith(".idx") for name in files)
     assert not any(name.endswith(".crl") for name in files)  # raw CRLs are downloaded again
-    assert "config/mailbot.toml" in files
+    config_file = Path(config[1])
+    assert (backup / "config" / "config.toml").read_bytes() == config_file.read_bytes()
     assert not any(name.startswith("files/archive/") for name in files)  # no --with-archive
     listed = {str(p.relative_to(backup)) for p in backup.rglob("*") if p.is_file()}
     assert listed == set(files) | {"manifest.json"}
@@ -87,6 +88,20 @@ def test_with_archive_copies_the_raw_letters(
         archived = Path(str(session.scalars(select(LetterRecord.archive_path)).one()))
     assert f"files/archive/{archived.parent.name}/{archived.name}" in manifest["files"]
     assert manifest["with_archive"] is True
+
+
+def test_a_missing_store_file_is_reported_and_the_rest_backed_up(
+    world: World, config: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [stored] = list(world.config.certificate_store.glob("*.cer"))
+    stored.unlink()
+    code, out, err = run(capsys, "backup", str(tmp_path / "holed"), *config)
+    assert code == EX_FAILURE
+    assert out.startswith(f"backup written to {tmp_path / 'holed'}")
+    assert f"mailbot: warning: the database names {stored}, which is missing" in err
+    assert not (tmp_path / "holed" / "files" / "store").exists()  # no empty stand-in
+    manifest = json.loads((tmp_path / "holed" / "manifest.json").read_text("utf-8"))
+    assert manifest["database"]["tables"]["certificates"] == 1
 
 
 def test_backup_refuses_an_existing_destination(

@@ -9,7 +9,7 @@
       files/quarantine/…          certificates from unknown CAs and their metadata
       files/crl/…                 CRL cache: state files and the current indexes
       files/archive/…             raw letters (all with --with-archive; else those still waiting)
-      config/<name>               the configuration file (never the passwords)
+      config/config.toml          the configuration file (never the passwords)
 
 Every file in the folder but the manifest is listed in it with its SHA-256 and
 size; a restore checks them all before it touches anything.
@@ -202,17 +202,18 @@ class BackupWriter:
 
     def copy(self, source: Path, name: str) -> FileEntry:
         """Add a copy of *source* (its modification time kept: archive retention goes by it)."""
-        path, descriptor = self.open_new(name)
-        digest = hashlib.sha256()
-        size = 0
-        with source.open("rb") as reader, os.fdopen(descriptor, "wb") as writer:
-            while chunk := reader.read(_CHUNK):
-                digest.update(chunk)
-                writer.write(chunk)
-                size += len(chunk)
-            writer.flush()
-            os.fsync(writer.fileno())
-        info = source.stat()
+        with source.open("rb") as reader:  # first: a missing source leaves no empty copy
+            info = os.fstat(reader.fileno())
+            path, descriptor = self.open_new(name)
+            digest = hashlib.sha256()
+            size = 0
+            with os.fdopen(descriptor, "wb") as writer:
+                while chunk := reader.read(_CHUNK):
+                    digest.update(chunk)
+                    writer.write(chunk)
+                    size += len(chunk)
+                writer.flush()
+                os.fsync(writer.fileno())
         os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
         entry = FileEntry(digest.hexdigest(), size)
         self.files[name] = entry

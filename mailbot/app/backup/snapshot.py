@@ -106,7 +106,8 @@ def _write(
     _copy_crl_cache(config.crl_cache_dir, writer)
     config_name = None
     if config.source is not None:
-        config_name = f"{CONFIG_DIR}/{config.source.name}"
+        # A fixed name: the file's own may be anything, the manifest's names are plain.
+        config_name = f"{CONFIG_DIR}/config.toml"
         writer.copy(config.source, config_name)
     manifest = Manifest(
         mailbot_version=__version__,
@@ -122,6 +123,7 @@ def _write(
     writer.sync()
     # Last, so that a manifest is there only when everything it lists is.
     writer.write_bytes(MANIFEST, manifest.to_json())
+    fsync_directory(root)
     return BackupReport(
         root,
         dump.revision,
