@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import Engine
+
 from mailbot.app.backup.dump import table_file
 from mailbot.app.backup.layout import (
     FILES_DIR,
@@ -75,31 +77,40 @@ def restore_backup(config: Config, source: Path, *, force: bool = False) -> Rest
             f"{manifest.mailbot_version} or later"
         )
     folders = {section: Path(path) for section, path in backed_up_folders(config).items()}
+    rewrites: PathRewrites = {
+        key: (manifest.folders.get(section, ""), str(folders[section]))
+        for key, section in _PATH_COLUMNS.items()
+    }
     engine = engine_from_config(config)
     try:
-        lease = lease_for(engine, config.general.instance_name, config.general.state_dir)
-        if not lease.try_acquire():
-            raise BackupError(
-                f"a mailbot daemon holds the lease of instance {config.general.instance_name!r}: "
-                "stop it (and mailbot-once.timer) before restoring"
-            )
-        try:
+        with _lease_held(engine, config):
             if not force:
                 _refuse_non_empty(tables_with_rows(engine), folders)
-            rewrites: PathRewrites = {
-                key: (manifest.folders.get(section, ""), str(folders[section]))
-                for key, section in _PATH_COLUMNS.items()
-            }
             load_database(engine, source, manifest.alembic_revision, manifest.tables, rewrites)
             files = _restore_files(source, manifest, folders)
-        finally:
-            lease.release()
     finally:
         engine.dispose()
     copy = source / manifest.config_file if manifest.config_file else None
     return RestoreReport(
         manifest.alembic_revision, head, sum(manifest.tables.values()), files, copy
     )
+
+
+@contextlib.contextmanager
+def _lease_held(engine: Engine, config: Config) -> Iterator[None]:
+    """The daemon's lease, held by the restore: refused while a daemon holds it."""
+    with engine.connect():
+        pass  # an unreachable database says so, not "the lease is held"
+    lease = lease_for(engine, config.general.instance_name, config.general.state_dir)
+    if not lease.try_acquire():
+        raise BackupError(
+            f"a mailbot daemon holds the lease of instance {config.general.instance_name!r}: "
+            "stop it (and mailbot-once.timer) before restoring"
+        )
+    try:
+        yield
+    finally:
+        lease.release()
 
 
 def verify_files(source: Path, manifest: Manifest) -> None:
