@@ -29,9 +29,10 @@ from mailbot.directory.models import (
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
 from testkit import postgres
+from testkit.running import running
 from testkit.scenario import ADMIN, FUND, PARTICIPANT, Scenario
 from tests.e2e import test_end_to_end as e2e
-from tests.e2e.test_end_to_end import inbox, running, wait_for
+from tests.e2e.test_end_to_end import inbox, wait_for
 
 scenario_factory = e2e.scenario_factory
 scenario = e2e.scenario
@@ -83,7 +84,7 @@ async def test_restored_installation_goes_on_without_answering_twice(
     stranger = factory.make_ca("Чужой УЦ", slot=4)
     scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
     scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate(ca=stranger)))
-    async with running(scenario):
+    async with running(scenario.config_path):
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == 2)
         await wait_for(lambda: len(inbox(scenario, ADMIN)) == 1)
         await wait_for(lambda: scenario.dovecot.message_count(FUND) == 0)
@@ -110,7 +111,7 @@ async def test_restored_installation_goes_on_without_answering_twice(
     scenario.dovecot.doveadm("move", "-u", FUND, "INBOX", "mailbox", "Processed", "all")
     assert scenario.dovecot.message_count(FUND) == 1
     scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
-    async with running(scenario):
+    async with running(scenario.config_path):
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == 3)
         await wait_for(lambda: scenario.dovecot.message_count(FUND) == 0)
         await wait_for(lambda: scenario.dovecot.message_count(FUND, "Processed") == 2)
