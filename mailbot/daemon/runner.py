@@ -55,7 +55,6 @@ from mailbot.app.states import Filing, NoVerdict
 from mailbot.backoff import Backoff
 from mailbot.config import Config
 from mailbot.daemon.filing import PendingFilings
-from mailbot.daemon.lease import Lease, acquire, lease_for
 from mailbot.daemon.metrics import CRASHED, MailbotMetrics
 from mailbot.daemon.metrics_server import start_metrics_server
 from mailbot.daemon.metrics_textfile import carry_over, write_textfile
@@ -68,6 +67,7 @@ from mailbot.daemon.systemd import (
     watchdog_interval,
 )
 from mailbot.directory.engine import engine_from_config
+from mailbot.directory.lease import Lease, acquire, lease_for
 from mailbot.directory.models import LetterRecord
 from mailbot.directory.session import ensure_current, session_factory
 from mailbot.folders import prepare_folders

@@ -13,10 +13,10 @@ from sqlalchemy import Engine, select
 
 from mailbot.cli.exit_codes import EX_FAILURE
 from mailbot.cli.main import main
-from mailbot.daemon.lease import lease_for
 from mailbot.directory import migrate
 from mailbot.directory import subscribers as directory
 from mailbot.directory.engine import make_engine
+from mailbot.directory.lease import lease_for
 from mailbot.directory.models import CertificateRecord, LetterRecord, Organisation
 from testkit import pki as factory
 from testkit import postgres

@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from mailbot.config import load_config
-from mailbot.daemon.lease import Lease, lease_for
 from mailbot.directory.authorities import register_ca
 from mailbot.directory.engine import engine_from_config
+from mailbot.directory.lease import Lease, lease_for
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
 from testkit.ports import free_port

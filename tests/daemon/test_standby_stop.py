@@ -12,8 +12,8 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.config import config_from_mapping
-from mailbot.daemon.lease import lease_for
 from mailbot.daemon.runner import Daemon
+from mailbot.directory.lease import lease_for
 from tests.mail.outbox_support import (  # noqa: F401  (fixtures)
     NOW,
     ServerFactory,

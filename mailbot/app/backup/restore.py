@@ -27,9 +27,9 @@ from mailbot.app.backup.layout import (
 from mailbot.app.backup.load import PathRewrites, load_database, tables_with_rows
 from mailbot.app.backup.snapshot import backed_up_folders
 from mailbot.config import Config
-from mailbot.daemon.lease import lease_for
 from mailbot.directory import migrate
 from mailbot.directory.engine import engine_from_config
+from mailbot.directory.lease import lease_for
 from mailbot.files import fsync_directory
 
 #: The files of each folder that a restore replaces (and that make it "not empty"):

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 from sqlalchemy import text
 
-from mailbot.daemon.lease import FileLease, PostgresLease, acquire
 from mailbot.directory.engine import make_engine
+from mailbot.directory.lease import FileLease, PostgresLease, acquire
 
 
 def test_postgres_lease_is_exclusive_and_passes_on_when_the_holder_dies(postgres_url: str) -> None:
