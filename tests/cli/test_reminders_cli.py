@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from sqlalchemy import select
 
 from mailbot.cli.main import main
@@ -17,46 +14,16 @@ from mailbot.directory.models import OutboxMessage
 from testkit.smtpd import SmtpServer
 from tests.app import reminders_world
 from tests.app.reminders_world import ADDRESS, World
+from tests.cli.world_config import write_world_config
+from tests.logs import _default_logging  # noqa: F401  (autouse)
 
 # The reminders world, not the registration world of this folder's conftest.
 make_world = reminders_world.make_world
 world = reminders_world.world
 
 
-@pytest.fixture(autouse=True)
-def _default_logging() -> Iterator[None]:
-    """The CLI points structlog at the captured stderr; leave no closed stream behind."""
-    handlers = logging.getLogger().handlers[:]
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
-
-
 def write_config(tmp_path: Path, world: World, smtp: SmtpServer, extra: str = "") -> Path:
-    path = tmp_path / "cli.toml"
-    path.write_text(
-        f"""
-[general]
-state_dir = "{world.config.general.state_dir}"
-[imap]
-password_env = "UNUSED"
-[smtp]
-host = "127.0.0.1"
-port = {smtp.port}
-tls = "none"
-from_address = "{world.config.smtp.from_address}"
-[database]
-url = "{world.config.database_url}"
-[logging]
-format = "console"
-level = "warning"
-[reminders]
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return path
+    return write_world_config(tmp_path, world, smtp, f"[reminders]\n{extra}")
 
 
 def test_dry_run_lists_then_run_sends_once(

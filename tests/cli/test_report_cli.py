@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import structlog
 from sqlalchemy import select
 
 from mailbot.cli.main import main
@@ -18,6 +15,8 @@ from mailbot.directory.models import LetterRecord, OutboxMessage, SentReport
 from testkit.smtpd import SmtpServer
 from tests.app import reminders_world
 from tests.app.reminders_world import World
+from tests.cli.world_config import write_world_config
+from tests.logs import _default_logging  # noqa: F401  (autouse)
 
 make_world = reminders_world.make_world
 world = reminders_world.world
@@ -25,40 +24,8 @@ world = reminders_world.world
 ADMIN = "admin@example.test"
 
 
-@pytest.fixture(autouse=True)
-def _default_logging() -> Iterator[None]:
-    """The CLI points structlog at the captured stderr; leave no closed stream behind."""
-    handlers = logging.getLogger().handlers[:]
-    structlog.reset_defaults()
-    yield
-    structlog.reset_defaults()
-    logging.getLogger().handlers[:] = handlers
-
-
 def write_config(tmp_path: Path, world: World, smtp: SmtpServer, admins: str) -> Path:
-    path = tmp_path / "cli.toml"
-    path.write_text(
-        f"""
-[general]
-state_dir = "{world.config.general.state_dir}"
-[imap]
-password_env = "UNUSED"
-[smtp]
-host = "127.0.0.1"
-port = {smtp.port}
-tls = "none"
-from_address = "{world.config.smtp.from_address}"
-[database]
-url = "{world.config.database_url}"
-[admin]
-alert_addresses = [{admins}]
-[logging]
-format = "console"
-level = "warning"
-""",
-        encoding="utf-8",
-    )
-    return path
+    return write_world_config(tmp_path, world, smtp, f"[admin]\nalert_addresses = [{admins}]")
 
 
 def test_dry_run_prints_then_send_sends_once(
