@@ -18,9 +18,10 @@ from mailbot.cli.main import main
 from mailbot.config import load_config
 from mailbot.daemon.runner import Daemon
 from testkit import pki as factory
+from testkit.running import running
 from testkit.scenario import ADMIN, PARTICIPANT, Scenario, publish_crl
 from tests.e2e import test_end_to_end as e2e
-from tests.e2e.test_end_to_end import inbox, running, wait_for
+from tests.e2e.test_end_to_end import inbox, wait_for
 
 # The end-to-end world (both databases), shared with the daemon's own end-to-end tests.
 scenario_factory = e2e.scenario_factory
@@ -53,7 +54,7 @@ async def quarantine_one(scenario: Scenario, ca: factory.Issued) -> tuple[factor
     raw = scenario.add_cert_letter(certificate)
     replies, alerts = len(inbox(scenario, PARTICIPANT)), len(inbox(scenario, ADMIN))
     scenario.deliver(raw)
-    async with running(scenario):
+    async with running(scenario.config_path):
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == replies + 1)
         await wait_for(lambda: len(inbox(scenario, ADMIN)) == alerts + 1)
     return certificate, message_id_of(raw)

@@ -16,9 +16,10 @@ from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import ExpiryReminder
 from mailbot.directory.session import session_factory
 from testkit import pki as factory
+from testkit.running import running
 from testkit.scenario import PARTICIPANT, PARTICIPANT_SNILS, Scenario, now
 
-from .test_end_to_end import inbox, running, scenario, scenario_factory, wait_for
+from .test_end_to_end import inbox, scenario, scenario_factory, wait_for
 
 __all__ = ["scenario", "scenario_factory"]  # fixtures, used by name
 
@@ -62,7 +63,7 @@ def recorded(scenario: Scenario) -> list[tuple[int, str]]:
 
 async def test_the_daemon_job_reminds_once_across_restarts(scenario: Scenario) -> None:
     scenario.deliver(expiring_letter(scenario, days=20))
-    async with running(scenario):
+    async with running(scenario.config_path):
         # The registration reply first, then the scheduled job (first run 5 s after start).
         await wait_for(lambda: len(inbox(scenario, PARTICIPANT)) == 1)
         await wait_for(lambda: len(reminders_in_inbox(scenario)) == 1, timeout=30)
@@ -75,7 +76,7 @@ async def test_the_daemon_job_reminds_once_across_restarts(scenario: Scenario) -
     # Restart as the systemd timer runs it: one pass, reminders included.
     await run_once(scenario)
     # And the daemon again: past its scheduled first run (5 s), then the job once more by hand.
-    async with running(scenario) as daemon:
+    async with running(scenario.config_path) as daemon:
         await wait_for(lambda: daemon.processor is not None)
         await asyncio.sleep(7)
         await daemon.send_reminders()
