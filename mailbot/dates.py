@@ -16,9 +16,7 @@ REPLY_DATE_FORMAT = "%d.%m.%Y %H:%M:%S"
 
 def format_reply_datetime(moment: datetime, timezone: str) -> str:
     """A date for a reply, ``ДД.ММ.ГГГГ ЧЧ:ММ:СС`` in *timezone*. Naive datetimes are refused."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("a naive datetime has no defined local time; pass an aware one")
-    return moment.astimezone(ZoneInfo(timezone)).strftime(REPLY_DATE_FORMAT)
+    return local_time(moment, timezone).strftime(REPLY_DATE_FORMAT)
 
 
 def local_time(moment: datetime, timezone: str) -> datetime:

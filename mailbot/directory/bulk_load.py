@@ -196,9 +196,10 @@ class DirectoryLoader:
     once at the end; the caller commits or rolls back the session.
     """
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, counts: LoadCounts | None = None) -> None:
         self._session = session
-        self.counts = LoadCounts()
+        #: Counted as rows are applied (the caller's report, or a fresh one).
+        self.counts = counts if counts is not None else LoadCounts()
         self._by_code: dict[str, _Organisation] = {}
         self._by_inn: dict[str, _Organisation] = {}
         self._by_name: dict[str, _Organisation] = {}

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from mailbot.directory.bulk_load import DirectoryLoader, DirectoryRow, RowConflict
+from mailbot.directory.bulk_load import DirectoryLoader, DirectoryRow, LoadCounts, RowConflict
 from mailbot.directory.csv_format import DELIMITER_NAMES, CsvFormat, sniff
 from mailbot.directory.subscribers import DirectoryError, normalise_address
 from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, normalise_snils
@@ -81,22 +81,14 @@ Progress = Callable[[int, int], None]
 
 
 @dataclass
-class ImportReport:
-    """What an import did (or would do, with ``dry_run``).
+class ImportReport(LoadCounts):
+    """What an import did (or would do, with ``dry_run``): the loader's counts and more.
 
     Every row is counted once as added (a new subscriber, or a new organisation
     on an organisation-only row), updated or unchanged.
     """
 
     rows: int = 0
-    rows_added: int = 0
-    rows_updated: int = 0
-    rows_unchanged: int = 0
-    organisations_created: int = 0
-    organisations_updated: int = 0
-    subscribers_created: int = 0
-    subscribers_updated: int = 0
-    addresses_added: int = 0
     errors: list[str] = field(default_factory=list)
     encoding: str = "utf-8"
     #: The separator as ``export --delimiter`` names it (``;``, ``,``, ``tab``).
@@ -286,7 +278,7 @@ def import_csv(
     found = _check(path, report)
     if report.errors:
         raise CsvImportError(report)
-    loader = DirectoryLoader(session)
+    loader = DirectoryLoader(session, counts=report)
     done = 0
     for line in _lines(path, found.encoding, found.delimiter):
         if line.row is None:  # the file changed since it was checked
@@ -305,13 +297,4 @@ def import_csv(
         raise CsvImportError(report)
     loader.flush()
     session.expire_all()  # objects loaded before were changed behind the ORM's back
-    counts = loader.counts
-    report.rows_added = counts.rows_added
-    report.rows_updated = counts.rows_updated
-    report.rows_unchanged = counts.rows_unchanged
-    report.organisations_created = counts.organisations_created
-    report.organisations_updated = counts.organisations_updated
-    report.subscribers_created = counts.subscribers_created
-    report.subscribers_updated = counts.subscribers_updated
-    report.addresses_added = counts.addresses_added
     return report
