@@ -2,7 +2,9 @@
 
 * :class:`DbSenderDirectory` is the sender gate's ``SenderDirectory``;
 * :class:`DbReplyCounter` is the loop guard's ``ReplyCounter`` (replies queued per day);
-* :class:`DbCaDirectory` is the PKI's ``CaDirectory`` (registered, active CAs).
+* :class:`DbCaDirectory` is the PKI's ``CaDirectory`` (registered, active CAs);
+* :class:`DbAccreditationRegister` is the trust list's ``AccreditationRegister``
+  (the list of accredited CAs as last imported).
 
 They read through the session they are given and never write.
 """
@@ -17,12 +19,20 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.directory.address_keys import reply_count_key
-from mailbot.directory.models import CertificationAuthority, OutboxMessage
+from mailbot.directory.models import (
+    AccreditedCa,
+    AccreditedKey,
+    CertificationAuthority,
+    OutboxMessage,
+    TrustListEdition,
+)
 from mailbot.directory.subscribers import subscribers_trusting
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
 from mailbot.pki.names import Name
 from mailbot.regulation.sender_gate import SubscriberCandidate
+from mailbot.trustlist.model import AccreditationStatus
+from mailbot.trustlist.register import ListEdition, ListedKey
 
 #: Parsed CA certificates by thumbprint: CA rows are few and parsing is not free.
 _parsed_cas: dict[str, Certificate] = {}
@@ -124,3 +134,82 @@ def parsed(row: CertificationAuthority) -> Certificate | None:
             return None
         _parsed_cas[row.thumbprint_sha1] = certificate
     return certificate
+
+
+class DbAccreditationRegister:
+    """The list of accredited CAs as last imported (``ca import-tsl`` or the refresh job)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def edition(self) -> ListEdition | None:
+        """See :class:`mailbot.trustlist.register.AccreditationRegister`."""
+        row = self.session.scalars(
+            select(TrustListEdition).order_by(TrustListEdition.version.desc()).limit(1)
+        ).first()
+        return None if row is None else ListEdition(row.version, row.published_at)
+
+    def key(self, key_identifier: bytes) -> ListedKey | None:
+        """See :class:`mailbot.trustlist.register.AccreditationRegister`.
+
+        A key listed under several CAs (never seen, but the file allows it): the
+        one listed most recently wins.
+        """
+        current = self.edition()
+        if current is None:
+            return None
+        row = self.session.scalars(
+            select(AccreditedKey)
+            .where(AccreditedKey.ski == key_identifier.hex().upper())
+            .order_by(AccreditedKey.last_version.desc(), AccreditedKey.id)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        return listed_key(row, self._edition_of(row.last_version) or current, current)
+
+    def _edition_of(self, version: int) -> ListEdition | None:
+        row = self.session.scalars(
+            select(TrustListEdition).where(TrustListEdition.version == version)
+        ).first()
+        return None if row is None else ListEdition(row.version, row.published_at)
+
+
+def listed_key(row: AccreditedKey, listed_in: ListEdition, current: ListEdition) -> ListedKey:
+    """The register's value for a stored key (its CA and certificates loaded through it)."""
+    authority: AccreditedCa = row.authority
+    return ListedKey(
+        key_identifier_hex=row.ski,
+        authority_name=authority.name,
+        short_name=authority.short_name,
+        inn=authority.inn,
+        ogrn=authority.ogrn,
+        registry_number=authority.registry_number,
+        status=AccreditationStatus(
+            authority.status_text, authority.status_from, authority.status_to
+        ),
+        history=tuple(stored_status(item) for item in authority.history),
+        crl_urls=tuple(row.crl_urls),
+        certificates_der=tuple(c.certificate_der for c in row.certificates),
+        listed_in=listed_in,
+        current=current,
+    )
+
+
+def stored_status(item: dict[str, str | None]) -> AccreditationStatus:
+    """A status history entry as ``accredited_cas.history`` stores it."""
+    valid_to = item.get("to")
+    return AccreditationStatus(
+        text=str(item["text"]),
+        valid_from=dt.datetime.fromisoformat(str(item["from"])),
+        valid_to=dt.datetime.fromisoformat(valid_to) if valid_to else None,
+    )
+
+
+def status_item(status: AccreditationStatus) -> dict[str, str | None]:
+    """How ``accredited_cas.history`` stores one status (the inverse of :func:`stored_status`)."""
+    return {
+        "text": status.text,
+        "from": status.valid_from.isoformat(),
+        "to": status.valid_to.isoformat() if status.valid_to else None,
+    }

@@ -10,7 +10,9 @@ Tables, in the regulation's words:
 * ``quarantine``: certificates from unknown CAs waiting for an administrator;
 * ``alerts``: administrative alerts, deduplicated by key;
 * ``expiry_reminders``: one row per certificate and reminder threshold (sent or not);
-* ``reports``: one row per period whose report letter was queued to the administrators.
+* ``reports``: one row per period whose report letter was queued to the administrators;
+* ``trust_list_editions``, ``accredited_cas``, ``accredited_keys``,
+  ``accredited_certificates``: the Ministry's list of accredited CAs as last imported.
 
 Migrations live in ``mailbot/directory/migrations``; a test checks that the
 migrated schema equals this module.
@@ -182,8 +184,14 @@ class CertificationAuthority(Timestamped, Base):
     crl_urls: Mapped[list[Any]] = mapped_column(default=list)
     aia_urls: Mapped[list[Any]] = mapped_column(default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    #: "manual" (added by an administrator) or "automatic" (learned from certificates).
+    #: "manual" (added by an administrator), "automatic" (learned from certificates) or
+    #: "trust_list" (registered from the list of accredited CAs, policy ``register``).
     source: Mapped[str] = mapped_column(String(20), default="manual")
+    #: For "trust_list": the list's ``Версия`` that registered this key.
+    list_version: Mapped[int | None] = mapped_column(Integer)
+    #: Why the list no longer vouches for this key ("key_gone", "accreditation_lost"), or None.
+    list_flag: Mapped[str | None] = mapped_column(String(30))
+    list_flagged_at: Mapped[dt.datetime | None]
 
 
 class CertificateRecord(Base):
@@ -364,3 +372,89 @@ class SentReport(Base):
     period_end: Mapped[dt.datetime]
     outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class TrustListEdition(Base):
+    """One imported publication of the list of accredited CAs (``Версия``, ``Дата``)."""
+
+    __tablename__ = "trust_list_editions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, unique=True)
+    published_at: Mapped[dt.datetime]
+    #: SHA-256 of the file's bytes, lower-case hex.
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    #: Where it came from: the URL, or the file name given to ``ca import-tsl``.
+    source: Mapped[str] = mapped_column(Text)
+    #: The HTTP validators of the download, for the next conditional GET.
+    etag: Mapped[str | None] = mapped_column(String(500))
+    last_modified: Mapped[str | None] = mapped_column(String(100))
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AccreditedCa(Base):
+    """One CA of the list (``УдостоверяющийЦентр``) as of the last edition that listed it."""
+
+    __tablename__ = "accredited_cas"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    #: Stable identity across editions: ``reg:<РеестровыйНомер>``, else ``ogrn:``, ``name:``.
+    identity: Mapped[str] = mapped_column(String(600), unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    short_name: Mapped[str | None] = mapped_column(Text)
+    inn: Mapped[str | None] = mapped_column(String(20))
+    ogrn: Mapped[str | None] = mapped_column(String(20))
+    registry_number: Mapped[str | None] = mapped_column(String(50), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    info_url: Mapped[str | None] = mapped_column(Text)
+    #: The current ``Статус`` as written and its period.
+    status_text: Mapped[str] = mapped_column(String(100))
+    status_from: Mapped[dt.datetime]
+    status_to: Mapped[dt.datetime | None]
+    #: Earlier statuses: ``[{"text", "from", "to"}]`` (ISO 8601 UTC), in file order.
+    history: Mapped[list[Any]] = mapped_column(default=list)
+    #: The newest edition that listed this CA; below the current edition: gone from the list.
+    last_version: Mapped[int] = mapped_column(BigInteger)
+    first_version: Mapped[int] = mapped_column(BigInteger)
+
+    keys: Mapped[list[AccreditedKey]] = relationship(
+        back_populates="authority", cascade="all, delete-orphan"
+    )
+
+
+class AccreditedKey(Base):
+    """One key of a listed CA (``ИдентификаторКлюча``) with its CRL addresses."""
+
+    __tablename__ = "accredited_keys"
+    __table_args__ = (UniqueConstraint("ca_id", "ski"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ca_id: Mapped[int] = mapped_column(ForeignKey("accredited_cas.id"), index=True)
+    #: Upper-case hex, as ``certification_authorities.ski``.
+    ski: Mapped[str] = mapped_column(String(128), index=True)
+    crl_urls: Mapped[list[Any]] = mapped_column(default=list)
+    last_version: Mapped[int] = mapped_column(BigInteger)
+    first_version: Mapped[int] = mapped_column(BigInteger)
+
+    authority: Mapped[AccreditedCa] = relationship(back_populates="keys")
+    certificates: Mapped[list[AccreditedCertificate]] = relationship(
+        back_populates="key", cascade="all, delete-orphan"
+    )
+
+
+class AccreditedCertificate(Base):
+    """One certificate of a listed key, checked on import (SHA-1 and SKI match)."""
+
+    __tablename__ = "accredited_certificates"
+    __table_args__ = (UniqueConstraint("key_id", "thumbprint_sha1"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("accredited_keys.id"), index=True)
+    thumbprint_sha1: Mapped[str] = mapped_column(String(40), index=True)
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    subject_text: Mapped[str] = mapped_column(Text)
+
+    key: Mapped[AccreditedKey] = relationship(back_populates="certificates")

@@ -179,7 +179,7 @@ def test_0004_adds_reports_with_a_unique_period_key_keeping_data(engine: Engine)
             ),
             {"raw": b"", "t": stamp},
         )
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0004")
     assert migrate.current_revision(engine) == "0004"
     unique = inspect(engine).get_unique_constraints("reports")
     assert [u["column_names"] for u in unique] == [["period_key"]]
@@ -195,3 +195,37 @@ def test_0004_adds_reports_with_a_unique_period_key_keeping_data(engine: Engine)
     assert "reports" not in inspect(engine).get_table_names()
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT message_id FROM outbox")) == "<1@x>"
+
+
+def test_0005_adds_the_trust_list_and_the_ca_directory_link_keeping_data(engine: Engine) -> None:
+    """0004 -> 0005 on a database with a CA, and back: the CA row and its data survive."""
+    from sqlalchemy import text
+
+    migrate.upgrade(engine, "0004")
+    stamp = "2026-12-01 09:00:00+00"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO certification_authorities (id, name, subject_dn, subject_der_hex, "
+                "ski, certificate_der, thumbprint_sha1, not_before, not_after, crl_urls, "
+                "aia_urls, active, source, created_at, updated_at) VALUES (1, 'УЦ', 'CN=УЦ', "
+                "'30', 'AB', :der, 'AA', :t, :t, '[]', '[]', true, 'manual', :t, :t)"
+            ),
+            {"der": b"\x30\x00", "t": stamp},
+        )
+    migrate.upgrade(engine)
+    assert migrate.current_revision(engine) == "0005"
+    tables = set(inspect(engine).get_table_names())
+    assert {"trust_list_editions", "accredited_cas", "accredited_keys"} <= tables
+    assert "accredited_certificates" in tables
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT name, source, list_version, list_flag FROM certification_authorities")
+        ).one()
+    assert tuple(row) == ("УЦ", "manual", None, None)
+    migrate.downgrade(engine, "0004")
+    assert "accredited_cas" not in inspect(engine).get_table_names()
+    columns = {c["name"] for c in inspect(engine).get_columns("certification_authorities")}
+    assert "list_flag" not in columns
+    with engine.connect() as connection:
+        assert connection.scalar(text("SELECT name FROM certification_authorities")) == "УЦ"
