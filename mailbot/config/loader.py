@@ -125,6 +125,7 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         )
     problems.extend(_check_reminders(config))
     problems.extend(_check_report(config))
+    problems.extend(_check_trust_list(config))
     try:
         parse_listen(config.metrics.listen)
     except ValueError as exc:
@@ -186,6 +187,20 @@ def _check_reminders(config: Config) -> list[str]:
         problems.append("reminders.expiry_days: a threshold is listed twice")
     if reminders.interval_minutes <= 0:
         problems.append("reminders.interval_minutes: must be positive")
+    return problems
+
+
+def _check_trust_list(config: Config) -> list[str]:
+    trust_list = config.trust_list
+    problems = []
+    if trust_list.url is not None and not trust_list.url.startswith(("http://", "https://")):
+        problems.append("trust_list.url: must be an http:// or https:// URL")
+    if trust_list.refresh_hours <= 0:
+        problems.append("trust_list.refresh_hours: must be positive")
+    if trust_list.timeout_seconds <= 0:
+        problems.append("trust_list.timeout_seconds: must be positive")
+    if trust_list.max_size_mib <= 0:
+        problems.append("trust_list.max_size_mib: must be positive")
     return problems
 
 

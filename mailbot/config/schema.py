@@ -22,6 +22,7 @@ ImapTls = Literal["implicit", "none"]
 SmtpTls = Literal["implicit", "starttls", "none"]
 CrlPolicy = Literal["defer", "reject", "accept"]
 ReportPeriod = Literal["weekly", "daily"]
+TrustListRegister = Literal["none", "accredited"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 #: :data:`Weekday` names in ``datetime.date.weekday()`` order (Monday is 0).
 WEEKDAYS: tuple[str, ...] = typing.get_args(Weekday)
@@ -231,6 +232,32 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class TrustListConfig:
+    """The Ministry's list of accredited CAs (the "TSL"): where from, and what it may decide."""
+
+    #: Where the daemon's refresh job downloads the list (through ``[crl]``'s proxy
+    #: settings, a conditional GET); ``None``: no refresh, ``mailbot ca import-tsl`` only.
+    url: str | None = None
+    #: Hours between two refreshes.
+    refresh_hours: int = 6
+    #: Deadline of one download, connection and all bytes included.
+    timeout_seconds: int = 300
+    #: A larger download is refused (the list is tens of MiB).
+    max_size_mib: int = 256
+    #: ``none``: the list only informs (alerts, ``ca list``); ``accredited``: every key of
+    #: every CA whose status is «Действует» is registered in the CA directory.
+    register: TrustListRegister = "none"
+    #: A certificate from an unregistered key that the list shows accredited is not
+    #: quarantined: the key is registered from the list and the letter goes on.
+    auto_register_unknown: bool = False
+
+    @property
+    def max_size(self) -> int:
+        """``max_size_mib`` in bytes."""
+        return self.max_size_mib * MIB
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """Structured logs."""
 
@@ -300,6 +327,7 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    trust_list: TrustListConfig = field(default_factory=TrustListConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
