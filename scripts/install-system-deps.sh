@@ -28,6 +28,9 @@ fi
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 packages=(dovecot-imapd dovecot-lmtpd libengine-gost-openssl openssl python3-venv)
+# Headless Chromium and its WebDriver for the web console's browser tests (tests/web);
+# browser downloads (Playwright, Selenium Manager) are not possible on the CI machines.
+packages+=(chromium chromium-driver)
 # systemd-analyze, for the test that verifies systemd/*.service. The 'systemd'
 # package is safe in a container: it does not become PID 1 (that is
 # systemd-sysv, which this script never installs) and its scripts skip
