@@ -13,6 +13,7 @@ from typing import Any
 
 from mailbot.cli.exit_codes import EX_CONFIG, CliError
 from mailbot.config import Config, ConfigError, SecretError, load_config
+from mailbot.display import spreadsheet_cell, terminal_text
 from mailbot.log import configure_logging
 
 __all__ = [
@@ -107,7 +108,11 @@ def add_format_option(parser: argparse.ArgumentParser, choices: Sequence[str]) -
 def render_rows(
     rows: Iterable[Mapping[str, Any]], columns: Sequence[str], output_format: str
 ) -> str:
-    """Rows as an aligned table (``table``/``text``), ``csv`` or ``json``."""
+    """Rows as an aligned table (``table``/``text``), ``csv`` or ``json``.
+
+    Values may come from letters: the table shows control characters escaped,
+    the CSV starts formula-like cells with ``'`` (JSON escapes by itself).
+    """
     materialised = [{c: row.get(c) for c in columns} for row in rows]
     if output_format == "json":
         return json.dumps(materialised, ensure_ascii=False, indent=2, default=str)
@@ -116,9 +121,14 @@ def render_rows(
         writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
         writer.writeheader()
         for row in materialised:
-            writer.writerow({c: "" if v is None else v for c, v in row.items()})
+            writer.writerow(
+                {c: "" if v is None else spreadsheet_cell(str(v)) for c, v in row.items()}
+            )
         return buffer.getvalue().rstrip("\n")
-    cells = [[("" if row[c] is None else str(row[c])) for c in columns] for row in materialised]
+    cells = [
+        [("" if row[c] is None else terminal_text(str(row[c]))) for c in columns]
+        for row in materialised
+    ]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))

@@ -25,7 +25,6 @@ so a letter cannot drive the administrator's terminal.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import asdict
 from typing import Any
 
@@ -37,9 +36,9 @@ from mailbot.app.letter_story import (
     LetterStory,
     SentReply,
 )
+from mailbot.display import terminal_text
 from mailbot.regulation.decision import Stage
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STAGE_WORDS = {
     CERTIFICATE_STAGE: "the certificate checks",
     INSTALL_STAGE: "the certificate install",
@@ -195,5 +194,4 @@ def _text(value: object) -> str:
         return "-"
     if isinstance(value, dt.datetime):
         return value.isoformat(sep=" ", timespec="seconds")
-    text = str(value).replace("\n", " | ")
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return terminal_text(str(value).replace("\n", " | "))

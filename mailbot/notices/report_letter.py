@@ -31,6 +31,7 @@ from mailbot.directory.models import (
     OutboxMessage,
     QuarantinedCertificate,
 )
+from mailbot.display import spreadsheet_cell
 from mailbot.log import mask_identifier
 from mailbot.notices.alerts import Attachment, build_alert_letter
 from mailbot.notices.certificate_alerts import alert_texts, config_hint
@@ -44,8 +45,6 @@ MAX_FIELD_CHARS = 300
 #: The outcome phrase of a journal row that has none yet.
 PROCESSING = "processing"
 CSV_MIME = "text/csv"
-#: Cells Excel would evaluate as a formula start with one of these.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _T = TypeVar("_T")
 _CSV_COLUMNS = ("id", "received", "sender", "subject", "outcome", "message_id")
 
@@ -183,10 +182,10 @@ def journal_csv(texts: AlertTemplates, letters: Sequence[LetterRecord], timezone
             [
                 str(letter.id),
                 format_reply_datetime(letter.received_at, timezone),
-                _cell(letter.sender or ""),
-                _cell(letter.subject or ""),
+                spreadsheet_cell(letter.sender or ""),
+                spreadsheet_cell(letter.subject or ""),
                 outcome_text(texts, letter.outcome or PROCESSING),
-                _cell(letter.message_id or ""),
+                spreadsheet_cell(letter.message_id or ""),
             ]
         )
     return buffer.getvalue().encode("utf-8-sig")
@@ -256,6 +255,3 @@ def _field(text: str) -> str:
     return one_line[:MAX_FIELD_CHARS] + "…"
 
 
-def _cell(text: str) -> str:
-    """A CSV cell Excel shows as text, never evaluates (CSV injection)."""
-    return "'" + text if text.startswith(_FORMULA_START) else text
