@@ -350,17 +350,10 @@ def _history(row: AccreditedCa, authority: AccreditedAuthority) -> list[dict[str
     seen.add((current["text"], current["from"]))
     earlier: list[dict[str, str | None]] = list(row.history or [])
     if row.status_text is not None and row.status_from is not None:
-        previous = AccreditationStatus(
-            row.status_text, _utc(row.status_from), _utc(row.status_to) if row.status_to else None
-        )
+        previous = AccreditationStatus(row.status_text, row.status_from, row.status_to)
         earlier.append(status_item(previous))
     for item in earlier:
         if (item["text"], item["from"]) not in seen:
             seen.add((item["text"], item["from"]))
             items.append(item)
     return items
-
-
-def _utc(moment: dt.datetime) -> dt.datetime:
-    # SQLite hands back naive datetimes: they are UTC.
-    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)

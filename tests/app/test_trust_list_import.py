@@ -198,9 +198,9 @@ def test_a_newer_edition_reports_changes_flags_and_alerts_once(
         # The status it had is kept in the history.
         assert (ca2.history[-1]["text"], ca2.status_text) == ("Действует", "Прекращена")
 
-    # Forced re-import of the same edition: no second alert.
-    forced = run(world, write(tmp_path, [rekeyed, ended, reissued], 1001, "again.xml"))
-    assert forced.unchanged
+    # The same edition again (another file, same bytes): unchanged, no second alert.
+    again = run(world, write(tmp_path, [rekeyed, ended, reissued], 1001, "again.xml"))
+    assert again.unchanged
     with world.sessions() as session:
         assert session.scalar(select(func.count(Alert.id))) == 1
 
@@ -293,3 +293,49 @@ def test_only_status_narrows_the_report(accredited: World, tmp_path: Path) -> No
     narrowed = report.only_status("прекращена")
     assert [c.registry_number for c in narrowed.cas_added] == ["903"]
     assert narrowed.registered == []
+
+
+def test_the_list_respects_what_administrators_did(accredited: World, tmp_path: Path) -> None:
+    world = accredited
+    run(world, write(tmp_path, authorities(), 1000))
+    key = tl.ca_certificate(1, 0, 0, 0)  # the very certificate of the list
+    with world.sessions() as session:
+        row = session.scalars(
+            select(CertificationAuthority).where(
+                CertificationAuthority.thumbprint_sha1 == key.cert.thumbprint_sha1
+            )
+        ).one()
+        row.active = False  # `ca deactivate`
+        taken = session.scalars(
+            select(CertificationAuthority).where(
+                CertificationAuthority.ski == tl.ca_certificate(1, 1).ski.hex().upper()
+            )
+        ).one()
+        register_ca(session, tl.ca_certificate(1, 1, 0, 0).cert, now=pki.NOW)  # `ca add`
+        assert taken.source == "manual"
+        session.commit()
+    run(world, write(tmp_path, authorities(), 1001))
+    with world.sessions() as session:
+        row = session.scalars(
+            select(CertificationAuthority).where(
+                CertificationAuthority.thumbprint_sha1 == key.cert.thumbprint_sha1
+            )
+        ).one()
+        assert (row.active, row.list_version) == (False, 1001)
+
+
+def test_one_listed_key_can_be_registered_on_its_own(
+    make_world: Callable[..., World], tmp_path: Path
+) -> None:
+    from mailbot.app.trust_list_policy import register_listed_key
+
+    world = make_world()  # policy "none": the import registers nothing
+    run(world, write(tmp_path, authorities(), 1000))
+    with world.sessions() as session:
+        listed = DbAccreditationRegister(session).key(tl.ca_certificate(2, 0).ski)
+        assert listed is not None and listed.accredited
+        rows = register_listed_key(session, listed, pki.NOW)
+        session.commit()
+        assert len(rows) == 2
+        assert {(r.source, r.list_version) for r in rows} == {("trust_list", 1000)}
+        assert rows[0].crl_urls[0] == "http://uc2.example.ru/cdp/key0.crl"
