@@ -339,3 +339,23 @@ def test_one_listed_key_can_be_registered_on_its_own(
         assert len(rows) == 2
         assert {(r.source, r.list_version) for r in rows} == {("trust_list", 1000)}
         assert rows[0].crl_urls[0] == "http://uc2.example.ru/cdp/key0.crl"
+
+
+def test_the_same_version_with_other_content_is_forced_in(
+    accredited: World, tmp_path: Path
+) -> None:
+    world = accredited
+    run(world, write(tmp_path, authorities(), 1001))
+    first, *_ = authorities()
+    report = run(world, write(tmp_path, [first], 1001, "altered.xml"), force=True)
+    assert not report.unchanged
+    assert {c.registry_number for c in report.cas_gone} == {"902", "903", "904"}
+    assert {d.flag for d in report.flagged} == {"key_gone"}
+    with world.sessions() as session:
+        register = DbAccreditationRegister(session)
+        gone = register.key(tl.ca_certificate(2, 0).ski)
+        kept = register.key(tl.ca_certificate(1, 0).ski)
+        assert gone is not None and not gone.present
+        assert kept is not None and kept.accredited
+        edition = session.scalars(select(TrustListEdition)).one()
+        assert edition.sha256 == report.sha256
