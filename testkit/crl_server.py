@@ -19,11 +19,18 @@ from typing import Any
 
 
 class CrlServer:
-    """``http://127.0.0.1:<port>/ca.crl``: 404 while :attr:`crl` is None, else the CRL."""
+    """``http://127.0.0.1:<port>/ca.crl``: 404 while :attr:`crl` is None, else the CRL.
+
+    Any file will do (the list of accredited CAs too). With :attr:`etag` set,
+    the answer carries it and a request whose ``If-None-Match`` equals it gets
+    304; :attr:`request_headers` keeps every request's headers.
+    """
 
     def __init__(self) -> None:
         self.crl: bytes | None = None
+        self.etag: str | None = None
         self.requests = 0
+        self.request_headers: list[dict[str, str]] = []
         self._lock = threading.Lock()
         outer = self
 
@@ -31,13 +38,21 @@ class CrlServer:
             def do_GET(self) -> None:
                 with outer._lock:
                     outer.requests += 1
-                    body = outer.crl
+                    outer.request_headers.append(dict(self.headers))
+                    body, etag = outer.crl, outer.etag
                 if body is None:
                     self.send_error(404, "Not Found")
+                    return
+                if etag is not None and self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.send_header("ETag", etag)
+                    self.end_headers()
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/pkix-crl")
                 self.send_header("Content-Length", str(len(body)))
+                if etag is not None:
+                    self.send_header("ETag", etag)
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -166,7 +166,12 @@ class DbAccreditationRegister:
         ).first()
         if row is None:
             return None
-        return listed_key(row, self._edition_of(row.last_version) or current, current)
+        # An edition without a record (dropped by a forced import of an older one, or
+        # a version marked "not in the current edition"): only its number is known.
+        listed_in = self._edition_of(row.last_version) or ListEdition(
+            row.last_version, current.published_at
+        )
+        return listed_key(row, listed_in, current)
 
     def _edition_of(self, version: int) -> ListEdition | None:
         row = self.session.scalars(

@@ -7,6 +7,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from mailbot.app.adapters import DbCaDirectory, parsed
 from mailbot.app.assembly import crl_source_factory, crl_store
 from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
@@ -20,15 +22,31 @@ from mailbot.cli.common import (
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.cli.quarantine_commands import add_by_option, recheck_for_cas
+from mailbot.cli.tsl_commands import (
+    accreditation,
+    add_import_parser,
+    list_details,
+    listed_key,
+    origin,
+)
 from mailbot.config import Config
 from mailbot.directory.authorities import get_ca, list_cas, register_ca
+from mailbot.directory.models import CertificationAuthority
 from mailbot.directory.session import database
 from mailbot.notices.templates import TemplateError, load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource
 from mailbot.pki.errors import PkiError
 from mailbot.pki.load import load_certificates
 
-CA_COLUMNS = ("id", "name", "ski", "not_before", "not_after", "active", "source", "crl_urls")
+CA_COLUMNS = (
+    "id", "name", "ski", "not_before", "not_after", "active", "origin", "accreditation", "crl_urls",
+)  # fmt: skip
+#: ``ca show``'s lines beyond the list's: the certificate's, then the list of accredited CAs'.
+SHOW_COLUMNS = (
+    *CA_COLUMNS, "subject", "thumbprint_sha1", "aia_urls", "source", "list_version",
+    "list_flag", "list_flagged_at", "listed_as", "registry_number", "inn", "ogrn",
+    "status_since", "status_until", "list_crl_urls", "listed_in", "status_history",
+)  # fmt: skip
 CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entries", "source")
 
 
@@ -64,6 +82,7 @@ def register(subparsers: Any) -> None:
         if action == "show":
             add_format_option(parser, FORMATS)
         parser.set_defaults(handler=ca_show if action == "show" else ca_deactivate)
+    add_import_parser(ca)
 
     crl = command_group(subparsers, "crl", "CRLs", "Inspect, list and refresh CRLs.")
     listing = crl.add_parser(
@@ -107,8 +126,10 @@ def ca_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ca_row(row: Any) -> dict[str, Any]:
-    return {
+def _ca_row(session: Session, row: CertificationAuthority, details: bool = False) -> dict[str, Any]:
+    listed = listed_key(session, row)
+    extra = list_details(row, listed) if details else {}
+    return extra | {
         "id": row.id,
         "name": row.name,
         "ski": row.ski,
@@ -116,6 +137,9 @@ def _ca_row(row: Any) -> dict[str, Any]:
         "not_after": row.not_after.date().isoformat(),
         "active": row.active,
         "source": row.source,
+        "list_version": row.list_version,
+        "origin": origin(row),
+        "accreditation": accreditation(row, listed),
         "crl_urls": " ".join(row.crl_urls),
         "subject": row.subject_dn,
         "thumbprint_sha1": row.thumbprint_sha1,
@@ -126,7 +150,7 @@ def _ca_row(row: Any) -> dict[str, Any]:
 def ca_list(args: argparse.Namespace) -> int:
     """``ca list``."""
     with transaction(args, commit=False) as session:
-        rows = [_ca_row(row) for row in list_cas(session)]
+        rows = [_ca_row(session, row) for row in list_cas(session)]
     print(render_rows(rows, CA_COLUMNS, args.format))
     return 0
 
@@ -134,11 +158,17 @@ def ca_list(args: argparse.Namespace) -> int:
 def ca_show(args: argparse.Namespace) -> int:
     """``ca show``."""
     with transaction(args, commit=False) as session:
-        row = _ca_row(get_ca(session, args.id))
-    columns = (*CA_COLUMNS, "subject", "thumbprint_sha1", "aia_urls")
+        row = _ca_row(session, get_ca(session, args.id), details=True)
+    columns = [c for c in SHOW_COLUMNS if c in row]
     if args.format == "table":
         for column in columns:
-            print(f"{column:16} {row[column]}")
+            value = row[column]
+            if isinstance(value, list):  # the status history: one line each
+                print(f"{column:16} {value[0] if value else '-'}")
+                for item in value[1:]:
+                    print(f"{'':16} {item}")
+            else:
+                print(f"{column:16} {'-' if value is None else value}")
     else:
         print(render_rows([row], columns, args.format))
     return 0

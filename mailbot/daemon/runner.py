@@ -14,7 +14,9 @@ One pass over the mailbox (:meth:`Daemon.sync`):
 Scheduled jobs: the outbox, the CRL refresh (followed by the revocation watch,
 :mod:`mailbot.app.revocation_watch`), deferred letters' retries
 (:mod:`mailbot.app.deferral`, every ``crl.retry_minutes``), housekeeping,
-expiry reminders and the administrators' periodic report (:mod:`mailbot.app.report`).
+expiry reminders, the administrators' periodic report (:mod:`mailbot.app.report`) and,
+when ``trust_list.url`` is set, the refresh of the list of accredited CAs
+(:mod:`mailbot.app.trust_list_refresh`, every ``trust_list.refresh_hours``).
 
 Any IMAP error closes the connection and reconnects with backoff. Only the
 holder of the database lease works; a standby waits and takes over.
@@ -52,6 +54,7 @@ from mailbot.app.letters import Claim, LetterProcessor, LetterSource
 from mailbot.app.outbox_status import outbox_backlog
 from mailbot.app.revocation_watch import RevocationWatch
 from mailbot.app.states import Filing, NoVerdict
+from mailbot.app.trust_list_refresh import refresh_trust_list
 from mailbot.backoff import Backoff
 from mailbot.config import Config
 from mailbot.daemon.filing import PendingFilings
@@ -578,6 +581,9 @@ class Daemon:
         self._every(scheduler, "reminders", self.send_reminders, reminders_every, first_in=5)
         report_every = self.config.report.interval_minutes * minutes
         self._every(scheduler, "report", self.send_report, report_every, first_in=10)
+        if self.config.trust_list.url:
+            tsl_every = dt.timedelta(hours=self.config.trust_list.refresh_hours)
+            self._every(scheduler, "trust-list", self.refresh_trust_list, tsl_every, first_in=30)
         scheduler.start()
         return scheduler
 
@@ -644,6 +650,14 @@ class Daemon:
                 log.warning("crl.refresh_failed", ca=crl.ca_name, detail=crl.problem)
         # New CRLs (fetched here, by a letter, or dropped by hand) against registered certificates.
         return len(parts.watch.run().revoked)
+
+    async def refresh_trust_list(self) -> None:
+        """Download and import the list of accredited CAs if it changed (failures alerted)."""
+        result = await asyncio.to_thread(
+            refresh_trust_list, self.config, self._running.processor.sessions
+        )
+        if result.error is not None or (result.report is not None and result.report.alert_queued):
+            await self.flush_outbox()
 
     async def retry_deferred(self) -> None:
         """Decide letters waiting for a CRL again; file what got decided right away."""

@@ -111,6 +111,17 @@ ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "outbox_failed.subject": frozenset({"recipients"}),
     "smtp_auth_failed": frozenset({"host", "port", "tls", "user", "error"}),
     "smtp_auth_failed.subject": frozenset(),
+    # The list of accredited CAs: keys it no longer vouches for; a download that failed.
+    "trust_list_flags": frozenset({"version", "published", "count", "keys", "config"}),
+    "trust_list_flags.subject": frozenset({"version", "count"}),
+    "trust_list_flags.item": frozenset(
+        {"id", "name", "ski", "source", "reason", "listed_name", "registry_number", "status"}
+    ),
+    "trust_list_flags.key_gone": frozenset(),
+    "trust_list_flags.accreditation_lost": frozenset(),
+    "trust_list_unavailable": frozenset({"url", "error", "current", "config"}),
+    "trust_list_unavailable.subject": frozenset(),
+    "trust_list_unavailable.none": frozenset(),
     # The periodic report (not an alert, but a letter to the same people).
     "report": frozenset(
         {"title", "period", "timezone", "attachment", "total", "outcomes", "senders"}

@@ -73,7 +73,14 @@ class FetchResult:
 
 
 class HttpCrlFetcher:
-    """Bounded HTTP/HTTPS GET for CRLs: one deadline for the whole fetch, proxies honoured."""
+    """Bounded HTTP/HTTPS GET for CRLs: one deadline for the whole fetch, proxies honoured.
+
+    A subclass may fetch another kind of file through the same client: it sets
+    :attr:`user_agent` and :attr:`accept` and overrides :meth:`check_start`.
+    """
+
+    user_agent = b"mailbot-crl/1"
+    accept = b"application/pkix-crl, */*"
 
     def __init__(
         self,
@@ -174,8 +181,8 @@ class HttpCrlFetcher:
         via = "" if proxy is None else f" (via proxy {redacted(proxy)})"
         headers = [
             (b"Host", authority),
-            (b"User-Agent", b"mailbot-crl/1"),
-            (b"Accept", b"application/pkix-crl, */*"),
+            (b"User-Agent", self.user_agent),
+            (b"Accept", self.accept),
         ]
         # Validators come from a server's earlier answer: sent back as they came.
         if etag:
@@ -251,11 +258,15 @@ class HttpCrlFetcher:
             if len(head) < _SNIFF_BYTES:
                 head += chunk[: _SNIFF_BYTES - len(head)]
                 if len(head) == _SNIFF_BYTES:  # judged now: an HTML page is not downloaded
-                    _refuse_unless_crl(head, url)
+                    self.check_start(head, url)
             sink.write(chunk)
         if len(head) < _SNIFF_BYTES:
-            _refuse_unless_crl(head, url)
+            self.check_start(head, url)
         return total
+
+    def check_start(self, head: bytes, url: str) -> None:
+        """CrlFetchError unless a body starting with ``head`` (64 bytes or all) is wanted."""
+        _refuse_unless_crl(head, url)
 
 
 def _header(resp: httpcore.Response, name: bytes) -> str | None:
