@@ -1,9 +1,9 @@
 """What the list of accredited CAs says about one CA key, as the checks ask it.
 
 The regulation's checks stay pure: they get an :class:`AccreditationRegister`
-(the database implements it over the last imported edition, see
-:mod:`mailbot.directory.accredited`; :class:`InMemoryRegister` serves tests and
-one-off files) and ask it about the issuing key of a certificate.
+(:class:`mailbot.app.adapters.DbAccreditationRegister` implements it over the
+last imported edition; :class:`InMemoryRegister` serves tests and one-off
+files) and ask it about the issuing key of a certificate.
 """
 
 from __future__ import annotations
