@@ -103,9 +103,12 @@ def test_without_auto_register_the_alert_names_the_accredited_ca(
     assert "статус аккредитации: «Действует» с " in body
     assert f"реестровый номер: 901, ИНН: {authority.inn}, ОГРН: {authority.ogrn}" in body
     with world.sessions() as session:
-        assert session.scalars(
-            select(CertificationAuthority).where(CertificationAuthority.source == "trust_list")
-        ).all() == []
+        assert (
+            session.scalars(
+                select(CertificationAuthority).where(CertificationAuthority.source == "trust_list")
+            ).all()
+            == []
+        )
 
 
 def test_the_alert_says_when_the_key_is_not_listed_or_no_list_was_imported(
