@@ -5,7 +5,7 @@ decide that an unregistered key is accredited in the list and that one of its
 listed certificates verifies the participant's signature; this effect writes
 that into the CA directory, in the caller's transaction: every certificate of
 the key, marked ``source = "trust_list"`` with the list's version. A certificate
-an administrator retired stays retired; one already registered keeps its source.
+an administrator deactivated stays so; one already registered keeps its source.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def register_listed_key(session: Session, listed: ListedKey, now: dt.datetime) -
             )
         )
         if existing is not None and not existing.active:
-            continue  # retired by an administrator: the list does not bring it back
+            continue  # deactivated by an administrator: the list does not bring it back
         try:
             row, created = register_ca(
                 session, certificate, listed.crl_urls, source="trust_list", now=now

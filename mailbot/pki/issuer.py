@@ -37,7 +37,7 @@ class CaDirectory(Protocol):
         ...
 
     def retired(self, key_identifier: bytes) -> bool:
-        """Whether an administrator retired a CA certificate with this key identifier.
+        """Whether an administrator deactivated a CA certificate with this key identifier.
 
         Such a key is never trusted again automatically (e.g. from the list of
         accredited CAs): only an administrator may bring it back.

@@ -42,12 +42,12 @@ def listed_issuer(
     """The listed certificate of *listed*'s key that issued *cert*, and why (or why none).
 
     It must carry the certificate's issuer name, verify the signature and be a
-    usable CA at *at*; a key an administrator retired is refused whatever the
+    usable CA at *at*; a key an administrator deactivated is refused whatever the
     list says.
     """
     key = bytes.fromhex(listed.key_identifier_hex)
     if directory.retired(key):
-        return None, f"key {listed.key_identifier_hex} was retired by an administrator"
+        return None, f"key {listed.key_identifier_hex} was deactivated by an administrator"
     issuer_name = cert.issuer.normalized_key()
     problems: list[str] = []
     for der in listed.certificates_der:

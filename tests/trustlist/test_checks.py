@@ -92,7 +92,7 @@ def test_an_accredited_listed_key_stands_in_only_when_asked_and_verified(
     retired = InMemoryCaDirectory(retired_keys={ca.ski})
     refused = run_validation(cert, retired, crls, pki.NOW, register, trust_listed=True)
     assert refused.result.verdict is ValidationVerdict.UNKNOWN_CA
-    assert "retired by an administrator" in refused.result.detail
+    assert "deactivated by an administrator" in refused.result.detail
 
 
 def test_a_listed_key_whose_ca_lost_its_accreditation_is_not_trusted(
