@@ -38,7 +38,7 @@ from mailbot.pki.validation import (
 )
 from mailbot.regulation.decision import Outcome, RuleHit
 from mailbot.regulation.sender_gate import SubscriberCandidate
-from mailbot.trustlist.checks import describe_listing
+from mailbot.trustlist.checks import accreditation_note, describe_listing
 from mailbot.trustlist.register import AccreditationRegister, ListedKey
 
 #: The invalid_cert reply's reason when the CRL policy is ``reject``: a key of
@@ -119,7 +119,7 @@ def _digits(value: str | None) -> str:
 _STEP_RULES = {Step.VALIDITY_PERIOD: "validity_period", Step.PUBLIC_KEY: "public_key_valid"}
 
 
-def _passed_hits(step: Step, run: ValidationRun) -> list[RuleHit]:
+def _passed_hits(step: Step, run: ValidationRun, certificate: Certificate) -> list[RuleHit]:
     """The rule hits of a chain step the certificate passed (steps 5, 5a, 6-7, 7a)."""
     if step in _STEP_RULES:
         return [RuleHit(_STEP_RULES[step], True, "")]
@@ -128,7 +128,7 @@ def _passed_hits(step: Step, run: ValidationRun) -> list[RuleHit]:
     if step is Step.ACCREDITATION:
         if listed is None:
             return []  # no list, or the key is not in it: nothing was asked
-        return [RuleHit("ca_accredited_at_issuance", True, describe_listing(listed))]
+        return [RuleHit("ca_accredited_at_issuance", True, accreditation_note(certificate, listed))]
     if run.ca_from_list and listed is not None:
         return [
             RuleHit("registered_ca", False, "the CA key is not registered"),
@@ -214,7 +214,7 @@ def decide_add_cert(
     if run.ca_from_list:
         ca_from_list = run.listed
     for step in run.passed:
-        hits.extend(_passed_hits(step, run))
+        hits.extend(_passed_hits(step, run, certificate))
 
     if run.step in (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY):
         hits.append(RuleHit(_STEP_RULES[run.step], False, validation.detail))

@@ -6,7 +6,7 @@
   without that verification.
 * :func:`accreditation_problem`: whether the CA was accredited when the
   certificate was issued (its notBefore), beyond the regulation's letter.
-* :func:`describe_listing`: one English line for the journal.
+* :func:`describe_listing`, :func:`accreditation_note`: English lines for the journal.
 """
 
 from __future__ import annotations
@@ -79,6 +79,13 @@ def accreditation_problem(cert: Certificate, listed: ListedKey | None) -> str | 
         f"{listed.authority_name} (registry no. {listed.registry_number or '-'}) "
         f"was not accredited on {cert.not_before.isoformat()}, the certificate's notBefore"
     )
+
+
+def accreditation_note(cert: Certificate, listed: ListedKey) -> str:
+    """Why step 7a let *cert* pass, for the journal (English, one line)."""
+    said = listed.accredited_on(cert.not_before)
+    how = "accredited on notBefore" if said else "the list says nothing about notBefore"
+    return f"{how} ({cert.not_before.isoformat()}); {describe_listing(listed)}"
 
 
 def describe_listing(listed: ListedKey) -> str:

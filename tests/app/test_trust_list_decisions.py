@@ -13,6 +13,7 @@ from dataclasses import replace
 from sqlalchemy import select
 
 from mailbot.app.adapters import DbCaDirectory
+from mailbot.app.quarantine import QuarantineReview, pending_ids
 from mailbot.directory.authorities import register_ca
 from mailbot.directory.models import Alert, CertificationAuthority, LetterRecord
 from testkit import pki as factory
@@ -154,7 +155,10 @@ def test_a_certificate_issued_after_the_accreditation_ended_is_invalid(
     hit = next(h for h in result.rule_hits if h["rule"] == "ca_accredited_at_issuance")
     assert hit["hit"] is False
     # Issued while the CA was accredited: registered as usual.
-    assert world.process(cert_letter(participant(ca, days_ago=30)), uid=2).outcome == "success"
+    early = world.process(cert_letter(participant(ca, days_ago=30)), uid=2)
+    assert early.outcome == "success"
+    hit = next(h for h in early.rule_hits if h["rule"] == "ca_accredited_at_issuance")
+    assert hit["hit"] is True and str(hit["detail"]).startswith("accredited on notBefore")
 
 
 def test_the_lists_crl_urls_come_after_the_directorys(make_world: Callable[..., World]) -> None:
@@ -171,3 +175,31 @@ def test_the_lists_crl_urls_come_after_the_directorys(make_world: Callable[..., 
     assert own == row.crl_urls  # without a list: the directory's alone
     assert urls == [*own, "http://reserve.example.ru/uc1/key0.crl"]
     assert urls[0] == "http://admin.example.ru/uc1.crl"
+
+
+def test_a_quarantined_certificate_is_registered_from_the_list_on_retry(
+    make_world: Callable[..., World],
+) -> None:
+    """Quarantined while the policy was off; ``quarantine retry`` with it on registers it."""
+    world = make_world()
+    authority = tl.make_authority(1, keys=1)
+    store_list(world, authority)
+    ca = listed_ca(world, authority)
+    assert world.process(cert_letter(participant(ca)), uid=1).outcome == "unknown_ca"
+
+    config = replace(world.config, trust_list=replace(world.config.trust_list,
+                                                      auto_register_unknown=True))  # fmt: skip
+    processor = world.processor
+    review = QuarantineReview(config, world.sessions, processor.templates,
+                              processor.crl_source_for, clock=lambda: factory.NOW)  # fmt: skip
+    with world.sessions() as session:
+        [pending] = pending_ids(session)
+    [decision] = review.recheck([pending], "admin")
+    assert (decision.status, decision.followup) == ("registered", "success")
+    with world.sessions() as session:
+        row = session.scalars(
+            select(CertificationAuthority).where(
+                CertificationAuthority.thumbprint_sha1 == ca.cert.thumbprint_sha1
+            )
+        ).one()
+        assert (row.source, row.list_version) == ("trust_list", 1000)
