@@ -115,13 +115,34 @@ class DbCaDirectory:
         return [c for _row, c in self._active() if c.subject.normalized_key() == key]
 
     def crl_urls(self, ca: Certificate) -> Sequence[str]:
-        """The CRL URLs recorded for this CA (learned from certificates or set by admins)."""
+        """The CRL URLs recorded for this CA, then those the list of accredited CAs gives.
+
+        The directory's own (learned from certificates or set by admins) come
+        first; the list's URLs for the CA's key are the last fallback.
+        """
         row = self.session.scalar(
             select(CertificationAuthority).where(
                 CertificationAuthority.thumbprint_sha1 == ca.thumbprint_sha1
             )
         )
-        return list(row.crl_urls) if row is not None else []
+        urls = list(row.crl_urls) if row is not None else []
+        ski = ca.subject_key_identifier
+        listed = DbAccreditationRegister(self.session).key(ski) if ski else None
+        if listed is not None:
+            urls += [url for url in listed.crl_urls if url not in urls]
+        return urls
+
+    def retired(self, key_identifier: bytes) -> bool:
+        """See :class:`mailbot.pki.issuer.CaDirectory` (an inactive row with this SKI)."""
+        found = self.session.scalar(
+            select(CertificationAuthority.id)
+            .where(
+                CertificationAuthority.active.is_(False),
+                func.upper(CertificationAuthority.ski) == key_identifier.hex().upper(),
+            )
+            .limit(1)
+        )
+        return found is not None
 
 
 def parsed(row: CertificationAuthority) -> Certificate | None:

@@ -31,7 +31,13 @@ from typing import Any
 from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.app.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
+from mailbot.app.adapters import (
+    DbAccreditationRegister,
+    DbCaDirectory,
+    DbReplyCounter,
+    DbSenderDirectory,
+)
+from mailbot.app.listed_ca_effect import register_listed_key
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import (
     Filing,
@@ -298,7 +304,9 @@ class LetterProcessor:
                     now=now,
                     timezone=self.config.general.timezone,
                     crl_policy=self.config.crl.unavailable_policy,
+                    auto_register_unknown=self.config.trust_list.auto_register_unknown,
                 ),
+                DbAccreditationRegister(session),
             )
         return intake, handler
 
@@ -556,6 +564,10 @@ class LetterProcessor:
                     **row.detail,
                     "deferral": {**row.detail["deferral"], "decided_at": now.isoformat()},
                 }
+            if handler.ca_from_list is not None and not dry_run:
+                # Before steps 10-11: the certificate's registration refers to its CA's row.
+                note = register_listed_key(session, handler.ca_from_list, now)
+                row.detail = {**row.detail, "trust_list": note}
             if handler.alert and handler.certificate is not None and not dry_run:
                 alert_forgery(session, self.config, handler.certificate, handler.alert,
                               intake.sender, row.id, now)  # fmt: skip
@@ -658,7 +670,8 @@ class LetterProcessor:
         session.add(quarantined)
         # Same transaction as the journal row: no alert without the letter, and vice versa.
         alert_unknown_ca(session, self.config, quarantined, now,
-                         {certificate.thumbprint_sha1: certificate.der})  # fmt: skip
+                         {certificate.thumbprint_sha1: certificate.der},
+                         DbAccreditationRegister(session))  # fmt: skip
 
     def _deferral(
         self, session: Session, row: LetterRecord, handler: AddCertDecision, now: dt.datetime

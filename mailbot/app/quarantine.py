@@ -23,7 +23,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.app.adapters import DbCaDirectory, DbSenderDirectory
+from mailbot.app.adapters import DbAccreditationRegister, DbCaDirectory, DbSenderDirectory
+from mailbot.app.listed_ca_effect import register_listed_key
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import QuarantineStatus
 from mailbot.config import Config
@@ -201,8 +202,10 @@ class QuarantineReview:
             candidates,
             ca_directory,
             self.crl_source_for(ca_directory),
-            AddCertSettings(now, self.config.general.timezone, self.config.crl.unavailable_policy),
-        )
+            AddCertSettings(now, self.config.general.timezone, self.config.crl.unavailable_policy,
+                            self.config.trust_list.auto_register_unknown),
+            DbAccreditationRegister(session),
+        )  # fmt: skip
         if decision.action is Action.QUARANTINE:
             return self._pending(row, f"the CA is still unknown ({decision.reason})")
         if decision.action is Action.DEFER:
@@ -211,6 +214,9 @@ class QuarantineReview:
                 f"no current CRL ({decision.reason}; crl.unavailable_policy = defer): "
                 f"run 'mailbot quarantine retry {row.id}' once a CRL is available",
             )
+        if decision.ca_from_list is not None:
+            # Before steps 10-11: the certificate's registration refers to its CA's row.
+            register_listed_key(session, decision.ca_from_list, now)
         if not candidates:
             # Replies go to trusted addresses only (step 2), follow-ups too.
             detail = "the sender is no longer a trusted address of an active subscriber"

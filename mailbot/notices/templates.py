@@ -59,6 +59,10 @@ ALERT_DIR = "alerts"
 _CERTIFICATE = frozenset(
     {"serial", "owner", "snils", "issuer", "aki", "valid_from", "valid_to", "thumbprint"}
 )
+#: A CA key as the list of accredited CAs describes it, with the list's version and date.
+_LISTED_CA = frozenset(
+    {"name", "status", "status_since", "registry_number", "inn", "ogrn", "version", "date"}
+)
 ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     # One participant's certificate, as quoted in several alerts.
     "certificate": _CERTIFICATE,
@@ -74,12 +78,21 @@ ALERT_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "install_error.error": frozenset({"error"}),
     "install_error.detail": frozenset({"detail"}),
     "install_error.no_command": frozenset(),
-    "unknown_ca": frozenset({"issuer_dn", "aki", "aia", "count", "certificates", "config"}),
+    "unknown_ca": frozenset(
+        {"issuer_dn", "aki", "aia", "count", "certificates", "accreditation", "config"}
+    ),
     "unknown_ca.subject": frozenset({"issuer", "count"}),
     "unknown_ca.item": frozenset({"id", "serial", "owner", "sender", "received", "attachment"}),
     "unknown_ca.missing_file": frozenset({"path"}),
     "unknown_ca.no_aki": frozenset(),
     "unknown_ca.no_aia": frozenset(),
+    # What the list of accredited CAs says about the key: {accreditation} above.
+    "unknown_ca.list_none": frozenset({"config"}),
+    "unknown_ca.list_no_aki": frozenset({"version", "date"}),
+    "unknown_ca.list_absent": frozenset({"version", "date"}),
+    "unknown_ca.list_accredited": _LISTED_CA,
+    "unknown_ca.list_listed": _LISTED_CA,
+    "unknown_ca.list_gone": _LISTED_CA | {"listed_version", "listed_date"},
     "reply_cap": frozenset({"sender", "day", "cap", "config"}),
     "reply_cap.subject": frozenset({"sender"}),
     "poison_letter": frozenset({"letter_id", "starts", "failed_folder", "mailbox"}),
@@ -151,7 +164,7 @@ PHRASES: Mapping[str, frozenset[str]] = {
     # A certificate's rule-level reason (mailbot.pki.validation.Reason) and the CRL policy.
     "invalid_cert_reasons": frozenset(
         {"expired", "not_yet_valid", "invalid_public_key", "revoked"}
-        | {"bad_ca_signature", "ca_not_usable", "crl_unavailable"}
+        | {"bad_ca_signature", "ca_not_usable", "ca_not_accredited", "crl_unavailable"}
     ),
     # RFC 5280 reason names (mailbot.pki.crl.REASON_NAMES).
     "revocation_reasons": frozenset(

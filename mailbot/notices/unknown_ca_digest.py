@@ -9,6 +9,10 @@ that key is quarantined the same day:
   place to list (and attach) every pending certificate of the key;
 * it was sent (or a sender holds it right now) → nothing is queued; the next
   day's alert lists every certificate still pending.
+
+The alert also says what the list of accredited CAs says about the key: the
+CA's name, status, registry number, INN and OGRN with the list's version and
+date; or that the key is not in the list; or that no list was imported.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from mailbot.notices.certificate_alerts import (
 )
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.errors import PkiError
+from mailbot.trustlist.register import AccreditationRegister
 
 log = get_logger(__name__)
 
@@ -77,16 +82,18 @@ def alert_unknown_ca(
     quarantined: QuarantinedCertificate,
     now: dt.datetime,
     known_der: Mapping[str, bytes] | None = None,
+    register: AccreditationRegister | None = None,
 ) -> str:
     """Queue or rebuild the day's alert for *quarantined*'s CA; the caller commits.
 
     *known_der* maps thumbprints to DER already in memory (saves re-reading the
-    file just written). Returns ``queued``, ``rebuilt`` or ``already_sent``.
+    file just written); *register* is the list of accredited CAs (None: none
+    imported). Returns ``queued``, ``rebuilt`` or ``already_sent``.
     """
     session.flush()  # the new quarantine row must be among the pending ones
     key = CaKey.of(quarantined)
     rows = key.pending(session)
-    subject, body, attachments = render_digest(config, key, rows, known_der or {})
+    subject, body, attachments = render_digest(config, key, rows, known_der or {}, register)
     dedup_key = f"unknown_ca:{key.dedup_part}:{local_day(now, config.general.timezone)}"
     alert = session.scalar(select(Alert).where(Alert.dedup_key == dedup_key))
     if alert is None:
@@ -120,6 +127,7 @@ def render_digest(
     key: CaKey,
     rows: Sequence[QuarantinedCertificate],
     known_der: Mapping[str, bytes],
+    register: AccreditationRegister | None = None,
 ) -> tuple[str, str, list[Attachment]]:
     """Subject, body and attachments of the alert for *rows* (pending, one CA key)."""
     zone = config.general.timezone
@@ -160,6 +168,7 @@ def render_digest(
             "aia": ", ".join(aia) if aia else texts.render("unknown_ca.no_aia", {}),
             "count": len(rows),
             "certificates": "\n".join(listed),
+            "accreditation": accreditation_text(config, key, register),
             "config": config_hint(config),
         },
     )
@@ -167,6 +176,39 @@ def render_digest(
         "unknown_ca", {"issuer": issuer_cn or key.issuer_dn, "count": len(rows)}
     )
     return subject, body, attachments
+
+
+def accreditation_text(config: Config, key: CaKey, register: AccreditationRegister | None) -> str:
+    """What the list of accredited CAs says about the key (``unknown_ca.list_*`` templates)."""
+    texts = alert_texts(config)
+    zone = config.general.timezone
+    edition = register.edition() if register is not None else None
+    if register is None or edition is None:
+        return texts.render("unknown_ca.list_none", {"config": config_hint(config)})
+    current = {"version": edition.version,
+               "date": format_reply_datetime(edition.published_at, zone)}  # fmt: skip
+    if key.authority_key_id is None:
+        return texts.render("unknown_ca.list_no_aki", current)
+    listed = register.key(bytes.fromhex(key.authority_key_id))
+    if listed is None:
+        return texts.render("unknown_ca.list_absent", current)
+    values = {
+        **current,
+        "name": listed.authority_name,
+        "status": listed.status.text,
+        "status_since": format_reply_datetime(listed.status.valid_from, zone),
+        "registry_number": listed.registry_number or "-",
+        "inn": listed.inn or "-",
+        "ogrn": listed.ogrn or "-",
+    }
+    if listed.present:
+        name = "unknown_ca.list_accredited" if listed.accredited else "unknown_ca.list_listed"
+        return texts.render(name, values)
+    return texts.render(
+        "unknown_ca.list_gone",
+        {**values, "listed_version": listed.listed_in.version,
+         "listed_date": format_reply_datetime(listed.listed_in.published_at, zone)},
+    )  # fmt: skip
 
 
 def _read(path: str) -> bytes | None:

@@ -36,6 +36,14 @@ class CaDirectory(Protocol):
         """Extra CRL URLs the directory records for this CA (after the cert's own CDPs)."""
         ...
 
+    def retired(self, key_identifier: bytes) -> bool:
+        """Whether an administrator deactivated a CA certificate with this key identifier.
+
+        Such a key is never trusted again automatically (e.g. from the list of
+        accredited CAs): only an administrator may bring it back.
+        """
+        ...
+
 
 @dataclass
 class InMemoryCaDirectory:
@@ -43,6 +51,7 @@ class InMemoryCaDirectory:
 
     cas: list[Certificate] = field(default_factory=list)
     urls: dict[str, list[str]] = field(default_factory=dict)
+    retired_keys: set[bytes] = field(default_factory=set)
 
     def add(self, ca: Certificate, crl_urls: Sequence[str] = ()) -> None:
         """Register a CA certificate (and directory CRL URLs for it)."""
@@ -64,6 +73,10 @@ class InMemoryCaDirectory:
     def crl_urls(self, ca: Certificate) -> Sequence[str]:
         """See :class:`CaDirectory`."""
         return list(self.urls.get(ca.thumbprint_sha1, []))
+
+    def retired(self, key_identifier: bytes) -> bool:
+        """See :class:`CaDirectory`."""
+        return key_identifier in self.retired_keys
 
 
 class IssuerStatus(enum.Enum):

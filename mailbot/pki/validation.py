@@ -1,7 +1,11 @@
 """Steps 5-8 as one chain: the certificate's validity with a tri-state verdict.
 
 The regulation's order: validity period (5) → the certificate's own public key (5a) →
-CA lookup (6) → signature (7) → CRL (8).
+CA lookup (6) → signature (7) → CRL (8). Beyond the regulation, when the list of
+accredited CAs is known (an :class:`~mailbot.trustlist.register.AccreditationRegister`):
+an unregistered CA key the list shows accredited may stand in at step 6 (policy
+``auto_register_unknown``; its signature is verified all the same), and after
+step 7 the CA must have been accredited on the certificate's notBefore (7a).
 Each ``check_*`` function is a step returning a result to stop with, or None
 to go on; :func:`run_validation` chains them, once for everyone: the ADD_CERT
 handler (:mod:`mailbot.regulation.add_cert`) reads which step decided, the
@@ -21,6 +25,8 @@ from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_fetch import CrlSource
 from mailbot.pki.issuer import CaDirectory, IssuerStatus, ca_usable_problem, resolve_issuer
 from mailbot.pki.public_key import KeyStatus
+from mailbot.trustlist.checks import accreditation_problem, listed_issuer, listing_of
+from mailbot.trustlist.register import AccreditationRegister, ListedKey
 
 
 class ValidationVerdict(enum.Enum):
@@ -42,6 +48,9 @@ class Reason(enum.Enum):
     REVOKED = "revoked"
     BAD_CA_SIGNATURE = "bad_ca_signature"
     CA_NOT_USABLE = "ca_not_usable"
+    #: Beyond the regulation: the list of accredited CAs says the CA was not
+    #: accredited on the certificate's notBefore.
+    CA_NOT_ACCREDITED = "ca_not_accredited"
     UNKNOWN_CA = "unknown_ca"
     NO_USABLE_CRL = "no_usable_crl"
     CRL_UNREACHABLE = "crl_unreachable"
@@ -202,6 +211,7 @@ class Step(enum.Enum):
     VALIDITY_PERIOD = "validity_period"  # 5
     PUBLIC_KEY = "public_key"  # 5a
     ISSUER = "issuer"  # 6-7
+    ACCREDITATION = "accreditation"  # 7a, beyond the regulation
     REVOCATION = "revocation"  # 8
 
 
@@ -212,6 +222,10 @@ class ValidationRun:
     step: Step
     result: ValidationResult
     ca: Certificate | None
+    #: What the list of accredited CAs says about the issuing key (None: not listed, no list).
+    listed: ListedKey | None = None
+    #: The CA is not registered: it came from the list (``auto_register_unknown``).
+    ca_from_list: bool = False
 
     @property
     def passed(self) -> tuple[Step, ...]:
@@ -220,13 +234,36 @@ class ValidationRun:
         return steps[: steps.index(self.step)]
 
 
+def check_accreditation(
+    cert: Certificate, ca: Certificate, listed: ListedKey | None, at: datetime
+) -> ValidationResult | None:
+    """Step 7a: the CA was accredited on the certificate's notBefore, if the list knows.
+
+    After the signature step on purpose: a forged certificate is a bad signature
+    whatever date it claims.
+    """
+    problem = accreditation_problem(cert, listed)
+    if problem is None:
+        return None
+    ev = replace(_evidence(cert, at), ca_thumbprint_sha1=ca.thumbprint_sha1)
+    return ValidationResult(ValidationVerdict.INVALID, Reason.CA_NOT_ACCREDITED, problem, ev)
+
+
 def run_validation(
-    cert: Certificate, directory: CaDirectory, crl_source: CrlSource, at: datetime
+    cert: Certificate,
+    directory: CaDirectory,
+    crl_source: CrlSource,
+    at: datetime,
+    register: AccreditationRegister | None = None,
+    trust_listed: bool = False,
 ) -> ValidationRun:
     """All steps in the regulation's order; the first that decides ends the chain.
 
     The CRL step always decides (valid, invalid or indeterminate), so a
     certificate that passed everything ends at :attr:`Step.REVOCATION`.
+    With *register*, step 7a runs; with *trust_listed* too, an unregistered key
+    the list shows accredited stands in for a registered CA once one of its
+    listed certificates verifies the signature.
     """
     for step, check in (
         (Step.VALIDITY_PERIOD, check_validity_period),
@@ -236,10 +273,28 @@ def run_validation(
         if early is not None:
             return ValidationRun(step, early, None)
     ca, problem = check_issuer(cert, directory, at)
+    listed = listing_of(cert, ca, register)
+    from_list = False
+    if (
+        problem is not None
+        and problem.verdict is ValidationVerdict.UNKNOWN_CA
+        and trust_listed
+        and listed is not None
+        and listed.accredited
+    ):
+        ca, how = listed_issuer(cert, listed, directory, at)
+        if ca is None:
+            problem = replace(problem, detail=f"{problem.detail}; from the list: {how}")
+        else:
+            problem, from_list = None, True
     if problem is not None:
-        return ValidationRun(Step.ISSUER, problem, ca)
+        return ValidationRun(Step.ISSUER, problem, ca, listed)
     assert ca is not None
-    return ValidationRun(Step.REVOCATION, check_revocation(cert, ca, crl_source, at), ca)
+    unaccredited = check_accreditation(cert, ca, listed, at)
+    if unaccredited is not None:
+        return ValidationRun(Step.ACCREDITATION, unaccredited, ca, listed, from_list)
+    revocation = check_revocation(cert, ca, crl_source, at)
+    return ValidationRun(Step.REVOCATION, revocation, ca, listed, from_list)
 
 
 def validate(

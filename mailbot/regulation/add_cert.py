@@ -5,10 +5,11 @@ CLI's ``cert inspect --issuer`` runs too; this module turns the step that
 decided into the reply, the rule hits and the next action.
 
 Input: the certificate file intake found, the subscribers the trusted address
-belongs to, the CA directory and a CRL source (both read-only), the time and
-the CRL policy. Output: an :class:`AddCertDecision` saying which reply to
-send, with which values, and what must happen next (register the certificate,
-quarantine it, wait for a CRL, or nothing). Writing to the store and the
+belongs to, the CA directory, a CRL source and the list of accredited CAs (all
+read-only), the time, the CRL policy and the list's policy. Output: an
+:class:`AddCertDecision` saying which reply to send, with which values, and
+what must happen next (register the certificate, quarantine it, wait for a
+CRL, or nothing). Writing to the store and the
 database (steps 10-11) is the caller's job, in one transaction.
 """
 
@@ -31,11 +32,14 @@ from mailbot.pki.validation import (
     Reason,
     Step,
     ValidationResult,
+    ValidationRun,
     ValidationVerdict,
     run_validation,
 )
 from mailbot.regulation.decision import Outcome, RuleHit
 from mailbot.regulation.sender_gate import SubscriberCandidate
+from mailbot.trustlist.checks import accreditation_note, describe_listing
+from mailbot.trustlist.register import AccreditationRegister, ListedKey
 
 #: The invalid_cert reply's reason when the CRL policy is ``reject``: a key of
 #: ``[invalid_cert_reasons]`` in ``templates/phrases.toml``, as the Reason values are.
@@ -71,15 +75,21 @@ class AddCertDecision:
     validation: ValidationResult | None = None
     #: Set when administrators must hear of this letter (possible forgery).
     alert: str | None = None
+    #: The CA key came from the list of accredited CAs, not the directory: the
+    #: caller registers its certificates (``[trust_list] auto_register_unknown``).
+    ca_from_list: ListedKey | None = None
 
 
 @dataclass(frozen=True)
 class AddCertSettings:
-    """Inputs that are not the letter: the clock, the time zone, the CRL policy."""
+    """Inputs that are not the letter: the clock, the time zone, the CRL and list policies."""
 
     now: datetime
     timezone: str
     crl_policy: CrlPolicy
+    #: ``[trust_list] auto_register_unknown``: an unregistered key the list shows
+    #: accredited is registered (its signature verified) instead of quarantined.
+    auto_register_unknown: bool = False
 
 
 def choose_subscriber(
@@ -109,15 +119,41 @@ def _digits(value: str | None) -> str:
 _STEP_RULES = {Step.VALIDITY_PERIOD: "validity_period", Step.PUBLIC_KEY: "public_key_valid"}
 
 
-def _passed_hits(step: Step, ca: Certificate | None) -> list[RuleHit]:
-    """The rule hits of a chain step the certificate passed (steps 5, 5a, 6-7)."""
+def _passed_hits(step: Step, run: ValidationRun, certificate: Certificate) -> list[RuleHit]:
+    """The rule hits of a chain step the certificate passed (steps 5, 5a, 6-7, 7a)."""
     if step in _STEP_RULES:
         return [RuleHit(_STEP_RULES[step], True, "")]
+    ca, listed = run.ca, run.listed
     assert ca is not None  # the issuer step passed: the CA is known
+    if step is Step.ACCREDITATION:
+        if listed is None:
+            return []  # no list, or the key is not in it: nothing was asked
+        return [RuleHit("ca_accredited_at_issuance", True, accreditation_note(certificate, listed))]
+    if run.ca_from_list and listed is not None:
+        return [
+            RuleHit("registered_ca", False, "the CA key is not registered"),
+            RuleHit(
+                "trust_list_ca",
+                True,
+                f"registered from the list (auto_register_unknown): {describe_listing(listed)}; "
+                f"CA {ca.thumbprint_sha1}",
+            ),
+            RuleHit("ca_signature", True, ca.thumbprint_sha1),
+        ]
     return [
         RuleHit("registered_ca", True, ca.thumbprint_sha1),
         RuleHit("ca_signature", True, ca.thumbprint_sha1),
     ]
+
+
+def _unknown_ca_listing(listed: ListedKey | None, settings: AddCertSettings) -> RuleHit | None:
+    """What the list said about an unknown CA key that was quarantined, for the journal."""
+    if listed is None:
+        return None
+    why = "auto_register_unknown is off"
+    if settings.auto_register_unknown:
+        why = "not accredited now" if not listed.accredited else "no listed certificate fits"
+    return RuleHit("trust_list_ca", False, f"{describe_listing(listed)}; {why}")
 
 
 def decide_add_cert(
@@ -126,13 +162,19 @@ def decide_add_cert(
     ca_directory: CaDirectory,
     crl_source: CrlSource,
     settings: AddCertSettings,
+    register: AccreditationRegister | None = None,
 ) -> AddCertDecision:
-    """Run steps 5-9 in order; the first step that decides ends the chain."""
+    """Run steps 5-9 in order; the first step that decides ends the chain.
+
+    *register* is the list of accredited CAs (None: none imported, or not asked).
+    """
     hits: list[RuleHit] = []
     certificate: Certificate | None = None
     ca: Certificate | None = None
     subscriber: SubscriberCandidate | None = None
     validation: ValidationResult | None = None
+
+    ca_from_list: ListedKey | None = None
 
     def finish(
         action: Action,
@@ -144,7 +186,7 @@ def decide_add_cert(
         # Reads the step results gathered so far (closure over the locals above).
         return AddCertDecision(
             action, outcome, reason, tuple(hits), values or {},
-            certificate, ca, subscriber, validation, alert,
+            certificate, ca, subscriber, validation, alert, ca_from_list,
         )  # fmt: skip
 
     def invalid(
@@ -164,10 +206,15 @@ def decide_add_cert(
     hits.append(RuleHit("certificate_parses", True, certificate.serial_hex))
 
     # Steps 5-8: the one validation chain; the steps it passed become rule hits first.
-    run = run_validation(certificate, ca_directory, crl_source, settings.now)
+    run = run_validation(
+        certificate, ca_directory, crl_source, settings.now, register,
+        settings.auto_register_unknown,
+    )  # fmt: skip
     validation, ca = run.result, run.ca
+    if run.ca_from_list:
+        ca_from_list = run.listed
     for step in run.passed:
-        hits.extend(_passed_hits(step, ca))
+        hits.extend(_passed_hits(step, run, certificate))
 
     if run.step in (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY):
         hits.append(RuleHit(_STEP_RULES[run.step], False, validation.detail))
@@ -177,6 +224,9 @@ def decide_add_cert(
         # Steps 6-7: a registered CA qualifies, and its key verifies the signature.
         if validation.verdict is ValidationVerdict.UNKNOWN_CA:
             hits.append(RuleHit("registered_ca", False, validation.detail))
+            listing = _unknown_ca_listing(run.listed, settings)
+            if listing is not None:
+                hits.append(listing)
             return finish(
                 Action.QUARANTINE, Outcome.UNKNOWN_CA, validation.detail,
                 {"serial": certificate.serial_hex},
@@ -188,6 +238,11 @@ def decide_add_cert(
         if validation.reason is Reason.BAD_CA_SIGNATURE:
             alert = f"possible forgery: {validation.detail}"
         return invalid(validation.reason.value, alert=alert)
+
+    if run.step is Step.ACCREDITATION:
+        # Beyond the regulation: the CA had no accreditation when it issued the certificate.
+        hits.append(RuleHit("ca_accredited_at_issuance", False, validation.detail))
+        return invalid(validation.reason.value)
 
     # Step 8: not on the CA's current CRL.
     if validation.verdict is ValidationVerdict.INVALID:

@@ -75,6 +75,6 @@ def test_phrase_keys_are_the_codes_keys() -> None:
     # A reason the code can hand over always has a phrase (a KeyError at render otherwise).
     assert PHRASES["revocation_reasons"] == set(REASON_NAMES.values())
     invalid = {Reason.EXPIRED, Reason.NOT_YET_VALID, Reason.INVALID_PUBLIC_KEY, Reason.REVOKED}
-    invalid |= {Reason.BAD_CA_SIGNATURE, Reason.CA_NOT_USABLE}
+    invalid |= {Reason.BAD_CA_SIGNATURE, Reason.CA_NOT_USABLE, Reason.CA_NOT_ACCREDITED}
     keys = {r.value for r in invalid} | {CRL_UNAVAILABLE_REASON}
     assert PHRASES["invalid_cert_reasons"] == keys

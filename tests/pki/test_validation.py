@@ -85,7 +85,9 @@ def test_the_chain_reports_the_deciding_step(gost_ca: pki.Issued, store: CrlStor
     # No CRL for the CA: the chain ran to its last step, which cannot decide for sure.
     last = run_validation(ee.cert, _directory(gost_ca), source, NOW)
     assert (last.step, last.result.verdict) == (Step.REVOCATION, ValidationVerdict.INDETERMINATE)
-    assert last.passed == (Step.VALIDITY_PERIOD, Step.PUBLIC_KEY, Step.ISSUER)
+    assert last.passed == (
+        Step.VALIDITY_PERIOD, Step.PUBLIC_KEY, Step.ISSUER, Step.ACCREDITATION,
+    )  # fmt: skip
     assert last.ca is not None and last.ca.thumbprint_sha1 == gost_ca.cert.thumbprint_sha1
     assert validate(ee.cert, _directory(gost_ca), source, NOW) == last.result
 
