@@ -37,7 +37,7 @@ from mailbot.app.adapters import (
     DbReplyCounter,
     DbSenderDirectory,
 )
-from mailbot.app.listed_ca_effect import register_listed_key
+from mailbot.app.listed_ca_effect import register_for_letter
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import (
     Filing,
@@ -566,7 +566,7 @@ class LetterProcessor:
                 }
             if handler.ca_from_list is not None and not dry_run:
                 # Before steps 10-11: the certificate's registration refers to its CA's row.
-                note = register_listed_key(session, handler.ca_from_list, now)
+                note = register_for_letter(session, handler.ca_from_list, now)
                 row.detail = {**row.detail, "trust_list": note}
             if handler.alert and handler.certificate is not None and not dry_run:
                 alert_forgery(session, self.config, handler.certificate, handler.alert,

@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.adapters import DbAccreditationRegister, DbCaDirectory, DbSenderDirectory
-from mailbot.app.listed_ca_effect import register_listed_key
+from mailbot.app.listed_ca_effect import register_for_letter
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import QuarantineStatus
 from mailbot.config import Config
@@ -216,7 +216,7 @@ class QuarantineReview:
             )
         if decision.ca_from_list is not None:
             # Before steps 10-11: the certificate's registration refers to its CA's row.
-            register_listed_key(session, decision.ca_from_list, now)
+            register_for_letter(session, decision.ca_from_list, now)
         if not candidates:
             # Replies go to trusted addresses only (step 2), follow-ups too.
             detail = "the sender is no longer a trusted address of an active subscriber"

@@ -27,6 +27,7 @@ from mailbot.dates import format_reply_datetime
 from mailbot.directory.authorities import register_listed_ca
 from mailbot.directory.models import AccreditedCa, AccreditedKey, CertificationAuthority
 from mailbot.directory.subscribers import DirectoryError
+from mailbot.log import get_logger
 from mailbot.notices.alerts import queue_alert
 from mailbot.notices.certificate_alerts import alert_texts, config_hint
 from mailbot.notices.templates import AlertTemplates
@@ -35,6 +36,8 @@ from mailbot.pki.errors import PkiError
 from mailbot.trustlist import AccreditedAuthority, StatusKind
 from mailbot.trustlist.changes import CaRef, DirectoryChange, ImportReport, ListFlag
 from mailbot.trustlist.register import ListedKey
+
+log = get_logger(__name__)
 
 
 def is_active(status_text: str) -> bool:
@@ -77,19 +80,24 @@ def register_listed_key(
 ) -> list[CertificationAuthority]:
     """Register every certificate of one listed key (source ``trust_list``); the rows.
 
-    For a decision that registers a key the list shows accredited (e.g.
-    ``auto_register_unknown``). Rows registered by hand are left as they are.
-    Raises :class:`DirectoryError` if the directory refuses a certificate.
+    For a decision that registers a key the list shows accredited
+    (``auto_register_unknown``, ``quarantine retry``). Rows registered by hand
+    are left as they are, a row an administrator deactivated stays so. A
+    certificate the directory refuses (unreadable, not a CA) is skipped and
+    logged: inside a letter's transaction an exception would fail the letter
+    on every attempt, and the key's other certificates still count.
     """
     rows = []
     for der in key.certificates_der:
         try:
             certificate = Certificate.from_der(der)
-        except PkiError as exc:
-            raise DirectoryError(f"listed certificate unreadable: {exc}") from None
-        row, _created = register_listed_ca(
-            session, certificate, key.crl_urls, key.listed_in.version, now
-        )
+            row, _created = register_listed_ca(
+                session, certificate, key.crl_urls, key.listed_in.version, now
+            )
+        except (PkiError, DirectoryError) as exc:
+            log.warning("listed CA certificate not registered", key=key.key_identifier_hex,
+                        error=str(exc))  # fmt: skip
+            continue
         rows.append(row)
     return rows
 

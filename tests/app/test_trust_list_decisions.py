@@ -1,7 +1,7 @@
 """Letters decided with the list of accredited CAs in the database (both databases).
 
-The list is stored with :mod:`testkit.trust_list_db` (a stand-in for the
-importer); the processor reads it through ``DbAccreditationRegister``.
+The list is imported with :mod:`testkit.trust_list_db` (the real importer);
+the processor reads it through ``DbAccreditationRegister``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mailbot.directory.authorities import register_ca
 from mailbot.directory.models import Alert, CertificationAuthority, LetterRecord
 from testkit import pki as factory
 from testkit import trust_list as tl
-from testkit.trust_list_db import store_authorities_for_tests
+from testkit.trust_list_db import import_authorities
 from tests.app.world import SNILS, World, cert_letter
 
 ENDED = factory.NOW - dt.timedelta(days=10)
@@ -35,7 +35,7 @@ def participant(ca: factory.Issued, days_ago: int = 30) -> factory.Issued:
 
 def store_list(world: World, *authorities: tl.TslAuthority) -> None:
     with world.sessions() as session:
-        store_authorities_for_tests(session, authorities)
+        import_authorities(session, world.config, authorities)
         session.commit()
 
 
@@ -169,7 +169,7 @@ def test_the_lists_crl_urls_come_after_the_directorys(make_world: Callable[..., 
         row, _ = register_ca(session, ca.cert, ["http://admin.example.ru/uc1.crl"])
         directory = DbCaDirectory(session)
         own = list(directory.crl_urls(ca.cert))
-        store_authorities_for_tests(session, [authority])
+        import_authorities(session, world.config, [authority])
         urls = list(directory.crl_urls(ca.cert))
         session.rollback()
     assert own == row.crl_urls  # without a list: the directory's alone

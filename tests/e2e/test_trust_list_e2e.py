@@ -1,7 +1,7 @@
 """The list of accredited CAs deciding letters end to end: the daemon, Dovecot, SMTP, real PKI.
 
-The list is put into the database with :mod:`testkit.trust_list_db` (a
-stand-in for ``mailbot ca import-tsl``); its CA certificates are
+The list is imported with :mod:`testkit.trust_list_db` (the importer behind
+``mailbot ca import-tsl``); its CA certificates are
 :func:`testkit.trust_list.ca_certificate`, whose keys issue the participants'
 certificates.
 """
@@ -24,7 +24,7 @@ from testkit import pki as factory
 from testkit import trust_list as tl
 from testkit.running import running
 from testkit.scenario import ADMIN, PARTICIPANT, Scenario, now, publish_crl
-from testkit.trust_list_db import store_authorities_for_tests
+from testkit.trust_list_db import import_authorities
 from tests.e2e import test_end_to_end as e2e
 from tests.e2e.test_end_to_end import inbox, replies, wait_for
 
@@ -44,7 +44,7 @@ def store_list(scenario: Scenario, *authorities: tl.TslAuthority) -> None:
     engine = engine_from_config(scenario.config)
     try:
         with session_factory(engine)() as session:
-            store_authorities_for_tests(session, authorities)
+            import_authorities(session, scenario.config, authorities)
             session.commit()
     finally:
         engine.dispose()
