@@ -103,9 +103,7 @@ def upgrade() -> None:
     with op.batch_alter_table("certification_authorities", schema=None) as batch_op:
         batch_op.add_column(sa.Column("list_version", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("list_flag", sa.String(length=30), nullable=True))
-        batch_op.add_column(
-            sa.Column("list_flagged_at", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("list_flagged_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
