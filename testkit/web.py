@@ -31,7 +31,7 @@ from mailbot.web.roles import Role
 from testkit.ports import free_port
 
 #: The password :func:`add_web_user` gives unless told otherwise.
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 (a test account's)
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -96,9 +96,7 @@ def add_web_user(
 
 
 @contextlib.contextmanager
-def web_server(
-    config: Path | Config, clock: PinnedClock | None = None
-) -> Iterator[WebServer]:
+def web_server(config: Path | Config, clock: PinnedClock | None = None) -> Iterator[WebServer]:
     """``mailbot web serve``'s application under uvicorn on a free port, stopped on exit.
 
     The database must be migrated already. With *clock*, the application's time is pinned.

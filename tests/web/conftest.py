@@ -1,5 +1,6 @@
 """The web console's tests: a configuration on a migrated database (SQLite and PostgreSQL),
-a pinned clock, and the console running under uvicorn with accounts of every role."""
+a pinned clock, the console running under uvicorn with accounts of every role, and the
+registration world (:mod:`tests.app.world`) for pages about real letters."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 
 from mailbot.directory import migrate
 from testkit.web import PinnedClock, WebServer, add_web_user, web_server
+from tests.app.world import make_world, world  # noqa: F401
 
 #: The test accounts: one per role, named after it.
 ROLES = ("viewer", "operator", "admin")
