@@ -57,7 +57,13 @@ def register(subparsers: Any) -> None:
         "on a terminal), at least 10 characters.",
     )
     add.add_argument("name", help="the login name")
-    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=[r.value for r in Role],
+        help="viewer: reads only; operator: also decides quarantine and edits directories; "
+        "admin: everything (accounts, audit, raw letters, whole SNILS)",
+    )
     add_config_option(add)
     add.set_defaults(handler=web_user_add)
     listing = actions.add_parser("list", help="list accounts", description="List accounts.")
