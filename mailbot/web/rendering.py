@@ -11,8 +11,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from mailbot.config.schema import shipped_dir
+from mailbot.display import terminal_text
 from mailbot.web.roles import ROLE_TITLES, Role
 
 
@@ -27,6 +29,7 @@ def environment(folder: Path | None = None) -> Environment:
         loader=FileSystemLoader(folder or web_dir()),
         # Every template, whatever its name: letter data is hostile.
         autoescape=True,
+        finalize=inert,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -34,6 +37,18 @@ def environment(folder: Path | None = None) -> Environment:
     env.filters["moment"] = moment
     env.globals["role_title"] = lambda role: ROLE_TITLES.get(Role(role), role)
     return env
+
+
+def inert(value: object) -> object:
+    """Every ``{{ }}`` output: controls and bidi overrides shown as escapes, line by line.
+
+    Autoescaping keeps markup out; this keeps a stranger's right-to-left override
+    or control character from disguising what a page shows (as on the terminal,
+    :func:`mailbot.display.terminal_text`). Line breaks stay; safe markup passes.
+    """
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return "\n".join(terminal_text(line) for line in value.split("\n"))
+    return value
 
 
 def moment(value: dt.datetime | None, zone: str | None = None) -> str:
