@@ -32,6 +32,10 @@ class JournalFilter:
     outcome: str | None = None
     state: str | None = None
     sender: str | None = None
+    #: Subject containing this text (case-insensitive for Latin letters; SQL wildcards literal).
+    subject: str | None = None
+    #: Skip this many of the newest matches first (paging).
+    offset: int = 0
 
 
 def journal_letters(session: Session, wanted: JournalFilter) -> Sequence[LetterRecord]:
@@ -42,6 +46,8 @@ def journal_letters(session: Session, wanted: JournalFilter) -> Sequence[LetterR
     query = select(LetterRecord).order_by(LetterRecord.received_at.desc(), LetterRecord.id.desc())
     if wanted.limit is not None:
         query = query.limit(wanted.limit)
+    if wanted.offset:
+        query = query.offset(wanted.offset)
     if wanted.since is not None:
         query = query.where(LetterRecord.received_at >= wanted.since)
     if wanted.until is not None:
@@ -54,6 +60,8 @@ def journal_letters(session: Session, wanted: JournalFilter) -> Sequence[LetterR
         query = query.where(LetterRecord.state == wanted.state)
     if wanted.sender:
         query = query.where(LetterRecord.sender == wanted.sender.strip().lower())
+    if wanted.subject:
+        query = query.where(LetterRecord.subject.icontains(wanted.subject, autoescape=True))
     return session.scalars(query).all()
 
 

@@ -39,6 +39,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailbot.cli.report_commands",
     "mailbot.cli.pki_commands",
     "mailbot.cli.backup_commands",
+    "mailbot.cli.web_commands",
 )
 
 

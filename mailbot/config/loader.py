@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import re
 import tomllib
 import types
@@ -130,6 +131,7 @@ def _finish(config: Config, source: Path | None, base: Path) -> Config:
         parse_listen(config.metrics.listen)
     except ValueError as exc:
         problems.append(f"metrics.listen: {exc}")
+    problems.extend(_check_web(config))
     textfile = config.metrics.textfile
     if textfile is not None and textfile.suffix != ".prom":
         problems.append(
@@ -201,6 +203,33 @@ def _check_trust_list(config: Config) -> list[str]:
         problems.append("trust_list.timeout_seconds: must be positive")
     if trust_list.max_size_mib <= 0:
         problems.append("trust_list.max_size_mib: must be positive")
+    return problems
+
+
+def _check_web(config: Config) -> list[str]:
+    web = config.web
+    problems: list[str] = []
+    try:
+        parse_listen(web.listen, loopback_only=False)
+    except ValueError as exc:
+        problems.append(f"web.listen: {exc}")
+    for name in ("session_idle_minutes", "session_absolute_hours", "login_max_failures",
+                 "login_window_minutes"):  # fmt: skip
+        if getattr(web, name) <= 0:
+            problems.append(f"web.{name}: must be positive")
+    for index, proxy in enumerate(web.trusted_proxies):
+        try:
+            ipaddress.ip_address(proxy)
+        except ValueError:
+            problems.append(f"web.trusted_proxies[{index}]: {proxy!r} is not an IP address")
+    if web.proxy_user_header:
+        if not re.fullmatch(r"[A-Za-z0-9-]+", web.proxy_user_header):
+            problems.append(f"web.proxy_user_header: {web.proxy_user_header!r} is no header name")
+        if not web.trusted_proxies:
+            problems.append(
+                "web.proxy_user_header: set web.trusted_proxies too (the header is believed "
+                "only from those addresses)"
+            )
     return problems
 
 

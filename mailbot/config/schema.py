@@ -284,9 +284,39 @@ class MetricsConfig:
         return parse_listen(self.listen)
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+@dataclass(frozen=True)
+class WebConfig:
+    """The web console (``mailbot web serve``), a separate process behind a TLS reverse proxy."""
+
+    #: ``host:port`` (an IP literal). Plain HTTP: keep it on loopback and let a reverse
+    #: proxy (nginx) terminate TLS; another address only for a proxy on another host.
+    listen: str = "127.0.0.1:8080"
+    #: The key that signs session cookies (created, mode 0600, at first start when missing).
+    #: Empty: ``web-secret.key`` in ``general.state_dir``.
+    secret_key_file: Path | None = None
+    #: A session ends after this many minutes without a request ...
+    session_idle_minutes: int = 30
+    #: ... and this many hours after the login in any case.
+    session_absolute_hours: int = 12
+    #: Failed logins allowed per client address and per user name within the window.
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
+    #: Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: tuple[str, ...] = ()
+    #: A header (e.g. ``X-Remote-User``) naming the user the trusted proxy authenticated;
+    #: "" (the default) turns reverse-proxy authentication off.
+    proxy_user_header: str = ""
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``listen`` as ``(host, port)``; the loader has already checked it."""
+        return parse_listen(self.listen, loopback_only=False)
+
+
+def parse_listen(text: str, loopback_only: bool = True) -> tuple[str, int]:
     """Split ``host:port`` or ``[v6]:port`` into an IP literal and a port.
 
+    *loopback_only* refuses other addresses (an endpoint without authentication).
     Raises :class:`ValueError` with a message for the administrator.
     """
     host, separator, port_text = text.rpartition(":")
@@ -304,7 +334,7 @@ def parse_listen(text: str) -> tuple[str, int]:
     port = int(port_text)
     if not 0 < port < 65536:
         raise ValueError(f"{text!r}: port must be 1-65535")
-    if not address.is_loopback:
+    if loopback_only and not address.is_loopback:
         raise ValueError(f"{text!r}: only a loopback address is allowed (no authentication)")
     return str(address), port
 
@@ -330,6 +360,7 @@ class Config:
     trust_list: TrustListConfig = field(default_factory=TrustListConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     def needed_secrets(self) -> tuple[tuple[str, SecretSource], ...]:
         """The passwords the daemon reads, by TOML key: IMAP always, SMTP with a user,
@@ -376,6 +407,11 @@ class Config:
     def templates_dir(self) -> Path:
         """Directory of reply templates."""
         return self.paths.templates_dir or shipped_dir("templates")
+
+    @property
+    def web_secret_key_file(self) -> Path:
+        """The file holding the key that signs the web console's session cookies."""
+        return self.web.secret_key_file or self.general.state_dir / "web-secret.key"
 
     @property
     def database_url(self) -> str:

@@ -12,7 +12,8 @@ Tables, in the regulation's words:
 * ``expiry_reminders``: one row per certificate and reminder threshold (sent or not);
 * ``reports``: one row per period whose report letter was queued to the administrators;
 * ``trust_list_editions``, ``accredited_cas``, ``accredited_keys``,
-  ``accredited_certificates``: the Ministry's list of accredited CAs as last imported.
+  ``accredited_certificates``: the Ministry's list of accredited CAs as last imported;
+* ``web_users``: the web console's accounts; ``audit_log``: every change made through it.
 
 Migrations live in ``mailbot/directory/migrations``; a test checks that the
 migrated schema equals this module.
@@ -458,3 +459,36 @@ class AccreditedCertificate(Base):
     subject_text: Mapped[str] = mapped_column(Text)
 
     key: Mapped[AccreditedKey] = relationship(back_populates="certificates")
+
+
+class WebUser(Base):
+    """An account of the web console (``mailbot web user add``): a role and an argon2id hash."""
+
+    __tablename__ = "web_users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    #: "viewer", "operator" or "admin" (:class:`mailbot.web.roles.Role`).
+    role: Mapped[str] = mapped_column(String(20))
+    #: argon2id (PHC string); "" for an account that only logs in through the reverse proxy.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    """One change made through the web console (or to its accounts): who, when, what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)
+    #: The web user's name, or ``cli:<os user>`` for a command.
+    actor: Mapped[str] = mapped_column(String(200))
+    #: A dotted verb, e.g. ``web_user.disable``, ``letter.download``.
+    action: Mapped[str] = mapped_column(String(100), index=True)
+    #: What it was done to, e.g. ``web_user:alice``, ``letter:42``.
+    target: Mapped[str] = mapped_column(String(300), default="")
+    #: Anything more (never a password, never a whole SNILS).
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

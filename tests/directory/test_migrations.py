@@ -213,7 +213,7 @@ def test_0005_adds_the_trust_list_and_the_ca_directory_link_keeping_data(engine:
             ),
             {"der": b"\x30\x00", "t": stamp},
         )
-    migrate.upgrade(engine)
+    migrate.upgrade(engine, "0005")
     assert migrate.current_revision(engine) == "0005"
     tables = set(inspect(engine).get_table_names())
     assert {"trust_list_editions", "accredited_cas", "accredited_keys"} <= tables
@@ -229,3 +229,13 @@ def test_0005_adds_the_trust_list_and_the_ca_directory_link_keeping_data(engine:
     assert "list_flag" not in columns
     with engine.connect() as connection:
         assert connection.scalar(text("SELECT name FROM certification_authorities")) == "УЦ"
+
+
+def test_0006_adds_the_web_accounts_and_the_audit_log_and_takes_them_away(engine: Engine) -> None:
+    """0005 -> 0006 and back: only ``web_users`` and ``audit_log`` come and go."""
+    migrate.upgrade(engine, "0005")
+    before = set(inspect(engine).get_table_names())
+    migrate.upgrade(engine, "0006")
+    assert set(inspect(engine).get_table_names()) == before | {"web_users", "audit_log"}
+    migrate.downgrade(engine, "0005")
+    assert set(inspect(engine).get_table_names()) == before
