@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from mailbot.app.adapters import DbAccreditationRegister
 from mailbot.directory.models import (
@@ -110,7 +110,7 @@ def certificate_counts(session: Session) -> dict[int, int]:
         .where(CertificateRecord.ca_id.is_not(None))
         .group_by(CertificateRecord.ca_id)
     )
-    return {int(ca_id): int(count) for ca_id, count in rows}
+    return {ca_id: int(count) for ca_id, count in rows if ca_id is not None}
 
 
 def certificates_of(
@@ -156,7 +156,11 @@ def accredited_cas(
     session: Session, search: str | None, limit: int, offset: int = 0
 ) -> Sequence[AccreditedCa]:
     """The list's CAs by name, those whose name, registry number, INN or OGRN contain *search*."""
-    query = select(AccreditedCa).order_by(AccreditedCa.name, AccreditedCa.id)
+    query = (
+        select(AccreditedCa)
+        .options(selectinload(AccreditedCa.keys))
+        .order_by(AccreditedCa.name, AccreditedCa.id)
+    )
     if search:
         query = query.where(
             or_(
@@ -173,4 +177,3 @@ def accredited_cas(
 def is_gone(authority: AccreditedCa, version: int) -> bool:
     """Whether *authority* is no longer in the current edition *version*."""
     return authority.last_version < version
-

@@ -42,7 +42,7 @@ CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entri
 
 
 def register(subparsers: Any) -> None:
-    """Add ``ca add|list|show|deactivate`` and ``crl list|refresh``."""
+    """Add ``ca add|list|show|deactivate|reactivate`` and ``crl list|refresh``."""
     ca = command_group(
         subparsers, "ca", "the CA directory", "Manage registered CAs (справочник УЦ)."
     )
@@ -66,13 +66,17 @@ def register(subparsers: Any) -> None:
     add_config_option(listing)
     add_format_option(listing, FORMATS)
     listing.set_defaults(handler=ca_list)
-    for action, text in (("show", "show one CA"), ("deactivate", "stop trusting a CA")):
+    for action, text, handler in (
+        ("show", "show one CA", ca_show),
+        ("deactivate", "stop trusting a CA", ca_deactivate),
+        ("reactivate", "trust a deactivated CA again", ca_reactivate),
+    ):
         parser = ca.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         parser.add_argument("id", type=int, help="the CA's id (see 'ca list')")
         add_config_option(parser)
         if action == "show":
             add_format_option(parser, FORMATS)
-        parser.set_defaults(handler=ca_show if action == "show" else ca_deactivate)
+        parser.set_defaults(handler=handler)
     add_import_parser(ca)
 
     crl = command_group(subparsers, "crl", "CRLs", "Inspect, list and refresh CRLs.")
@@ -149,6 +153,14 @@ def ca_deactivate(args: argparse.Namespace) -> int:
     with transaction(args) as session:
         set_ca_active(session, args.id, active=False)
     print(f"CA {args.id} deactivated: its certificates now count as from an unknown CA")
+    return 0
+
+
+def ca_reactivate(args: argparse.Namespace) -> int:
+    """``ca reactivate``."""
+    with transaction(args) as session:
+        set_ca_active(session, args.id, active=True)
+    print(f"CA {args.id} reactivated: its certificates are trusted again")
     return 0
 
 
