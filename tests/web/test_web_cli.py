@@ -1,4 +1,4 @@
-"""``mailbot web user ...`` and ``mailbot web serve`` as real processes."""
+"""``mailbot web user ...``, ``mailbot web`` and ``mailbot web serve`` as real processes."""
 
 from __future__ import annotations
 
