@@ -277,7 +277,7 @@ def org_state(args: argparse.Namespace) -> int:
     """``org activate|deactivate``."""
     active = args.org_command == "activate"
     with transaction(args) as session:
-        directory.get_organisation(session, args.id).active = active
+        directory.set_organisation_active(session, args.id, active)
     print(f"organisation {args.id} {'activated' if active else 'deactivated'}")
     return 0
 
@@ -335,7 +335,7 @@ def subscriber_state(args: argparse.Namespace) -> int:
     """``subscriber activate|deactivate``."""
     active = args.subscriber_command == "activate"
     with transaction(args) as session:
-        directory.get_subscriber(session, args.id).active = active
+        directory.set_subscriber_active(session, args.id, active)
     print(f"subscriber {args.id} {'activated' if active else 'deactivated'}")
     return 0
 

@@ -21,7 +21,7 @@ import itertools
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from sqlalchemy import CursorResult, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
@@ -55,6 +55,10 @@ class DirectoryRow:
     def organisation_only(self) -> bool:
         """Whether the row names only an organisation (one without subscribers is exported so)."""
         return self.surname is None and self.snils is None
+
+
+#: How :meth:`DirectoryLoader.apply` counted a row.
+RowOutcome = Literal["added", "updated", "unchanged"]
 
 
 class RowConflict(Exception):
@@ -372,11 +376,12 @@ class DirectoryLoader:
             self._changed_subscribers[subscriber] = None
         return True
 
-    def apply(self, row: DirectoryRow) -> None:
+    def apply(self, row: DirectoryRow) -> RowOutcome:
         """Create or update the row's organisation, subscriber and addresses (pending).
 
-        Raises :class:`RowConflict` (changing nothing) if the row contradicts an
-        earlier one.
+        Returns how the row counted. Resolution works on the loader's memory alone:
+        without :meth:`flush` nothing is written (a preview). Raises
+        :class:`RowConflict` (changing nothing) if the row contradicts an earlier one.
         """
         organisation = self._organisation(row)
         if organisation is None:
@@ -391,10 +396,12 @@ class DirectoryLoader:
             changed = changed or subscriber_changed
         if created:
             self.counts.rows_added += 1
-        elif changed:
+            return "added"
+        if changed:
             self.counts.rows_updated += 1
-        else:
-            self.counts.rows_unchanged += 1
+            return "updated"
+        self.counts.rows_unchanged += 1
+        return "unchanged"
 
     def _apply_subscriber(
         self, organisation: _Organisation, row: DirectoryRow

@@ -41,7 +41,13 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from mailbot.directory.bulk_load import DirectoryLoader, DirectoryRow, LoadCounts, RowConflict
+from mailbot.directory.bulk_load import (
+    DirectoryLoader,
+    DirectoryRow,
+    LoadCounts,
+    RowConflict,
+    RowOutcome,
+)
 from mailbot.directory.csv_format import DELIMITER_NAMES, CsvFormat, sniff
 from mailbot.directory.subscribers import DirectoryError, normalise_address
 from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, normalise_snils
@@ -78,6 +84,8 @@ _CSV_ERRORS = {
 
 #: ``progress(rows_done, rows_total)``, called every :data:`PROGRESS_EVERY` rows written.
 Progress = Callable[[int, int], None]
+#: ``on_row(line_number, row, outcome)``, called by :func:`preview_csv` for every row.
+RowSeen = Callable[[int, DirectoryRow, RowOutcome], None]
 
 
 @dataclass
@@ -274,6 +282,27 @@ def import_csv(
     :class:`~mailbot.directory.csv_format.NotCsvError` for a workbook, a binary
     file or text in no known encoding, :class:`OSError` if the file cannot be read.
     """
+    return _run(session, path, write=True, progress=progress, chunk_rows=chunk_rows)
+
+
+def preview_csv(session: Session, path: Path, on_row: RowSeen | None = None) -> ImportReport:
+    """What :func:`import_csv` would do with *path*, writing nothing to the database.
+
+    The same checks and the same resolution of every row (through the loader's
+    memory, never flushed); *on_row* hears of each row with its line number and
+    outcome. Raises as :func:`import_csv` does, with the same problems.
+    """
+    return _run(session, path, write=False, on_row=on_row)
+
+
+def _run(
+    session: Session,
+    path: Path,
+    write: bool,
+    progress: Progress | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    on_row: RowSeen | None = None,
+) -> ImportReport:
     report = ImportReport()
     found = _check(path, report)
     if report.errors:
@@ -285,16 +314,20 @@ def import_csv(
             report.errors.extend(f"line {line.number}: {problem}" for problem in line.problems)
             continue
         try:
-            loader.apply(line.row)
+            outcome = loader.apply(line.row)
         except RowConflict as exc:
             report.errors.append(f"line {line.number}: {exc}")
+        else:
+            if on_row is not None:
+                on_row(line.number, line.row, outcome)
         done += 1
-        if done % chunk_rows == 0 or done % PROGRESS_EVERY == 0:
+        if write and (done % chunk_rows == 0 or done % PROGRESS_EVERY == 0):
             loader.flush()
             if progress is not None and done % PROGRESS_EVERY == 0:
                 progress(done, report.rows)
     if report.errors:
         raise CsvImportError(report)
-    loader.flush()
-    session.expire_all()  # objects loaded before were changed behind the ORM's back
+    if write:
+        loader.flush()
+        session.expire_all()  # objects loaded before were changed behind the ORM's back
     return report

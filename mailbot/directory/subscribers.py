@@ -8,16 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, contains_eager, selectinload
 
 from mailbot.addresses import MAX_ADDRESS_CHARS, normalize_address
 from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
-from mailbot.identifiers import normalise_inn, normalise_ogrn, normalise_snils
+from mailbot.identifiers import digits_only, normalise_inn, normalise_ogrn, normalise_snils
 
 
 class DirectoryError(Exception):
-    """A directory operation cannot be done (unknown id, duplicate, bad value)."""
+    """A directory operation cannot be done (unknown id, duplicate, bad value).
+
+    *reason* names the rule that refused (``duplicate_code``, ``bad_address`` ...)
+    so that a page can say it in its own words; the message is for the CLI and logs.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def normalise_address(address: str) -> str:
@@ -28,10 +36,12 @@ def normalise_address(address: str) -> str:
     """
     value = address.strip().lower()
     if value.count("@") != 1 or value.startswith("@") or value.endswith("@") or " " in value:
-        raise DirectoryError(f"{address!r} is not an e-mail address")
+        raise DirectoryError(f"{address!r} is not an e-mail address", "bad_address")
     # IDNA can lengthen an address: its key must fit the indexed column as well.
     if max(len(value), len(normalize_address(value))) > MAX_ADDRESS_CHARS:
-        raise DirectoryError(f"{address!r} is longer than {MAX_ADDRESS_CHARS} characters")
+        raise DirectoryError(
+            f"{address!r} is longer than {MAX_ADDRESS_CHARS} characters", "long_address"
+        )
     return value
 
 
@@ -44,19 +54,58 @@ def add_organisation(
     active: bool = True,
 ) -> Organisation:
     """Create an organisation; INN and OGRN are validated."""
-    if not name.strip():
-        raise DirectoryError("organisation name is empty")
-    if registry_code and find_organisation_by_code(session, registry_code) is not None:
-        raise DirectoryError(f"an organisation with registry code {registry_code!r} exists")
-    organisation = Organisation(
-        name=name.strip(),
-        inn=normalise_inn(inn) if inn else None,
-        ogrn=normalise_ogrn(ogrn) if ogrn else None,
-        registry_code=registry_code or None,
-        active=active,
-    )
+    organisation = Organisation(active=active)
+    _set_organisation_fields(session, organisation, name, inn, ogrn, registry_code)
     session.add(organisation)
     session.flush()
+    return organisation
+
+
+def update_organisation(
+    session: Session,
+    organisation_id: int,
+    name: str,
+    inn: str | None = None,
+    ogrn: str | None = None,
+    registry_code: str | None = None,
+) -> Organisation:
+    """Replace an organisation's name, INN, OGRN and registry code (empty: none)."""
+    organisation = get_organisation(session, organisation_id)
+    _set_organisation_fields(session, organisation, name, inn, ogrn, registry_code)
+    session.flush()
+    return organisation
+
+
+def _set_organisation_fields(
+    session: Session,
+    organisation: Organisation,
+    name: str,
+    inn: str | None,
+    ogrn: str | None,
+    registry_code: str | None,
+) -> None:
+    """Check and set the fields :func:`add_organisation` and :func:`update_organisation` take."""
+    if not name.strip():
+        raise DirectoryError("organisation name is empty", "empty_name")
+    # Every value is checked before any is set: a refused edit changes nothing.
+    inn = normalise_inn(inn) if inn else None
+    ogrn = normalise_ogrn(ogrn) if ogrn else None
+    if registry_code:
+        holder = find_organisation_by_code(session, registry_code)
+        if holder is not None and holder is not organisation:
+            raise DirectoryError(
+                f"an organisation with registry code {registry_code!r} exists", "duplicate_code"
+            )
+    organisation.name = name.strip()
+    organisation.inn = inn
+    organisation.ogrn = ogrn
+    organisation.registry_code = registry_code or None
+
+
+def set_organisation_active(session: Session, organisation_id: int, active: bool) -> Organisation:
+    """Mark an organisation active or inactive (its subscribers' letters go unanswered)."""
+    organisation = get_organisation(session, organisation_id)
+    organisation.active = active
     return organisation
 
 
@@ -69,13 +118,55 @@ def get_organisation(session: Session, organisation_id: int) -> Organisation:
     """The organisation with this id, or :class:`DirectoryError`."""
     organisation = session.get(Organisation, organisation_id)
     if organisation is None:
-        raise DirectoryError(f"no organisation with id {organisation_id}")
+        raise DirectoryError(f"no organisation with id {organisation_id}", "no_organisation")
     return organisation
 
 
 def list_organisations(session: Session) -> Sequence[Organisation]:
     """All organisations by name."""
     return session.scalars(select(Organisation).order_by(Organisation.name)).all()
+
+
+def search_organisations(
+    session: Session, text: str, limit: int, offset: int = 0
+) -> Sequence[Organisation]:
+    """Organisations by name whose name contains *text* or whose INN, OGRN or code is it."""
+    query = select(Organisation)
+    if text:
+        query = query.where(
+            or_(
+                Organisation.name.icontains(text, autoescape=True),
+                Organisation.inn == digits_only(text),
+                Organisation.ogrn == digits_only(text),
+                Organisation.registry_code == text,
+            )
+        )
+    query = query.order_by(Organisation.name, Organisation.id).limit(limit).offset(offset)
+    return session.scalars(query).all()
+
+
+def search_subscribers(
+    session: Session, text: str, limit: int, offset: int = 0
+) -> Sequence[Subscriber]:
+    """Subscribers (with organisation and addresses) whose surname or given names contain
+    *text*, whose SNILS is it (separators allowed), or who trust an address containing it."""
+    query = select(Subscriber).options(
+        selectinload(Subscriber.addresses), selectinload(Subscriber.organisation)
+    )
+    if text:
+        trusting = select(TrustedAddress.subscriber_id).where(
+            TrustedAddress.address.icontains(text.strip().lower(), autoescape=True)
+        )
+        query = query.where(
+            or_(
+                Subscriber.surname.icontains(text, autoescape=True),
+                Subscriber.given_names.icontains(text, autoescape=True),
+                Subscriber.snils == digits_only(text),
+                Subscriber.id.in_(trusting),
+            )
+        )
+    query = query.order_by(Subscriber.surname, Subscriber.id).limit(limit).offset(offset)
+    return session.scalars(query).all()
 
 
 def add_subscriber(
@@ -112,7 +203,7 @@ def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
         Subscriber, subscriber_id, options=[selectinload(Subscriber.addresses)]
     )
     if subscriber is None:
-        raise DirectoryError(f"no subscriber with id {subscriber_id}")
+        raise DirectoryError(f"no subscriber with id {subscriber_id}", "no_subscriber")
     return subscriber
 
 
@@ -126,6 +217,31 @@ def list_subscribers(session: Session, organisation_id: int | None = None) -> Se
     return session.scalars(query.order_by(Subscriber.surname, Subscriber.id)).all()
 
 
+def update_subscriber(
+    session: Session,
+    subscriber_id: int,
+    surname: str | None,
+    given_names: str | None,
+    title: str | None,
+    snils: str | None,
+) -> Subscriber:
+    """Replace a subscriber's name, title and SNILS (empty: none); SNILS is validated."""
+    subscriber = get_subscriber(session, subscriber_id)
+    value = normalise_snils(snils) if snils else None  # checked before anything changes
+    subscriber.surname = surname or None
+    subscriber.given_names = given_names or None
+    subscriber.title = title or None
+    subscriber.snils = value
+    return subscriber
+
+
+def set_subscriber_active(session: Session, subscriber_id: int, active: bool) -> Subscriber:
+    """Mark a subscriber active or inactive (letters go unanswered)."""
+    subscriber = get_subscriber(session, subscriber_id)
+    subscriber.active = active
+    return subscriber
+
+
 def set_snils(session: Session, subscriber_id: int, snils: str | None) -> Subscriber:
     """Set (or clear, with None) a subscriber's SNILS."""
     subscriber = get_subscriber(session, subscriber_id)
@@ -133,8 +249,14 @@ def set_snils(session: Session, subscriber_id: int, snils: str | None) -> Subscr
     return subscriber
 
 
-def add_address(session: Session, subscriber_id: int, address: str) -> TrustedAddress:
-    """Trust *address* for the subscriber (re-activates a removed one)."""
+def add_address(
+    session: Session, subscriber_id: int, address: str, exists_ok: bool = True
+) -> TrustedAddress:
+    """Trust *address* for the subscriber (re-activates a removed one).
+
+    Without *exists_ok*, an address the subscriber trusts already is refused
+    (``duplicate_address``) rather than accepted again.
+    """
     get_subscriber(session, subscriber_id)
     value = normalise_address(address)
     existing = session.scalar(
@@ -143,6 +265,11 @@ def add_address(session: Session, subscriber_id: int, address: str) -> TrustedAd
         )
     )
     if existing is not None:
+        if existing.active and not exists_ok:
+            raise DirectoryError(
+                f"{value} is a trusted address of subscriber {subscriber_id} already",
+                "duplicate_address",
+            )
         existing.active = True
         return existing
     trusted = TrustedAddress(subscriber_id=subscriber_id, address=value, active=True)
@@ -160,7 +287,9 @@ def remove_address(session: Session, subscriber_id: int, address: str) -> None:
         )
     )
     if existing is None or not existing.active:
-        raise DirectoryError(f"{value} is not a trusted address of subscriber {subscriber_id}")
+        raise DirectoryError(
+            f"{value} is not a trusted address of subscriber {subscriber_id}", "not_trusted"
+        )
     existing.active = False
 
 
