@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -76,6 +77,8 @@ class PageRequest:
     session: SessionState
     #: The submitted form of a POST (its CSRF token already checked); empty for GET.
     form: Mapping[str, str] = field(default_factory=dict)
+    #: The uploaded files of a multipart POST (at most one: read ``.file`` with a bound).
+    files: Mapping[str, UploadFile] = field(default_factory=dict)
     #: The client's address (the proxy's X-Forwarded-For when it is trusted).
     client: str = ""
     #: The session after the handler (login and logout replace it).

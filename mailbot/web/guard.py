@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -110,6 +110,7 @@ async def guarded(page: Page, web: WebContext, request: Request) -> Response:
         if not account.may(page.role):
             return _with_cookie(_refused(web, "Недостаточно прав"), web, request, state)
     form: dict[str, str] = {}
+    files: dict[str, UploadFile] = {}
     if request.method == "POST":
         submitted = await _form(request)
         if submitted is None or not _token_matches(submitted.get("csrf_token"), state.csrf):
@@ -118,12 +119,14 @@ async def guarded(page: Page, web: WebContext, request: Request) -> Response:
                 web, request, state,
             )  # fmt: skip
         form = {k: v for k, v in submitted.items() if isinstance(v, str)}
+        files = {k: v for k, v in submitted.items() if isinstance(v, UploadFile)}
     context = PageRequest(
         request=request,
         web=web,
         account=account,
         session=state,
         form=form,
+        files=files,
         client=client_address(web, request),
     )
     response = await run_in_threadpool(page.handler, context)

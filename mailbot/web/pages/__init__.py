@@ -40,6 +40,8 @@ PAGE_MODULES: tuple[str, ...] = (
     "mailbot.web.pages.dashboard",
     "mailbot.web.pages.journal",
     "mailbot.web.pages.cas",
+    "mailbot.web.pages.directory",
+    "mailbot.web.pages.directory_csv",
     "mailbot.web.pages.users",
     "mailbot.web.pages.audit",
 )
