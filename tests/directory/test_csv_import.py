@@ -6,12 +6,18 @@ import codecs
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailbot.directory import subscribers as directory
 from mailbot.directory.csv_format import NotCsvError, detect_delimiter, sniff
-from mailbot.directory.csv_import import COLUMNS, CsvImportError, ImportReport, import_csv
+from mailbot.directory.csv_import import (
+    COLUMNS,
+    CsvImportError,
+    ImportReport,
+    import_csv,
+    preview_csv,
+)
 from mailbot.directory.models import Organisation, Subscriber, TrustedAddress
 
 HEADER = "organisation;organisation_code;organisation_inn;surname;given_names;title;snils;addresses;active\n"
@@ -283,3 +289,24 @@ def test_empty_columns_excel_adds_at_the_right_are_ignored(
     path.write_text("organisation;surname;;\nБольница;Петров;;\nБольница;Иванов\n", "cp1251")
     report = import_csv(session, path)
     assert (report.rows, report.rows_added) == (2, 2)
+
+
+def test_a_preview_resolves_every_row_as_the_import_does_and_writes_nothing(
+    session: Session, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        "Больница №1;500001;7710474375;Иванов;Иван;врач;112-233-445 95;a@x.example;да",
+        "Больница первая;500001;;;;главный врач;112-233-445 95;;да",
+        "Б1;;7710474375;Иванов;Иван;;;a@x.example;да",
+    )
+    seen: list[tuple[int, str]] = []
+    preview = preview_csv(session, path, lambda line, _row, outcome: seen.append((line, outcome)))
+    session.rollback()
+    assert session.scalar(select(func.count(Organisation.id))) == 0
+    assert seen == [(2, "added"), (3, "updated"), (4, "unchanged")]
+    report = import_csv(session, path)
+    assert (preview.rows_added, preview.rows_updated, preview.rows_unchanged) == (
+        report.rows_added, report.rows_updated, report.rows_unchanged,
+    )  # fmt: skip
+    assert counts(preview) == counts(report)

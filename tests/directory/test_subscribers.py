@@ -73,3 +73,20 @@ def test_bad_values_are_refused(session: Session) -> None:
     with pytest.raises(directory.DirectoryError, match="no organisation"):
         directory.add_subscriber(session, 12345, surname="X")
     assert directory.set_snils(session, subscriber_id, None).snils is None
+
+
+def test_an_edit_refused_by_a_rule_changes_nothing_and_says_which_rule(session: Session) -> None:
+    first = directory.add_organisation(session, "Первая", registry_code="A1")
+    second = directory.add_organisation(session, "Вторая", registry_code="A2")
+    with pytest.raises(directory.DirectoryError) as refused:
+        directory.update_organisation(session, second.id, "Вторая", registry_code="A1")
+    assert refused.value.reason == "duplicate_code"
+    with pytest.raises(IdentifierError):
+        directory.update_organisation(session, second.id, "Новое имя", inn="1234567890")
+    assert (second.name, second.registry_code, second.inn) == ("Вторая", "A2", None)
+    directory.update_organisation(session, first.id, "Первая", registry_code="A1")  # its own code
+    subscriber = directory.add_subscriber(session, first.id, surname="Орлов", addresses=["o@x.ru"])
+    with pytest.raises(directory.DirectoryError) as duplicate:
+        directory.add_address(session, subscriber.id, "O@X.ru", exists_ok=False)
+    assert duplicate.value.reason == "duplicate_address"
+    directory.add_address(session, subscriber.id, "O@X.ru")  # the CLI's way: accepted again
