@@ -301,6 +301,19 @@ def list_addresses(session: Session, subscriber_id: int | None = None) -> Sequen
     return session.scalars(query.order_by(TrustedAddress.address)).all()
 
 
+def search_addresses(
+    session: Session, text: str, limit: int, offset: int = 0
+) -> Sequence[TrustedAddress]:
+    """Trusted addresses (active and removed, with their subscribers) containing *text*."""
+    query = select(TrustedAddress).options(
+        selectinload(TrustedAddress.subscriber).selectinload(Subscriber.organisation)
+    )
+    if text:
+        query = query.where(TrustedAddress.address.icontains(text.strip().lower(), autoescape=True))
+    query = query.order_by(TrustedAddress.address, TrustedAddress.id).limit(limit).offset(offset)
+    return session.scalars(query).all()
+
+
 def subscribers_trusting(session: Session, address: str) -> Sequence[Subscriber]:
     """Active subscribers of active organisations whose active trusted addresses include
     *address*, compared by :func:`normalize_address`. This is the regulation's sender gate

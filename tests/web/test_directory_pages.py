@@ -62,6 +62,8 @@ def test_lists_search_and_paginate(server: WebServer) -> None:
         by_address = client.get("/subscribers", params={"q": "petrov@clinic"})
         by_snils = client.get("/subscribers", params={"q": GOOD_SNILS[:3] + "-" + GOOD_SNILS[3:]})
         nobody = client.get("/subscribers", params={"q": "Сидоров"})
+        trusted = client.get("/addresses", params={"q": "PETROV@"})
+        no_address = client.get("/addresses", params={"q": "%"})
         shown = client.get(f"/organisations/{organisation_id}")
     assert everything.status_code == 200
     assert "дальше →" in everything.text and "Клиника 54" not in everything.text
@@ -70,6 +72,9 @@ def test_lists_search_and_paginate(server: WebServer) -> None:
     for found in (by_name, by_address, by_snils):
         assert f'href="/subscribers/{subscriber_id}"' in found.text
     assert "ничего не найдено" in nobody.text
+    assert "petrov@clinic.example" in trusted.text
+    assert f'href="/subscribers/{subscriber_id}"' in trusted.text
+    assert "ничего не найдено" in no_address.text  # LIKE wildcards are taken literally
     # A viewer sees SNILS masked, and no forms that change anything.
     assert MASKED in shown.text and GOOD_SNILS not in shown.text
     assert "/edit" not in shown.text

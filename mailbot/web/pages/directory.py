@@ -83,6 +83,22 @@ def subscribers(page: PageRequest) -> Response:
         )
 
 
+@PAGES.get("/addresses")
+def addresses(page: PageRequest) -> Response:
+    """Trusted addresses (removed ones too) with their subscribers, searched, 50 a page."""
+    text, number = _search(page)
+    with page.db() as session:
+        rows = directory.search_addresses(session, text, PAGE_SIZE + 1, (number - 1) * PAGE_SIZE)
+        return page.render(
+            "addresses.html",
+            addresses=list(rows[:PAGE_SIZE]),
+            q=text,
+            number=number,
+            has_next=len(rows) > PAGE_SIZE,
+            query={"q": text} if text else {},
+        )
+
+
 # -- organisations -------------------------------------------------------------------------
 
 
