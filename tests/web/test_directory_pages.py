@@ -193,6 +193,8 @@ def test_a_viewer_is_refused_every_change(server: WebServer) -> None:
             answer = client.post(action, data={"csrf_token": token, "active": "0", "name": "X"})
             assert answer.status_code == 403, action
         assert client.get("/directory/import").status_code == 403
+        assert client.get("/organisations/new").status_code == 403
+        assert client.get(f"/organisations/{organisation_id}/subscribers/new").status_code == 403
         assert client.get("/directory/export").status_code == 403
     with server.login("operator") as client:
         # Without the CSRF token an operator is refused too.

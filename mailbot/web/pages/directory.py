@@ -20,6 +20,7 @@ from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, 
 from mailbot.log import mask_identifier
 from mailbot.web.context import PageRequest
 from mailbot.web.guard import PageGroup
+from mailbot.web.roles import Role
 
 PAGES = PageGroup()
 T = TypeVar("T")
@@ -102,7 +103,7 @@ def addresses(page: PageRequest) -> Response:
 # -- organisations -------------------------------------------------------------------------
 
 
-@PAGES.get("/organisations/new")
+@PAGES.get("/organisations/new", role=Role.OPERATOR)
 def new_organisation_form(page: PageRequest) -> Response:
     """The form adding an organisation (operators submit it)."""
     return page.render("organisation_new.html", form={}, errors={})
@@ -202,7 +203,7 @@ def organisation_active(page: PageRequest) -> Response:
 # -- subscribers -------------------------------------------------------------------------
 
 
-@PAGES.get("/organisations/{organisation_id:int}/subscribers/new")
+@PAGES.get("/organisations/{organisation_id:int}/subscribers/new", role=Role.OPERATOR)
 def new_subscriber_form(page: PageRequest) -> Response:
     """The form adding a subscriber to an organisation."""
     organisation_id = int(page.request.path_params["organisation_id"])
