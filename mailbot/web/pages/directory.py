@@ -20,6 +20,7 @@ from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, 
 from mailbot.log import mask_identifier
 from mailbot.web.context import PageRequest
 from mailbot.web.guard import PageGroup
+from mailbot.web.paging import page_number
 from mailbot.web.roles import Role
 
 PAGES = PageGroup()
@@ -376,10 +377,7 @@ def remove_address(page: PageRequest) -> Response:
 
 def _search(page: PageRequest) -> tuple[str, int]:
     params = page.request.query_params
-    text = params.get("q", "").strip()[:MAX_SEARCH]
-    number_text = params.get("page", "1")
-    number = max(int(number_text), 1) if number_text.isdigit() and len(number_text) < 7 else 1
-    return text, number
+    return params.get("q", "").strip()[:MAX_SEARCH], page_number(params.get("page", "1"))
 
 
 def _values(form: Mapping[str, str], names: tuple[str, ...]) -> dict[str, Any]:
