@@ -11,6 +11,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from mailbot.config import Config
+from mailbot.web.body_limit import BodyLimit
 from mailbot.web.context import Clock, WebContext, system_clock
 from mailbot.web.guard import PageGroup, route
 from mailbot.web.headers import SecurityHeaders
@@ -41,6 +42,6 @@ def create_app(
         assert isinstance(group, PageGroup), module_name
         routes.extend(route(page, web) for page in group.pages)
     routes.append(Mount("/static", StaticFiles(directory=web_dir() / "static"), name="static"))
-    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)])
     app.state.web = web
     return app

@@ -34,6 +34,7 @@ from starlette.routing import Route
 from mailbot.directory.models import WebUser
 from mailbot.web import sessions
 from mailbot.web.accounts import credential_stamp, find_user
+from mailbot.web.body_limit import declared_length
 from mailbot.web.context import Account, PageRequest, WebContext
 from mailbot.web.roles import Role
 from mailbot.web.sessions import COOKIE_NAME, SessionState
@@ -45,6 +46,8 @@ LOGIN_PATH = "/login"
 MAX_FORM_FIELDS = 200
 MAX_FORM_FILES = 1
 MAX_PART_BYTES = 1024 * 1024
+#: A POST without a logged-in account (the login form) declares at most this many bytes.
+MAX_ANONYMOUS_BODY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ async def guarded(page: Page, web: WebContext, request: Request) -> Response:
     form: dict[str, str] = {}
     files: dict[str, UploadFile] = {}
     if request.method == "POST":
+        if account is None and not _small_enough(request):
+            # The only public form is the login: nobody unknown sends more than a few KiB.
+            return _with_cookie(_refused(web, "Слишком большой запрос"), web, request, state)
         submitted = await _form(request)
         if submitted is None or not _token_matches(submitted.get("csrf_token"), state.csrf):
             return _with_cookie(
@@ -162,6 +168,11 @@ async def _form(request: Request) -> FormData | None:
         )
     except Exception:  # a malformed body of any kind is refused the same way
         return None
+
+
+def _small_enough(request: Request) -> bool:
+    declared = declared_length(request.scope)
+    return declared is not None and declared <= MAX_ANONYMOUS_BODY_BYTES
 
 
 def _token_matches(submitted: object, expected: str) -> bool:

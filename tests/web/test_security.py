@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select
 
@@ -155,3 +157,72 @@ def test_an_untrusted_peers_proxy_headers_count_for_nothing(
             )
     assert response.status_code == 303
     assert "secure" not in response.headers["set-cookie"].lower()
+
+
+def _raw_post(server: WebServer, path: str, headers: dict[str, str], body: bytes) -> bytes:
+    """One POST over a plain socket (a client httpx would not be), the server's answer."""
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlsplit(server.base_url)
+    head = f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nConnection: close\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    with socket.create_connection((url.hostname, url.port), timeout=30) as connection:
+        connection.sendall(head.encode() + body)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_body_declared_over_the_cap_is_refused_before_it_is_sent(server: WebServer) -> None:
+    from mailbot.web.body_limit import MAX_BODY_BYTES
+
+    headers = {
+        "Content-Type": "multipart/form-data; boundary=x",
+        "Content-Length": str(MAX_BODY_BYTES + 1),
+    }
+    answer = _raw_post(server, "/directory/import", headers, b"")  # not one byte follows
+    assert answer.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_stranger_cannot_post_more_than_a_login_form(server: WebServer) -> None:
+    with server.client() as client:
+        token = csrf_token(client.get("/login").text)
+        big = client.post(
+            "/login",
+            data={"csrf_token": token, "name": "admin", "password": "x" * (70 * 1024)},
+        )
+        assert big.status_code == 403
+        assert "Слишком большой запрос" in big.text
+    chunked = _raw_post(
+        server,
+        "/login",
+        {"Content-Type": "application/x-www-form-urlencoded", "Transfer-Encoding": "chunked"},
+        b"5\r\nname=\r\n0\r\n\r\n",
+    )
+    assert chunked.startswith(b"HTTP/1.1 403 ")  # no length declared: not parsed at all
+
+
+def test_a_streamed_body_is_cut_off_at_the_cap(server: WebServer) -> None:
+    from mailbot.web.body_limit import MAX_BODY_BYTES
+
+    with server.login("operator") as client:
+        token = csrf_token(client.get("/").text)
+
+        def chunks() -> Iterator[bytes]:
+            yield f"csrf_token={token}&x=".encode()
+            piece = b"a" * (1024 * 1024)
+            for _ in range(MAX_BODY_BYTES // len(piece) + 2):
+                yield piece
+
+        try:
+            response = client.post(
+                "/logout",
+                content=chunks(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert response.status_code in (403, 413)
+        except httpx.HTTPError:
+            pass  # the server may close the connection while the client still sends
+        assert client.get("/").status_code == 200  # the session survives, nothing logged out
