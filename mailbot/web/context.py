@@ -76,6 +76,8 @@ class PageRequest:
     session: SessionState
     #: The submitted form of a POST (its CSRF token already checked); empty for GET.
     form: Mapping[str, str] = field(default_factory=dict)
+    #: The POSTed files' contents by field name (each at most ``guard.MAX_PART_BYTES``).
+    files: Mapping[str, bytes] = field(default_factory=dict)
     #: The client's address (the proxy's X-Forwarded-For when it is trusted).
     client: str = ""
     #: The session after the handler (login and logout replace it).

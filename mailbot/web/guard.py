@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -45,6 +45,8 @@ LOGIN_PATH = "/login"
 MAX_FORM_FIELDS = 200
 MAX_FORM_FILES = 1
 MAX_PART_BYTES = 1024 * 1024
+#: A whole request body: one file of at most MAX_PART_BYTES and the fields around it.
+MAX_BODY_BYTES = 2 * MAX_PART_BYTES
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,12 @@ async def guarded(page: Page, web: WebContext, request: Request) -> Response:
         if not account.may(page.role):
             return _with_cookie(_refused(web, "Недостаточно прав"), web, request, state)
     form: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     if request.method == "POST":
+        if _too_big(request):
+            return _with_cookie(
+                _refused(web, "Слишком большая форма или файл", 413), web, request, state
+            )
         submitted = await _form(request)
         if submitted is None or not _token_matches(submitted.get("csrf_token"), state.csrf):
             return _with_cookie(
@@ -118,12 +125,19 @@ async def guarded(page: Page, web: WebContext, request: Request) -> Response:
                 web, request, state,
             )  # fmt: skip
         form = {k: v for k, v in submitted.items() if isinstance(v, str)}
+        uploaded = await _files(submitted)
+        if uploaded is None:
+            return _with_cookie(
+                _refused(web, "Слишком большая форма или файл", 413), web, request, state
+            )
+        files = uploaded
     context = PageRequest(
         request=request,
         web=web,
         account=account,
         session=state,
         form=form,
+        files=files,
         client=client_address(web, request),
     )
     response = await run_in_threadpool(page.handler, context)
@@ -161,6 +175,26 @@ async def _form(request: Request) -> FormData | None:
         return None
 
 
+def _too_big(request: Request) -> bool:
+    """Whether the body is declared too big (a multipart body must declare its length)."""
+    length = request.headers.get("content-length")
+    if length is None:
+        return request.headers.get("content-type", "").startswith("multipart/")
+    return not length.isdigit() or int(length) > MAX_BODY_BYTES
+
+
+async def _files(submitted: FormData) -> dict[str, bytes] | None:
+    """The uploaded files' contents by field name; None when one exceeds MAX_PART_BYTES."""
+    files: dict[str, bytes] = {}
+    for name, value in submitted.multi_items():
+        if isinstance(value, UploadFile):
+            data = await value.read(MAX_PART_BYTES + 1)
+            if len(data) > MAX_PART_BYTES:
+                return None
+            files[name] = data
+    return files
+
+
 def _token_matches(submitted: object, expected: str) -> bool:
     if not isinstance(submitted, str) or not submitted:
         return False
@@ -177,9 +211,9 @@ def _to_login(request: Request, expired: bool) -> Response:
     return RedirectResponse(f"{LOGIN_PATH}?{urllib.parse.urlencode(query)}", status_code=303)
 
 
-def _refused(web: WebContext, reason: str) -> Response:
+def _refused(web: WebContext, reason: str, status: int = 403) -> Response:
     html = web.templates.get_template("refused.html").render(user=None, reason=reason, path="")
-    return Response(html, status_code=403, media_type="text/html")
+    return Response(html, status_code=status, media_type="text/html")
 
 
 def is_https(web: WebContext, request: Request) -> bool:

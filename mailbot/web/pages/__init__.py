@@ -39,6 +39,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "mailbot.web.pages.login",
     "mailbot.web.pages.dashboard",
     "mailbot.web.pages.journal",
+    "mailbot.web.pages.quarantine",
     "mailbot.web.pages.users",
     "mailbot.web.pages.audit",
 )
