@@ -17,8 +17,10 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
@@ -57,12 +59,24 @@ def pending_rows(scenario: Scenario) -> dict[int, QuarantinedCertificate]:
         engine.dispose()
 
 
+def settled(driver: WebDriver, seconds: float = 10) -> WebDriverWait[WebDriver]:
+    """A wait that looks again when the page changes under it (a form's answer loading)."""
+    return WebDriverWait(
+        driver, seconds, ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)
+    )
+
+
+def element(driver: WebDriver, by: str, value: str) -> WebElement:
+    """The element once the page shows it."""
+    return settled(driver).until(lambda d: d.find_element(by, value))
+
+
 def log_in(driver: WebDriver, base_url: str, name: str) -> None:
     driver.get(f"{base_url}/login")
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
-    WebDriverWait(driver, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form.logout"))
+    settled(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "form.logout"))
 
 
 def assert_png(path: Path) -> None:
@@ -131,20 +145,15 @@ def approve_in_browser(base_url: str, quarantine_id: int, ca_file: Path) -> list
     """Log in, open the quarantine, upload the CA's .cer; screenshots of the dashboard and letter."""
     with headless_chromium() as driver:
         log_in(driver, base_url, "operator")
-        WebDriverWait(driver, 10).until(lambda d: "Сводка" in d.title)
+        settled(driver).until(lambda d: "Сводка" in d.title)
         shots = [save_screenshot(driver, "console-dashboard")]
-        driver.find_element(By.LINK_TEXT, "Карантин").click()
-        driver.find_element(By.CSS_SELECTOR, f'a[href="/quarantine/{quarantine_id}"]').click()
-        driver.find_element(By.ID, "ca_file").send_keys(str(ca_file))
-        driver.find_element(By.ID, "register-ca").click()
-        WebDriverWait(driver, 30).until(
-            lambda d: (
-                f"Карантин № {quarantine_id}: registered" in d.find_element(By.TAG_NAME, "h1").text
-            )
-        )
-        driver.find_element(By.CSS_SELECTOR, 'a[href^="/letters/"]').click()
-        WebDriverWait(driver, 10).until(
-            lambda d: "Письмо" in d.find_element(By.TAG_NAME, "h1").text
-        )
+        element(driver, By.LINK_TEXT, "Карантин").click()
+        element(driver, By.CSS_SELECTOR, f'a[href="/quarantine/{quarantine_id}"]').click()
+        element(driver, By.ID, "ca_file").send_keys(str(ca_file))  # the file input
+        element(driver, By.ID, "register-ca").click()
+        registered = f"Карантин № {quarantine_id}: registered"
+        settled(driver, 30).until(lambda d: registered in d.find_element(By.TAG_NAME, "h1").text)
+        element(driver, By.CSS_SELECTOR, 'a[href^="/letters/"]').click()
+        settled(driver).until(lambda d: "Письмо" in d.find_element(By.TAG_NAME, "h1").text)
         shots.append(save_screenshot(driver, "console-letter"))
     return shots

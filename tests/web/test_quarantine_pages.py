@@ -265,6 +265,7 @@ def test_a_bad_or_oversized_upload_changes_nothing(
     world: World, console: WebServer, tmp_path: Path
 ) -> None:
     ca, _ = stranger_ca(world, tmp_path)
+    other, _ = stranger_ca(world, tmp_path, slot=6)
     certificate = participant(ca, 0xF21)
     quarantine_id = quarantine_id_of(world, quarantine(world, certificate))
     with console.login("operator") as client:
@@ -273,9 +274,11 @@ def test_a_bad_or_oversized_upload_changes_nothing(
         answers = [
             client.post(target, data={"csrf_token": token},
                         files={"ca_file": ("ca.cer", body, "application/octet-stream")})
-            for body in (b"not a certificate", certificate.der, b"0" * (MAX_PART_BYTES + 1))
+            for body in (b"not a certificate", certificate.der, other.der,
+                         b"0" * (MAX_PART_BYTES + 1))
         ]  # fmt: skip
-    assert [a.status_code for a in answers] == [400, 400, 413]
+    assert [a.status_code for a in answers] == [400, 400, 400, 413]
+    assert "не ждёт УЦ из файла" in answers[2].text  # another CA's certificate
     assert "Файл не подходит" in answers[0].text
     assert "no CA certificate in the file" in answers[1].text  # a participant's, not a CA's
     assert {r.status for r in rows(world).values()} == {"pending"}

@@ -20,6 +20,7 @@ from mailbot.app.adapters import DbAccreditationRegister
 from mailbot.app.ca_release import (
     ca_certificates,
     open_review,
+    pending_for_cas,
     register_authorities,
     register_listed,
     release,
@@ -131,6 +132,11 @@ def register_ca_file(page: PageRequest) -> Response:
         if session.get(QuarantinedCertificate, quarantine_id) is None:
             return page.render("not_found.html", status_code=404,
                                what=f"Сертификат {quarantine_id} в карантине")  # fmt: skip
+        if quarantine_id not in pending_for_cas(session, authorities):
+            # On one certificate's page a CA that did not issue it is a slip, not a decision.
+            session.rollback()
+            message = "Этот сертификат не ждёт УЦ из файла (УЦ его не выдавал или решение принято)"
+            return _item(page, quarantine_id, message, 400)
         try:
             registered = register_authorities(session, authorities)
         except DirectoryError as exc:
