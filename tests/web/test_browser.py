@@ -149,7 +149,9 @@ def approve_in_browser(base_url: str, quarantine_id: int, ca_file: Path) -> list
         shots = [save_screenshot(driver, "console-dashboard")]
         element(driver, By.LINK_TEXT, "Карантин").click()
         element(driver, By.CSS_SELECTOR, f'a[href="/quarantine/{quarantine_id}"]').click()
-        element(driver, By.ID, "ca_file").send_keys(str(ca_file))  # the file input
+        upload = element(driver, By.ID, "ca_file")
+        shots.append(save_screenshot(driver, "console-quarantine"))
+        upload.send_keys(str(ca_file))  # the file input, as a person picks the file
         element(driver, By.ID, "register-ca").click()
         registered = f"Карантин № {quarantine_id}: registered"
         settled(driver, 30).until(lambda d: registered in d.find_element(By.TAG_NAME, "h1").text)

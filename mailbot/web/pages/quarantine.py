@@ -86,7 +86,8 @@ def quarantine_list(page: PageRequest) -> Response:
         status = QuarantineStatus.PENDING.value
     with page.db() as session:
         rows = [waiting(session, row) for row in list_quarantine(session, status)[:MAX_ROWS]]
-    return page.render("quarantine.html", rows=rows, status=status, statuses=STATUSES)
+    return page.render("quarantine.html", rows=rows, status=status, statuses=STATUSES,
+                       zone=page.web.config.general.timezone)  # fmt: skip
 
 
 @PAGES.get("/quarantine/{quarantine_id:int}")
@@ -114,6 +115,7 @@ def _item(page: PageRequest, quarantine_id: int, error: str = "", status: int = 
         error=error,
         pending=row.status == QuarantineStatus.PENDING,
         max_reason=MAX_REASON_CHARS,
+        zone=page.web.config.general.timezone,
     )
 
 
