@@ -21,8 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.adapters import DbCaDirectory, parsed
-from mailbot.app.revocation_watch import poll_newer_crl
+from mailbot.app.assembly import crl_source_factory
+from mailbot.app.revocation_watch import RevocationWatch, WatchReport, poll_newer_crl
+from mailbot.config import Config
 from mailbot.directory.models import CertificationAuthority
+from mailbot.notices.templates import load_templates
 from mailbot.pki.crl_fetch import CachingCrlSource, CrlSource
 from mailbot.pki.issuer import CaDirectory
 from mailbot.pki.revocation_index import RevocationIndex
@@ -37,6 +40,9 @@ class CrlRefresh:
     this_update: dt.datetime | None
     #: Why no current CRL could be had (None when one was).
     problem: str | None
+    #: The current CRL's cRLNumber and nextUpdate (None when there is none, or no such field).
+    crl_number: int | None = None
+    next_update: dt.datetime | None = None
 
 
 def refresh_crls(
@@ -53,23 +59,61 @@ def refresh_crls(
             select(CertificationAuthority).where(CertificationAuthority.active.is_(True))
         ).all()
         for row in rows:
-            certificate = parsed(row)
-            if certificate is None:
-                continue
-            cached = source.store.current(certificate)
-            index, problem = source.fresh_index(certificate, horizon, _known_urls(cached))
-            if problem is None and index is cached:
-                # Fresh enough, but a newer CRL may list new revocations (the watch).
-                # (Not right after taking a new one: that was the newest there was.)
-                index = poll_newer_crl(source, certificate) or index
-            found.append(
-                CrlRefresh(
-                    row.name,
-                    index.meta.this_update_dt if index is not None else None,
-                    problem.detail if problem is not None else None,
-                )
-            )
+            refreshed = refresh_ca(source, row, horizon)
+            if refreshed is not None:
+                found.append(refreshed)
     return found
+
+
+def caching_source(config: Config, session: Session) -> CachingCrlSource:
+    """The CRL source the refresh uses, reading the CA directory through *session*."""
+    source = crl_source_factory(config)(DbCaDirectory(session))
+    assert isinstance(source, CachingCrlSource)
+    return source
+
+
+def watch_revocations(
+    config: Config,
+    sessions: sessionmaker[Session],
+    clock: Callable[[], dt.datetime] | None = None,
+) -> WatchReport:
+    """After a refresh: the revocation watch over the CRLs now current (idempotent).
+
+    A revoked registered certificate is marked, its owner notified and the
+    administrators alerted, once. Raises :class:`TemplateError` for broken templates.
+    """
+    templates = load_templates(config.templates_dir)
+    if clock is None:
+        return RevocationWatch(config, sessions, templates).run()
+    return RevocationWatch(config, sessions, templates, clock=clock).run()
+
+
+def refresh_ca(
+    source: CachingCrlSource, row: CertificationAuthority, horizon: dt.datetime
+) -> CrlRefresh | None:
+    """Make sure CA *row* has a CRL current at *horizon*, and poll for a newer one.
+
+    The one CA's step of :func:`refresh_crls` (and of ``mailbot crl refresh`` and the
+    console's "refresh now"); network I/O under the source's deadlines. None when the
+    CA's certificate no longer parses.
+    """
+    certificate = parsed(row)
+    if certificate is None:
+        return None
+    cached = source.store.current(certificate)
+    index, problem = source.fresh_index(certificate, horizon, _known_urls(cached))
+    if problem is None and index is cached:
+        # Fresh enough, but a newer CRL may list new revocations (the watch).
+        # (Not right after taking a new one: that was the newest there was.)
+        index = poll_newer_crl(source, certificate) or index
+    meta = index.meta if index is not None else None
+    return CrlRefresh(
+        row.name,
+        meta.this_update_dt if meta is not None else None,
+        problem.detail if problem is not None else None,
+        meta.crl_number if meta is not None else None,
+        meta.next_update_dt if meta is not None else None,
+    )
 
 
 def _known_urls(cached: RevocationIndex | None) -> list[str]:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mailbot.app.adapters import parsed
 from mailbot.directory.models import CertificationAuthority
 from mailbot.pki.crl_store import CrlStore
+from mailbot.pki.revocation_index import IndexMeta
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,22 @@ def current_crls(sessions: sessionmaker[Session], store: CrlStore) -> list[CaCrl
             .where(CertificationAuthority.active.is_(True))
             .order_by(CertificationAuthority.name, CertificationAuthority.id)
         ).all()
-        found = []
-        for row in rows:
-            certificate = parsed(row)
-            index = store.current(certificate) if certificate is not None else None
-            if index is None:
-                found.append(CaCrl(row.name, None, None))
-            else:
-                found.append(CaCrl(row.name, index.meta.this_update_dt, index.meta.next_update_dt))
-    return found
+        return [ca_crl(store, row) for row in rows]
+
+
+def current_meta(store: CrlStore, row: CertificationAuthority) -> IndexMeta | None:
+    """What the cache knows about CA *row*'s current CRL (None: none, or the CA does not parse)."""
+    certificate = parsed(row)
+    index = store.current(certificate) if certificate is not None else None
+    return index.meta if index is not None else None
+
+
+def ca_crl(store: CrlStore, row: CertificationAuthority) -> CaCrl:
+    """The current cached CRL of CA *row* (active or not)."""
+    meta = current_meta(store, row)
+    if meta is None:
+        return CaCrl(row.name, None, None)
+    return CaCrl(row.name, meta.this_update_dt, meta.next_update_dt)
 
 
 def crl_ages(

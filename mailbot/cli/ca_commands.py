@@ -7,12 +7,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from mailbot.app.adapters import DbCaDirectory, parsed
-from mailbot.app.assembly import crl_source_factory, crl_store
+from mailbot.app.adapters import parsed
+from mailbot.app.assembly import crl_store
+from mailbot.app.ca_catalogue import ca_fields
 from mailbot.app.ca_release import ca_certificates, register_authorities
-from mailbot.app.revocation_watch import RevocationWatch, poll_newer_crl
+from mailbot.app.crl_refresh import caching_source, refresh_ca, watch_revocations
 from mailbot.cli.common import (
     CliError,
     add_config_option,
@@ -23,20 +22,12 @@ from mailbot.cli.common import (
 )
 from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.cli.quarantine_commands import add_by_option, recheck_for_cas
-from mailbot.cli.tsl_commands import (
-    accreditation,
-    add_import_parser,
-    list_details,
-    listed_key,
-    origin,
-)
+from mailbot.cli.tsl_commands import add_import_parser
 from mailbot.config import Config
-from mailbot.directory.authorities import get_ca, list_cas
-from mailbot.directory.models import CertificationAuthority
+from mailbot.directory.authorities import get_ca, list_cas, set_ca_active
 from mailbot.directory.session import database
 from mailbot.directory.subscribers import DirectoryError
-from mailbot.notices.templates import TemplateError, load_templates
-from mailbot.pki.crl_fetch import CachingCrlSource
+from mailbot.notices.templates import TemplateError
 from mailbot.pki.errors import PkiError
 
 CA_COLUMNS = (
@@ -52,7 +43,7 @@ CRL_COLUMNS = ("ca_id", "ca", "crl_number", "this_update", "next_update", "entri
 
 
 def register(subparsers: Any) -> None:
-    """Add ``ca add|list|show|deactivate`` and ``crl list|refresh``."""
+    """Add ``ca add|list|show|deactivate|reactivate`` and ``crl list|refresh``."""
     ca = command_group(
         subparsers, "ca", "the CA directory", "Manage registered CAs (справочник УЦ)."
     )
@@ -76,13 +67,17 @@ def register(subparsers: Any) -> None:
     add_config_option(listing)
     add_format_option(listing, FORMATS)
     listing.set_defaults(handler=ca_list)
-    for action, text in (("show", "show one CA"), ("deactivate", "stop trusting a CA")):
+    for action, text, handler in (
+        ("show", "show one CA", ca_show),
+        ("deactivate", "stop trusting a CA", ca_deactivate),
+        ("reactivate", "trust a deactivated CA again", ca_reactivate),
+    ):
         parser = ca.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         parser.add_argument("id", type=int, help="the CA's id (see 'ca list')")
         add_config_option(parser)
         if action == "show":
             add_format_option(parser, FORMATS)
-        parser.set_defaults(handler=ca_show if action == "show" else ca_deactivate)
+        parser.set_defaults(handler=handler)
     add_import_parser(ca)
 
     crl = command_group(subparsers, "crl", "CRLs", "Inspect, list and refresh CRLs.")
@@ -123,31 +118,10 @@ def ca_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ca_row(session: Session, row: CertificationAuthority, details: bool = False) -> dict[str, Any]:
-    listed = listed_key(session, row)
-    extra = list_details(row, listed) if details else {}
-    return extra | {
-        "id": row.id,
-        "name": row.name,
-        "ski": row.ski,
-        "not_before": row.not_before.date().isoformat(),
-        "not_after": row.not_after.date().isoformat(),
-        "active": row.active,
-        "source": row.source,
-        "list_version": row.list_version,
-        "origin": origin(row),
-        "accreditation": accreditation(row, listed),
-        "crl_urls": " ".join(row.crl_urls),
-        "subject": row.subject_dn,
-        "thumbprint_sha1": row.thumbprint_sha1,
-        "aia_urls": " ".join(row.aia_urls),
-    }
-
-
 def ca_list(args: argparse.Namespace) -> int:
     """``ca list``."""
     with transaction(args, commit=False) as session:
-        rows = [_ca_row(session, row) for row in list_cas(session)]
+        rows = [ca_fields(session, row) for row in list_cas(session)]
     print(render_rows(rows, CA_COLUMNS, args.format))
     return 0
 
@@ -155,7 +129,7 @@ def ca_list(args: argparse.Namespace) -> int:
 def ca_show(args: argparse.Namespace) -> int:
     """``ca show``."""
     with transaction(args, commit=False) as session:
-        row = _ca_row(session, get_ca(session, args.id), details=True)
+        row = ca_fields(session, get_ca(session, args.id), details=True)
     columns = [c for c in SHOW_COLUMNS if c in row]
     if args.format == "table":
         for column in columns:
@@ -174,8 +148,16 @@ def ca_show(args: argparse.Namespace) -> int:
 def ca_deactivate(args: argparse.Namespace) -> int:
     """``ca deactivate``."""
     with transaction(args) as session:
-        get_ca(session, args.id).active = False
+        set_ca_active(session, args.id, active=False)
     print(f"CA {args.id} deactivated: its certificates now count as from an unknown CA")
+    return 0
+
+
+def ca_reactivate(args: argparse.Namespace) -> int:
+    """``ca reactivate``."""
+    with transaction(args) as session:
+        set_ca_active(session, args.id, active=True)
+    print(f"CA {args.id} reactivated: its certificates are trusted again")
     return 0
 
 
@@ -210,34 +192,32 @@ def crl_refresh(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.UTC)
     missing = 0
     with transaction(args, commit=False) as session:
-        directory = DbCaDirectory(session)
-        source = crl_source_factory(config)(directory)
-        assert isinstance(source, CachingCrlSource)
+        source = caching_source(config, session)
         for row in list_cas(session):
-            certificate = parsed(row)
-            if not row.active or certificate is None:
+            refreshed = refresh_ca(source, row, now) if row.active else None
+            if refreshed is None:
                 continue
-            index, problem = source.fresh_index(certificate, now)
-            if problem is None:
-                index = poll_newer_crl(source, certificate) or index
-            if problem is None and index is not None:
-                meta = index.meta
+            if refreshed.problem is None and refreshed.this_update is not None:
                 print(
-                    f"CA {row.id} {row.name}: CRL {meta.crl_number}, next update {meta.next_update}"
+                    f"CA {row.id} {row.name}: CRL {refreshed.crl_number}, "
+                    f"next update {_iso(refreshed.next_update)}"
                 )
             else:
                 missing += 1
-                detail = problem.detail if problem is not None else "no CRL"
-                print(f"CA {row.id} {row.name}: NO CURRENT CRL: {detail}")
+                print(f"CA {row.id} {row.name}: NO CURRENT CRL: {refreshed.problem or 'no CRL'}")
     _watch(config)
     return 1 if missing else 0
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _watch(config: Config) -> None:
     """The revocation watch over the CRLs now current (idempotent: status is the record)."""
     try:
         with database(config) as sessions:
-            report = RevocationWatch(config, sessions, load_templates(config.templates_dir)).run()
+            report = watch_revocations(config, sessions)
     except TemplateError as exc:
         raise CliError(f"templates are invalid:\n{exc}") from None
     for item in report.revoked:

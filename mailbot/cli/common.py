@@ -36,13 +36,18 @@ CONFIG_ENV = "MAILBOT_CONFIG"
 DEFAULT_CONFIG = Path("/etc/mailbot/config.toml")
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    """``--config PATH`` (default: $MAILBOT_CONFIG, else /etc/mailbot/config.toml)."""
+def add_config_option(parser: argparse.ArgumentParser, inherit: bool = False) -> None:
+    """``--config PATH`` (default: $MAILBOT_CONFIG, else /etc/mailbot/config.toml).
+
+    With *inherit* the option leaves no default behind (SUPPRESS): a group that runs a
+    command itself (``mailbot web``) and its actions (``mailbot web user list``) then all
+    take ``--config``, and an action's parser never resets one given to the group.
+    """
     parser.add_argument(
         "-c",
         "--config",
         type=Path,
-        default=None,
+        default=argparse.SUPPRESS if inherit else None,
         help=f"configuration file (default: ${CONFIG_ENV}, else {DEFAULT_CONFIG})",
     )
 

@@ -1,4 +1,4 @@
-"""``mailbot ca import-tsl``; the list of accredited CAs in ``ca list`` and ``ca show``."""
+"""``mailbot ca import-tsl``: import the list of accredited CAs."""
 
 from __future__ import annotations
 
@@ -7,22 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from mailbot.app.adapters import DbAccreditationRegister
+from mailbot.app.ca_catalogue import SOURCE_NAMES
 from mailbot.app.trust_list_import import Download, ImportRefused, import_trust_list
 from mailbot.app.trust_list_refresh import import_from_url
 from mailbot.cli.common import CliError, add_config_option, config_from_args
 from mailbot.cli.directory_commands import transaction
 from mailbot.cli.exit_codes import EX_FAILURE, EX_IOERR, EX_TEMPFAIL
-from mailbot.directory.models import CertificationAuthority
 from mailbot.pki.errors import CrlFetchError
 from mailbot.trustlist import TrustListError
 from mailbot.trustlist.changes import DirectoryChange, ImportReport
-from mailbot.trustlist.register import ListedKey
-
-#: ``ca list``'s words for a row's source.
-SOURCE_NAMES = {"manual": "hand", "automatic": "auto"}
 
 
 def add_import_parser(ca: Any) -> None:
@@ -176,56 +169,3 @@ def _directory(item: DirectoryChange) -> str:
     flag = f" {item.flag}" if item.flag else ""
     source = SOURCE_NAMES.get(item.source, "list")
     return f"CA {item.ca_id} {item.name} key {item.ski}{flag} ({source})"
-
-
-# --------------------------------------------------------------------------- ca list / ca show
-
-
-def origin(row: CertificationAuthority) -> str:
-    """``hand``, ``auto`` or ``list vN``."""
-    if row.source == "trust_list":
-        return f"list v{row.list_version}" if row.list_version is not None else "list"
-    return SOURCE_NAMES.get(row.source, row.source)
-
-
-def listed_key(session: Session, row: CertificationAuthority) -> ListedKey | None:
-    """What the current list says about *row*'s key (None: not listed, or no list)."""
-    if not row.ski:
-        return None
-    return DbAccreditationRegister(session).key(bytes.fromhex(row.ski))
-
-
-def accreditation(row: CertificationAuthority, listed: ListedKey | None) -> str:
-    """The key's accreditation for ``ca list``: the CA's status, or why there is none."""
-    if listed is None:
-        text = "not listed"
-    elif not listed.present:
-        text = f"gone from the list (last in v{listed.listed_in.version})"
-    else:
-        text = listed.status.text
-    return f"{text} [flag: {row.list_flag}]" if row.list_flag else text
-
-
-def list_details(row: CertificationAuthority, listed: ListedKey | None) -> dict[str, Any]:
-    """The list's data about *row* for ``ca show``."""
-    details: dict[str, Any] = {
-        "list_flag": row.list_flag,
-        "list_flagged_at": row.list_flagged_at.isoformat() if row.list_flagged_at else None,
-    }
-    if listed is None:
-        return details
-    return details | {
-        "listed_as": listed.authority_name,
-        "registry_number": listed.registry_number,
-        "inn": listed.inn,
-        "ogrn": listed.ogrn,
-        "status_since": listed.status.valid_from.isoformat(),
-        "status_until": listed.status.valid_to.isoformat() if listed.status.valid_to else None,
-        "list_crl_urls": " ".join(listed.crl_urls),
-        "listed_in": listed.listed_in.version,
-        "status_history": [
-            f"{s.text} {s.valid_from.date().isoformat()}"
-            f" - {s.valid_to.date().isoformat() if s.valid_to else '...'}"
-            for s in listed.history
-        ],
-    }

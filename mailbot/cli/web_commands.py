@@ -1,4 +1,4 @@
-"""``mailbot web serve`` and ``mailbot web user add|list|disable|passwd``: the web console."""
+"""``mailbot web [serve]`` and ``mailbot web user add|list|disable|passwd``: the web console."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from mailbot.cli.common import (
     CliError,
     add_config_option,
     add_format_option,
-    command_group,
     config_from_args,
     render_rows,
 )
@@ -31,21 +30,26 @@ COLUMNS = ("name", "role", "active", "created_at")
 
 
 def register(subparsers: Any) -> None:
-    """Add ``web serve`` and ``web user add|list|disable|passwd``."""
-    web = command_group(
-        subparsers,
+    """Add ``web`` (alone: serve), ``web serve`` and ``web user add|list|disable|passwd``."""
+    # Not command_group: ``mailbot web`` alone serves, so its actions are optional.
+    group = subparsers.add_parser(
         "web",
-        "the web console",
-        "The web console for administrators: a separate process (mailbot-web.service) on "
-        "the same configuration and database as the daemon, and its accounts.",
+        help="the web console (alone: serve it)",
+        description="The web console for administrators: a separate process "
+        "(mailbot-web.service) on the same configuration and database as the daemon, and "
+        "its accounts. Without an action: serve the console on [web] listen until SIGTERM "
+        "(as 'web serve').",
     )
+    add_config_option(group, inherit=True)
+    group.set_defaults(handler=web_serve)
+    web = group.add_subparsers(dest="web_command", metavar="ACTION")
     serve = web.add_parser(
         "serve",
         help="serve the web console on web.listen",
         description="Serve the web console on [web] listen until SIGTERM. Put a TLS reverse "
         "proxy (nginx) in front of it; see the admin guide.",
     )
-    add_config_option(serve)
+    add_config_option(serve, inherit=True)
     serve.set_defaults(handler=web_serve)
 
     user = web.add_parser("user", help="web console accounts", description="Web console accounts.")
@@ -64,10 +68,10 @@ def register(subparsers: Any) -> None:
         help="viewer: reads only; operator: also decides quarantine and edits directories; "
         "admin: everything (accounts, audit, raw letters, whole SNILS)",
     )
-    add_config_option(add)
+    add_config_option(add, inherit=True)
     add.set_defaults(handler=web_user_add)
     listing = actions.add_parser("list", help="list accounts", description="List accounts.")
-    add_config_option(listing)
+    add_config_option(listing, inherit=True)
     add_format_option(listing, ("table", "csv", "json"))
     listing.set_defaults(handler=web_user_list)
     for action, text, handler in (
@@ -76,12 +80,12 @@ def register(subparsers: Any) -> None:
     ):
         parser = actions.add_parser(action, help=text, description=text[0].upper() + text[1:])
         parser.add_argument("name", help="the login name")
-        add_config_option(parser)
+        add_config_option(parser, inherit=True)
         parser.set_defaults(handler=handler)
 
 
 def web_serve(args: argparse.Namespace) -> int:
-    """``web serve``."""
+    """``web`` and ``web serve``."""
     from mailbot.web.server import serve  # uvicorn only for the command that needs it
 
     serve(config_from_args(args))

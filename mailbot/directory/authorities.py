@@ -136,6 +136,14 @@ def get_ca(session: Session, ca_id: int) -> CertificationAuthority:
     return row
 
 
+def set_ca_active(session: Session, ca_id: int, active: bool) -> CertificationAuthority:
+    """Trust CA *ca_id* again, or stop trusting it (its certificates then count as from an
+    unknown CA); :class:`DirectoryError` when there is no such CA."""
+    row = get_ca(session, ca_id)
+    row.active = active
+    return row
+
+
 def list_cas(session: Session) -> Sequence[CertificationAuthority]:
     """Every registered CA, by name then validity."""
     return session.scalars(

@@ -83,6 +83,9 @@ def test_ca_lifecycle_and_crl_refresh(
     assert main(["ca", "deactivate", str(new_id), *config]) == 0
     assert main(["ca", "show", str(new_id), "--format", "json", *config]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])[0]["active"] is False
+    assert main(["ca", "reactivate", str(new_id), *config]) == 0
+    assert main(["ca", "show", str(new_id), "--format", "json", *config]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])[0]["active"] is True
 
 
 def test_ca_add_refuses_what_is_not_a_ca(

@@ -204,7 +204,7 @@ def test_units_point_at_the_installation(installation: Installation) -> None:
     )
     assert (installation.root / "etc/systemd/system/mailbot-once.timer").is_file()
     web = installation.unit("mailbot-web.service")
-    assert one(web, "Service", "ExecStart") == f"{mailbot} web serve --config {config}"
+    assert one(web, "Service", "ExecStart") == f"{mailbot} web --config {config}"
     assert one(web, "Service", "User") == installation.user
     # The console's templates and stylesheet ship with the wheel, beside the reply templates.
     shipped = installation.venv / "share/mailbot/templates/web"

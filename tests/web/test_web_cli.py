@@ -1,4 +1,4 @@
-"""``mailbot web user ...`` and ``mailbot web serve`` as real processes."""
+"""``mailbot web user ...``, ``mailbot web`` and ``mailbot web serve`` as real processes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from mailbot.config import load_config
@@ -67,15 +68,17 @@ def test_accounts_are_added_listed_disabled_and_given_a_password_and_audited(
     assert "no web user 'nobody'" in missing.stderr
 
 
+@pytest.mark.parametrize("command", [("web",), ("web", "serve")], ids=["web", "web-serve"])
 def test_web_serve_serves_the_console_until_sigterm(
-    web_config: Path, tmp_path: Path, database_url: str
+    web_config: Path, tmp_path: Path, database_url: str, command: tuple[str, ...]
 ) -> None:
+    # ``mailbot web`` alone is the command systemd runs; ``web serve`` stays.
     port = free_port()
     config = write_web_config(tmp_path, database_url, f'listen = "127.0.0.1:{port}"\n')
     assert mailbot(config, "web", "user", "add", "alice", "--role", "viewer",
                    stdin="a long password\n").returncode == 0  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "mailbot", "web", "serve", "--config", str(config)],
+        [sys.executable, "-m", "mailbot", *command, "--config", str(config)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
     )  # fmt: skip
     try:

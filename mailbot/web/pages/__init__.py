@@ -40,6 +40,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "mailbot.web.pages.dashboard",
     "mailbot.web.pages.journal",
     "mailbot.web.pages.quarantine",
+    "mailbot.web.pages.cas",
     "mailbot.web.pages.users",
     "mailbot.web.pages.audit",
 )

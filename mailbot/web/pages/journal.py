@@ -15,6 +15,7 @@ from mailbot.directory.models import CertificateRecord, LetterRecord
 from mailbot.regulation.decision import Outcome
 from mailbot.web.context import PageRequest
 from mailbot.web.guard import PageGroup
+from mailbot.web.paging import page_number
 from mailbot.web.roles import Role
 
 PAGES = PageGroup()
@@ -37,7 +38,7 @@ def journal(page: PageRequest) -> Response:
     if outcome and outcome not in OUTCOMES:
         problems.append("неизвестный исход")
         outcome = ""
-    number = _page_number(params.get("page", "1"))
+    number = page_number(params.get("page", "1"))
     wanted = JournalFilter(
         limit=PAGE_SIZE + 1,  # one more tells whether there is a next page
         offset=(number - 1) * PAGE_SIZE,
@@ -115,7 +116,3 @@ def _day(text: str, zone: ZoneInfo, problems: list[str]) -> dt.datetime | None:
         problems.append(f"дата {text[:20]!r} не в виде ГГГГ-ММ-ДД")
         return None
     return dt.datetime.combine(day, dt.time(), tzinfo=zone)
-
-
-def _page_number(text: str) -> int:
-    return max(int(text), 1) if text.isdigit() and len(text) < 7 else 1
