@@ -72,6 +72,15 @@ class Decision:
         return text
 
 
+#: Called with each decision inside its transaction, before the commit (the console's audit).
+Witness = Callable[[Session, "Decision"], None]
+
+
+def clean_reason(text: str) -> str:
+    """A rejection's reason as the participant reads it: whitespace runs become one space."""
+    return " ".join(text.split())
+
+
 def list_quarantine(
     session: Session, status: str = QuarantineStatus.PENDING
 ) -> Sequence[QuarantinedCertificate]:
@@ -137,12 +146,14 @@ class QuarantineReview:
         templates: Templates,
         crl_source_for: Callable[[CaDirectory], CrlSource],
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        witness: Witness | None = None,
     ) -> None:
         self.config = config
         self.sessions = sessions
         self.templates = templates
         self.crl_source_for = crl_source_for
         self.clock = clock
+        self.witness = witness
         self.store = CertificateStore.from_config(config)
         self.reply_settings = ReplySettings.from_config(config)
         #: Store files written in the current transaction (removed if it fails).
@@ -174,9 +185,12 @@ class QuarantineReview:
                 if row.status != QuarantineStatus.PENDING:
                     detail = f"already {row.status} by {row.decided_by} at {row.decided_at}"
                     status = QuarantineStatus(row.status)
-                    return Decision(row.id, row.serial, row.sender, status, detail,
-                                    changed=False)  # fmt: skip
-                decision = decide(session, row, self.clock())
+                    decision = Decision(row.id, row.serial, row.sender, status, detail,
+                                        changed=False)  # fmt: skip
+                else:
+                    decision = decide(session, row, self.clock())
+                if self.witness is not None:
+                    self.witness(session, decision)  # in the decision's own transaction
                 session.commit()
             except BaseException:
                 session.rollback()

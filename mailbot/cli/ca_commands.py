@@ -10,6 +10,7 @@ from typing import Any
 from mailbot.app.adapters import parsed
 from mailbot.app.assembly import crl_store
 from mailbot.app.ca_catalogue import ca_fields
+from mailbot.app.ca_release import ca_certificates, register_authorities
 from mailbot.app.crl_refresh import caching_source, refresh_ca, watch_revocations
 from mailbot.cli.common import (
     CliError,
@@ -23,11 +24,11 @@ from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.cli.quarantine_commands import add_by_option, recheck_for_cas
 from mailbot.cli.tsl_commands import add_import_parser
 from mailbot.config import Config
-from mailbot.directory.authorities import get_ca, list_cas, register_ca, set_ca_active
+from mailbot.directory.authorities import get_ca, list_cas, set_ca_active
 from mailbot.directory.session import database
+from mailbot.directory.subscribers import DirectoryError
 from mailbot.notices.templates import TemplateError
 from mailbot.pki.errors import PkiError
-from mailbot.pki.load import load_certificates
 
 CA_COLUMNS = (
     "id", "name", "ski", "not_before", "not_after", "active", "origin", "accreditation", "crl_urls",
@@ -101,17 +102,13 @@ def register(subparsers: Any) -> None:
 def ca_add(args: argparse.Namespace) -> int:
     """Register the CA certificates found in a file."""
     try:
-        certificates = load_certificates(args.file.read_bytes())
+        authorities = ca_certificates(args.file.read_bytes())
     except OSError as exc:
         raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
-    except PkiError as exc:
+    except (PkiError, DirectoryError) as exc:
         raise CliError(f"{args.file}: {exc}") from None
-    authorities = [c for c in certificates if c.is_ca]
-    if not authorities:
-        raise CliError(f"{args.file}: no CA certificate in the file")
     with transaction(args) as session:
-        for certificate in authorities:
-            row, created = register_ca(session, certificate, args.crl_url)
+        for row, created in register_authorities(session, authorities, args.crl_url):
             verb = "registered" if created else "already registered; refreshed"
             print(f"CA {row.id} {verb}: {row.name}")
             print(f"  SKI:                {row.ski}")

@@ -13,14 +13,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mailbot.app.assembly import crl_source_factory
+from mailbot.app.ca_release import open_review, pending_for_cas
 from mailbot.app.quarantine import (
     STATUSES,
     Decision,
     QuarantineReview,
+    clean_reason,
     get_quarantined,
     list_quarantine,
-    pending_for_ca,
     pending_ids,
     read_certificate,
 )
@@ -37,7 +37,7 @@ from mailbot.cli.directory_commands import FORMATS, transaction
 from mailbot.directory.models import LetterRecord, QuarantinedCertificate
 from mailbot.directory.session import database
 from mailbot.directory.subscribers import DirectoryError
-from mailbot.notices.templates import TemplateError, load_templates
+from mailbot.notices.templates import TemplateError
 from mailbot.pki.certificate import Certificate
 
 LIST_COLUMNS = (
@@ -193,7 +193,7 @@ def quarantine_show(args: argparse.Namespace) -> int:
 
 def quarantine_reject(args: argparse.Namespace) -> int:
     """``quarantine reject``: exits 1 when some certificate was not pending."""
-    reason = " ".join(args.reason.split())
+    reason = clean_reason(args.reason)
     if not reason:
         raise CliError("--reason must not be empty: the participant reads it")
     decisions = run_review(
@@ -220,11 +220,11 @@ def quarantine_retry(args: argparse.Namespace) -> int:
 
 def recheck_for_cas(args: argparse.Namespace, authorities: Sequence[Certificate]) -> None:
     """After ``ca add``: decide and answer every pending certificate of these CAs."""
-
-    def choose(session: Session) -> list[int]:
-        return list(dict.fromkeys(i for ca in authorities for i in pending_for_ca(session, ca)))
-
-    decisions = run_review(args, choose, lambda review, ids: review.recheck(ids, _by(args)))
+    decisions = run_review(
+        args,
+        lambda session: pending_for_cas(session, authorities),
+        lambda review, ids: review.recheck(ids, _by(args)),
+    )
     if not decisions:
         print("no quarantined certificate waited for this CA")
     _report(decisions)
@@ -259,15 +259,12 @@ def run_review(
     """Choose certificate ids in a short read-only session, then decide each in its own."""
     config = config_from_args(args)
     try:
-        templates = load_templates(config.templates_dir)
-    except TemplateError as exc:
-        raise CliError(f"templates: {exc}") from None
-    try:
         with database(config) as sessions:
             with sessions() as session:
                 ids = choose(session)
                 session.rollback()  # no read transaction stays open while others write
-            review = QuarantineReview(config, sessions, templates, crl_source_factory(config))
-            return act(review, ids)
+            return act(open_review(config, sessions), ids)
+    except TemplateError as exc:
+        raise CliError(f"templates: {exc}") from None
     except DirectoryError as exc:
         raise CliError(str(exc)) from None

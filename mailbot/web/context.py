@@ -107,6 +107,15 @@ class PageRequest:
         """Journal a change by the logged-in user in *session*'s transaction (commit both)."""
         audit.record(session, self.user.name, action, target, details, at=self.now)
 
+    def file_bytes(self, name: str, limit: int) -> bytes | None:
+        """The uploaded file *name*'s bytes (``b""`` when none was sent); None over *limit*."""
+        upload = self.files.get(name)
+        if upload is None:
+            return b""
+        upload.file.seek(0)
+        data = upload.file.read(limit + 1)
+        return None if len(data) > limit else data
+
     def snils(self, value: str | None) -> str:
         """A SNILS as this user may see it: whole for admins, else its last two digits."""
         if not value:

@@ -191,9 +191,9 @@ def _to_login(request: Request, expired: bool) -> Response:
     return RedirectResponse(f"{LOGIN_PATH}?{urllib.parse.urlencode(query)}", status_code=303)
 
 
-def _refused(web: WebContext, reason: str) -> Response:
+def _refused(web: WebContext, reason: str, status: int = 403) -> Response:
     html = web.templates.get_template("refused.html").render(user=None, reason=reason, path="")
-    return Response(html, status_code=403, media_type="text/html")
+    return Response(html, status_code=status, media_type="text/html")
 
 
 def is_https(web: WebContext, request: Request) -> bool:

@@ -39,6 +39,7 @@ PAGE_MODULES: tuple[str, ...] = (
     "mailbot.web.pages.login",
     "mailbot.web.pages.dashboard",
     "mailbot.web.pages.journal",
+    "mailbot.web.pages.quarantine",
     "mailbot.web.pages.cas",
     "mailbot.web.pages.directory",
     "mailbot.web.pages.directory_csv",
