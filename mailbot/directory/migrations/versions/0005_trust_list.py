@@ -100,18 +100,20 @@ def upgrade() -> None:
         "accredited_certificates",
         ["thumbprint_sha1"],
     )
-    with op.batch_alter_table("certification_authorities", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("list_version", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("list_flag", sa.String(length=30), nullable=True))
-        batch_op.add_column(sa.Column("list_flagged_at", sa.DateTime(timezone=True), nullable=True))
+    # Plain ALTER TABLE on both databases: a batch (copy-and-move) of this table on
+    # SQLite would drop a table that ``certificates`` and ``quarantine`` refer to.
+    op.add_column("certification_authorities", sa.Column("list_version", sa.Integer()))
+    op.add_column("certification_authorities", sa.Column("list_flag", sa.String(length=30)))
+    op.add_column(
+        "certification_authorities", sa.Column("list_flagged_at", sa.DateTime(timezone=True))
+    )
 
 
 def downgrade() -> None:
 
-    with op.batch_alter_table("certification_authorities", schema=None) as batch_op:
-        batch_op.drop_column("list_flagged_at")
-        batch_op.drop_column("list_flag")
-        batch_op.drop_column("list_version")
+    # SQLite 3.35+ drops a column in place (no copy of a table others refer to).
+    for column in ("list_flagged_at", "list_flag", "list_version"):
+        op.drop_column("certification_authorities", column)
     op.drop_table("accredited_certificates")
     op.drop_table("accredited_keys")
     op.drop_table("accredited_cas")
