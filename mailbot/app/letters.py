@@ -28,7 +28,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
@@ -60,6 +60,30 @@ from mailbot.regulation.intake import IntakeDecision, IntakeSettings, decide
 from mailbot.regulation.routes import RouteTable
 
 log = get_logger(__name__)
+
+# Built once: a statement's construction and cache key cost more CPU than its SQL does.
+_AT_POSITION = select(LetterRecord).where(
+    LetterRecord.mailbox == bindparam("mailbox"),
+    LetterRecord.uidvalidity == bindparam("uidvalidity"),
+    LetterRecord.uid == bindparam("uid"),
+)
+_AT_UNKNOWN_VALIDITY = select(LetterRecord).where(
+    LetterRecord.mailbox == bindparam("mailbox"),
+    LetterRecord.uidvalidity.is_(None),
+    LetterRecord.uid == bindparam("uid"),
+)
+_BY_CONTENT = (
+    select(LetterRecord)
+    .where(
+        LetterRecord.sha256 == bindparam("sha256"),
+        or_(
+            LetterRecord.state.in_((LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)),
+            and_(LetterRecord.state == LetterState.CLAIMED, LetterRecord.uid.is_(None)),
+        ),
+    )
+    .order_by(LetterRecord.id)
+    .limit(1)
+)
 
 #: Writes archive copies beside the decision (one letter at a time is processed).
 _ARCHIVE_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
@@ -471,31 +495,17 @@ class LetterProcessor:
         self, session: Session, source: LetterSource, raw: bytes, digest: str
     ) -> LetterRecord | None:
         if source.uid is not None:
+            # A bound None would compare "= NULL", never true: no UIDVALIDITY is IS NULL.
+            at_position = _AT_POSITION if source.uidvalidity is not None else _AT_UNKNOWN_VALIDITY
             row = session.scalar(
-                select(LetterRecord).where(
-                    LetterRecord.mailbox == source.mailbox,
-                    LetterRecord.uidvalidity == source.uidvalidity,
-                    LetterRecord.uid == source.uid,
-                )
+                at_position,
+                {"mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid},
             )
             if row is not None:
                 return row
         # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
         # A reset poison letter (claimed, no position) is found by content too.
-        return session.scalar(
-            select(LetterRecord)
-            .where(
-                LetterRecord.sha256 == digest,
-                or_(
-                    LetterRecord.state.in_(
-                        (LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)
-                    ),
-                    and_(LetterRecord.state == LetterState.CLAIMED, LetterRecord.uid.is_(None)),
-                ),
-            )
-            .order_by(LetterRecord.id)
-            .limit(1)
-        )
+        return session.scalar(_BY_CONTENT, {"sha256": digest})
 
     # -- the transaction ---------------------------------------------------------------
 
