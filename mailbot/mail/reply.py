@@ -11,14 +11,16 @@ the body is UTF-8 ``text/plain``.
 from __future__ import annotations
 
 import email.utils
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
+from email.headerregistry import BaseHeader
 from email.message import EmailMessage
 
 from mailbot.config import Config
+from mailbot.mail import policies
 from mailbot.mail.headers import set_subject
 from mailbot.mail.letter import LOOP_HEADER, Letter
 
@@ -101,6 +103,16 @@ def build_reply(
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _constant_header(name: str, value: str) -> BaseHeader:
+    """A header whose value comes from the configuration, parsed once per process.
+
+    Header objects are immutable and folded when a letter is written, so one
+    serves every letter (``EmailMessage`` stores a header object as it is).
+    """
+    return policies.HEADER_FACTORY(name, value)
+
+
 def build_notice(
     recipient: str,
     subject: str,
@@ -117,11 +129,12 @@ def build_notice(
     loop marker, so that no robot answers it and our own intake ignores it.
     """
     # An internationalised recipient (RFC 6532) is written as it is, in UTF-8 headers.
-    message = EmailMessage(policy=policy.SMTP if recipient.isascii() else policy.SMTPUTF8)
-    message["From"] = settings.from_address
+    message = EmailMessage(policy=policies.SMTP if recipient.isascii() else policies.SMTPUTF8)
+    message["From"] = _constant_header("From", settings.from_address)
     message["To"] = recipient
     set_subject(message, subject)
-    message["Date"] = email.utils.format_datetime(now)
+    # A datetime is formatted as format_datetime does, and not parsed back.
+    message["Date"] = policies.HEADER_FACTORY("Date", now)
     domain = settings.from_address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.utils.make_msgid(domain=domain)
     if in_reply_to:
@@ -129,8 +142,8 @@ def build_notice(
     if references:
         message["References"] = " ".join(references)
     # RFC 3834: "auto-replied" answers a letter, "auto-generated" starts on its own.
-    message["Auto-Submitted"] = auto_submitted
-    message["X-Auto-Response-Suppress"] = "All"
-    message[LOOP_HEADER] = settings.instance
+    message["Auto-Submitted"] = _constant_header("Auto-Submitted", auto_submitted)
+    message["X-Auto-Response-Suppress"] = _constant_header("X-Auto-Response-Suppress", "All")
+    message[LOOP_HEADER] = _constant_header(LOOP_HEADER, settings.instance)
     message.set_content(body if body.endswith("\n") else body + "\n", charset="utf-8")
     return message
