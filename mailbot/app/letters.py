@@ -531,50 +531,69 @@ class LetterProcessor:
             received_at=now,
             attempts=1,
         )
-        row.message_id = (letter.message_id or "")[:998] or None
-        row.sender = (intake.sender or _first_from(intake) or "")[:320].lower() or None
-        row.subject = letter.subject
-        row.processed_at = now
-        row.state = LetterState.DONE
-        row.route = intake.route.name if intake.route else None
-        row.rule_hits = [h.as_dict() for h in intake.rule_hits]
-        # A retried letter keeps the history of its waiting (and of poison resets).
-        history = {k: v for k, v in (row.detail or {}).items() if k in ("deferral", "resets")}
-        row.detail = {**history, "intake": {"stage": intake.stage.value, "reason": intake.reason}}
+        # The journal row's new values are gathered here and written to the row just
+        # before anything that may flush it (and at the end): a registered letter's
+        # row is then updated once, with the certificate's id, not twice.
+        changes: dict[str, Any] = {
+            "message_id": (letter.message_id or "")[:998] or None,
+            "sender": (intake.sender or _first_from(intake) or "")[:320].lower() or None,
+            "subject": letter.subject,
+            "processed_at": now,
+            "state": LetterState.DONE,
+            "route": intake.route.name if intake.route else None,
+            "rule_hits": [h.as_dict() for h in intake.rule_hits],
+            # A retried letter keeps the history of its waiting (and of poison resets).
+            "detail": {
+                **{k: v for k, v in (row.detail or {}).items() if k in ("deferral", "resets")},
+                "intake": {"stage": intake.stage.value, "reason": intake.reason},
+            },
+        }
+
+        def write() -> None:
+            for name, value in changes.items():
+                setattr(row, name, value)
+
         session.add(row)
         if claimed is None:
+            write()
             session.flush()  # a letter from the command line: its id is needed below
         if archive is not None:
-            row.archive_path = str(archive.result())  # durable before the journal row commits
+            changes["archive_path"] = str(archive.result())  # durable before the row commits
 
         outcome: Outcome | None = intake.outcome
         values = dict(intake.template_values)
         if intake.disposition is Disposition.LEAVE:
-            row.outcome = NoVerdict.LEAVE
+            changes["outcome"] = NoVerdict.LEAVE
+            write()
             return ProcessResult(row.id, NoVerdict.LEAVE, Filing.LEAVE, detail=row.detail)
         if handler is not None:
-            row.rule_hits = [*row.rule_hits, *(h.as_dict() for h in handler.hits)]
-            row.detail = {**row.detail, "certificate": _handler_evidence(handler)}
+            changes["rule_hits"] = [*changes["rule_hits"], *(h.as_dict() for h in handler.hits)]
+            changes["detail"] = {**changes["detail"], "certificate": _handler_evidence(handler)}
             outcome, values = handler.outcome, dict(handler.template_values)
             if handler.action is Action.DEFER:
-                row.state = LetterState.DEFERRED
-                row.outcome = NoVerdict.DEFERRED
+                changes["state"] = LetterState.DEFERRED
+                changes["outcome"] = NoVerdict.DEFERRED
+                write()
                 row.detail = {**row.detail, "deferral": self._deferral(session, row, handler, now)}
                 return ProcessResult(row.id, NoVerdict.DEFERRED, Filing.DEFERRED, detail=row.detail)
-            if "deferral" in row.detail:
-                row.detail = {
-                    **row.detail,
-                    "deferral": {**row.detail["deferral"], "decided_at": now.isoformat()},
+            if "deferral" in changes["detail"]:
+                changes["detail"] = {
+                    **changes["detail"],
+                    "deferral": {**changes["detail"]["deferral"], "decided_at": now.isoformat()},
                 }
             if handler.alert and handler.certificate is not None and not dry_run:
+                write()
                 alert_forgery(session, self.config, handler.certificate, handler.alert,
                               intake.sender, row.id, now)  # fmt: skip
             if handler.action is Action.REGISTER:
-                outcome, values = self._register(session, row, handler, now, dry_run, written)
+                outcome, values = self._register(session, row, changes, handler, now, dry_run,
+                                                 written)  # fmt: skip
             elif handler.action is Action.QUARANTINE and not dry_run:
+                write()
                 self._quarantine(session, row, intake, handler, now)
         assert outcome is not None
-        row.outcome = outcome.value
+        changes["outcome"] = outcome.value
+        write()
         if not outcome.has_reply or intake.sender is None:
             return ProcessResult(row.id, outcome, Filing.REJECTED, detail=row.detail)
         filing = Filing.PROCESSED if outcome is Outcome.SUCCESS else Filing.REJECTED
@@ -598,24 +617,26 @@ class LetterProcessor:
         self,
         session: Session,
         row: LetterRecord,
+        changes: dict[str, Any],
         handler: AddCertDecision,
         now: dt.datetime,
         dry_run: bool,
         written: list[Path],
     ) -> tuple[Outcome, dict[str, str]]:
+        """Steps 10-11; the journal row's new values go to *changes* (not yet to *row*)."""
         assert handler.subscriber is not None
-        row.subscriber_id = int(handler.subscriber.subscriber_id)
+        changes["subscriber_id"] = int(handler.subscriber.subscriber_id)
         if dry_run:
-            row.detail = {**row.detail, "install": "skipped (dry run)"}
+            changes["detail"] = {**changes["detail"], "install": "skipped (dry run)"}
             return Outcome.SUCCESS, dict(handler.template_values)
         effect = register_effect(
-            session, self.config, self.store, handler, row.sender, row.id, now, written
+            session, self.config, self.store, handler, changes["sender"], row.id, now, written
         )
         if effect.registration is None:
-            row.detail = {**row.detail, "install": effect.failure_note}
+            changes["detail"] = {**changes["detail"], "install": effect.failure_note}
         else:
-            row.detail = {
-                **row.detail,
+            changes["detail"] = {
+                **changes["detail"],
                 "install": {
                     "path": effect.registration.row.store_path,
                     "already_registered": effect.registration.already_registered,

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, event
 
 from mailbot.app.letters import LetterSource
+from mailbot.directory.models import LetterRecord
 from mailbot.regulation.decision import Outcome
 from testkit import pki as factory
 from tests.app.world import SNILS, World, cert_letter
@@ -46,3 +47,24 @@ def test_certificate_letter_reads_its_ca_row_once(
     ca_reads = [s for s in seen if re.match(r"SELECT .* FROM certification_authorities", s)]
     # The issuer lookup's row serves the registration's URL update too.
     assert len(ca_reads) == 1, seen
+
+
+def test_registered_letter_updates_its_journal_row_once(
+    make_world: Callable[..., World], engine: Engine
+) -> None:
+    world = make_world()
+    raw = cert_letter(factory.make_end_entity(world.ca, snils=SNILS, serial=0xA03))
+    world.processor.claim(raw, LetterSource("INBOX", 1, 1))
+    with statements(engine) as seen:
+        result = world.processor.process(raw, LetterSource("INBOX", 1, 1))
+    assert result.outcome is Outcome.SUCCESS
+    updates = [s for s in seen if s.startswith("UPDATE letters ")]
+    assert len(updates) == 1, updates
+    # The one UPDATE carries the decision and the registered certificate together.
+    assert "state=" in updates[0] and "certificate_id=" in updates[0], updates
+    with world.sessions() as session:
+        row = session.get(LetterRecord, result.letter_id)
+        assert row is not None and row.state == "done" and row.outcome == "success"
+        assert row.certificate_id is not None and row.subscriber_id == world.subscriber_id
+        assert row.detail["install"]["already_registered"] is False
+        assert row.archive_path and row.template_key == "success"
