@@ -26,9 +26,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, bindparam, or_, select, update
+from sqlalchemy import CursorResult, Select, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.adapters import DbCaDirectory, DbReplyCounter, DbSenderDirectory
@@ -61,29 +61,44 @@ from mailbot.regulation.routes import RouteTable
 
 log = get_logger(__name__)
 
-# Built once: a statement's construction and cache key cost more CPU than its SQL does.
-_AT_POSITION = select(LetterRecord).where(
-    LetterRecord.mailbox == bindparam("mailbox"),
-    LetterRecord.uidvalidity == bindparam("uidvalidity"),
-    LetterRecord.uid == bindparam("uid"),
-)
-_AT_UNKNOWN_VALIDITY = select(LetterRecord).where(
-    LetterRecord.mailbox == bindparam("mailbox"),
-    LetterRecord.uidvalidity.is_(None),
-    LetterRecord.uid == bindparam("uid"),
-)
-_BY_CONTENT = (
-    select(LetterRecord)
-    .where(
-        LetterRecord.sha256 == bindparam("sha256"),
-        or_(
-            LetterRecord.state.in_((LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)),
-            and_(LetterRecord.state == LetterState.CLAIMED, LetterRecord.uid.is_(None)),
-        ),
+_LETTERS = cast(Table, LetterRecord.__table__)
+
+
+def _lookups(what: Any) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The journal's lookups of a letter: by mailbox position (with a UIDVALIDITY or
+    without: a bound None would compare "= NULL", never true), and by content."""
+    c = _LETTERS.c
+    by_content = (
+        select(what)
+        .where(
+            c.sha256 == bindparam("sha256"),
+            or_(
+                c.state.in_((LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)),
+                and_(c.state == LetterState.CLAIMED, c.uid.is_(None)),
+            ),
+        )
+        .order_by(c.id)
+        .limit(1)
     )
-    .order_by(LetterRecord.id)
-    .limit(1)
-)
+    return (
+        select(what).where(
+            c.mailbox == bindparam("mailbox"),
+            c.uidvalidity == bindparam("uidvalidity"),
+            c.uid == bindparam("uid"),
+        ),
+        select(what).where(
+            c.mailbox == bindparam("mailbox"), c.uidvalidity.is_(None), c.uid == bindparam("uid")
+        ),
+        by_content,
+    )
+
+
+# Built once: a statement's construction and cache key cost more CPU than its SQL does.
+# The whole row where it is to be updated; only its id for a claim, through Core
+# (nearly every claim finds nothing, and the ORM's machinery costs more than the SQL).
+_ROW_LOOKUPS = _lookups(LetterRecord)
+_ID_LOOKUPS = _lookups(_LETTERS.c.id)
+_NEW_CLAIM = insert(_LETTERS)
 
 #: Writes archive copies beside the decision (one letter at a time is processed).
 _ARCHIVE_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
@@ -410,8 +425,23 @@ class LetterProcessor:
     ) -> Claim:
         """The claim of :meth:`claim`, written in *session*'s transaction (not committed)."""
         digest = hashlib.sha256(raw).hexdigest()
-        row = self._journaled(session, source, raw, digest)
-        if row is not None and row.state != LetterState.CLAIMED:
+        # (The session autoflushes before Core statements too: this transaction's
+        # decision is visible to the lookup, so the same letter twice is found.)
+        letter_id = _journal_lookup(session, _ID_LOOKUPS, source, digest)
+        if letter_id is None:
+            # A new letter (nearly every claim): one Core INSERT, no unit of work.
+            inserted: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                _NEW_CLAIM,
+                {"mailbox": source.mailbox, "uidvalidity": source.uidvalidity,
+                 "uid": source.uid, "sha256": digest, "received_at": now,
+                 "state": LetterState.CLAIMED, "attempts": 1},
+            )  # fmt: skip
+            key = inserted.inserted_primary_key
+            assert key is not None
+            return Claim(int(key[0]), 1, LetterState.CLAIMED, None, None)
+        row = session.get(LetterRecord, letter_id)
+        assert row is not None  # found a moment ago in this transaction
+        if row.state != LetterState.CLAIMED:
             return Claim(
                 row.id,
                 row.attempts,
@@ -419,22 +449,11 @@ class LetterProcessor:
                 parse_outcome(row.outcome),
                 row.filed_to,
             )
-        if row is not None and row.uid is None and source.uid is not None:
+        if row.uid is None and source.uid is not None:
             # A reset letter is back in the mailbox: the row takes its new position.
             row.mailbox, row.uidvalidity, row.uid = (
                 source.mailbox, source.uidvalidity, source.uid,
             )  # fmt: skip
-        if row is None:
-            row = LetterRecord(
-                mailbox=source.mailbox,
-                uidvalidity=source.uidvalidity,
-                uid=source.uid,
-                sha256=digest,
-                received_at=now,
-                state=LetterState.CLAIMED,
-                attempts=0,
-            )
-            session.add(row)
         row.attempts += 1
         session.flush()  # the row's id
         return Claim(row.id, row.attempts, LetterState.CLAIMED, None, None)
@@ -494,18 +513,8 @@ class LetterProcessor:
     def _journaled(
         self, session: Session, source: LetterSource, raw: bytes, digest: str
     ) -> LetterRecord | None:
-        if source.uid is not None:
-            # A bound None would compare "= NULL", never true: no UIDVALIDITY is IS NULL.
-            at_position = _AT_POSITION if source.uidvalidity is not None else _AT_UNKNOWN_VALIDITY
-            row = session.scalar(
-                at_position,
-                {"mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid},
-            )
-            if row is not None:
-                return row
-        # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
-        # A reset poison letter (claimed, no position) is found by content too.
-        return session.scalar(_BY_CONTENT, {"sha256": digest})
+        row: LetterRecord | None = _journal_lookup(session, _ROW_LOOKUPS, source, digest)
+        return row
 
     # -- the transaction ---------------------------------------------------------------
 
@@ -719,6 +728,26 @@ class LetterProcessor:
         if not path.exists():
             write_atomically(path, raw)
         return path
+
+
+def _journal_lookup(
+    session: Session,
+    lookups: tuple[Select[Any], Select[Any], Select[Any]],
+    source: LetterSource,
+    digest: str,
+) -> Any:
+    """The first of *lookups* (see :func:`_lookups`) to find the letter, or None."""
+    at_position, at_unknown_validity, by_content = lookups
+    if source.uid is not None:
+        found = session.scalar(
+            at_position if source.uidvalidity is not None else at_unknown_validity,
+            {"mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid},
+        )
+        if found is not None:
+            return found
+    # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
+    # A reset poison letter (claimed, no position) is found by content too.
+    return session.scalar(by_content, {"sha256": digest})
 
 
 def _first_from(intake: IntakeDecision) -> str | None:

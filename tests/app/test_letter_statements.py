@@ -7,11 +7,12 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func, select
 
 from mailbot.app.letters import LetterSource
 from mailbot.directory.models import LetterRecord
 from mailbot.regulation.decision import Outcome
+from testkit import letters
 from testkit import pki as factory
 from tests.app.world import SNILS, World, cert_letter
 
@@ -68,3 +69,21 @@ def test_registered_letter_updates_its_journal_row_once(
         assert row.certificate_id is not None and row.subscriber_id == world.subscriber_id
         assert row.detail["install"]["already_registered"] is False
         assert row.archive_path and row.template_key == "success"
+
+
+def test_the_same_letter_following_itself_is_found_already_decided(world: World) -> None:
+    """The claim's Core lookups see the decision of their own transaction.
+
+    A delivery report gets no reply: no outbox row flushes the decision before the claim.
+    """
+    raw = letters.delivery_report()
+    world.processor.claim(raw, LetterSource("INBOX", 1, 1))
+    result = world.processor.process(
+        raw, LetterSource("INBOX", 1, 1), following=(raw, LetterSource("INBOX", 1, 2))
+    )
+    assert result.outcome is Outcome.NO_REPLY
+    claim = result.next_claim
+    assert claim is not None and claim.finished and claim.letter_id == result.letter_id
+    with world.sessions() as session:
+        count = session.scalar(select(func.count()).select_from(LetterRecord))
+    assert count == 1
