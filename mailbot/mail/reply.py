@@ -11,12 +11,10 @@ the body is UTF-8 ``text/plain``.
 from __future__ import annotations
 
 import email.utils
-import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.headerregistry import BaseHeader
 from email.message import EmailMessage
 
 from mailbot.config import Config
@@ -103,16 +101,6 @@ def build_reply(
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _constant_header(name: str, value: str) -> BaseHeader:
-    """A header whose value comes from the configuration, parsed once per process.
-
-    Header objects are immutable and folded when a letter is written, so one
-    serves every letter (``EmailMessage`` stores a header object as it is).
-    """
-    return policies.HEADER_FACTORY(name, value)
-
-
 def build_notice(
     recipient: str,
     subject: str,
@@ -130,7 +118,7 @@ def build_notice(
     """
     # An internationalised recipient (RFC 6532) is written as it is, in UTF-8 headers.
     message = EmailMessage(policy=policies.SMTP if recipient.isascii() else policies.SMTPUTF8)
-    message["From"] = _constant_header("From", settings.from_address)
+    message["From"] = settings.from_address
     message["To"] = recipient
     set_subject(message, subject)
     # A datetime is formatted as format_datetime does, and not parsed back.
@@ -142,8 +130,8 @@ def build_notice(
     if references:
         message["References"] = " ".join(references)
     # RFC 3834: "auto-replied" answers a letter, "auto-generated" starts on its own.
-    message["Auto-Submitted"] = _constant_header("Auto-Submitted", auto_submitted)
-    message["X-Auto-Response-Suppress"] = _constant_header("X-Auto-Response-Suppress", "All")
-    message[LOOP_HEADER] = _constant_header(LOOP_HEADER, settings.instance)
+    message["Auto-Submitted"] = auto_submitted
+    message["X-Auto-Response-Suppress"] = "All"
+    message[LOOP_HEADER] = settings.instance
     message.set_content(body if body.endswith("\n") else body + "\n", charset="utf-8")
     return message

@@ -47,3 +47,12 @@ def test_headers_fold_as_the_stdlib_folds_them(name: str, value: str) -> None:
     for ours, stdlib in ((policies.SMTP, policy.SMTP), (policies.SMTPUTF8, policy.SMTPUTF8)):
         theirs = stdlib.fold_binary(name, stdlib.header_store_parse(name, value)[1])
         assert ours.fold_binary(name, ours.header_store_parse(name, value)[1]) == theirs
+
+
+def test_short_values_are_parsed_once_and_long_ones_every_time() -> None:
+    factory = policies.CachedHeaderRegistry()
+    assert factory("To", "a@clinic.example") is factory("To", "a@clinic.example")
+    assert factory("To", "a@clinic.example") is not factory("To", "b@clinic.example")
+    long_value = "x" * (policies.MAX_KEPT_VALUE_CHARS + 1)
+    assert factory("Subject", long_value) is not factory("Subject", long_value)
+    assert factory("Subject", long_value) == long_value
