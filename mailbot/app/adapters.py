@@ -15,10 +15,11 @@ import datetime as dt
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from mailbot.directory.address_keys import reply_count_key
+from mailbot.directory.ca_rows import ca_row, remember_ca_rows
 from mailbot.directory.models import (
     AccreditedCa,
     AccreditedKey,
@@ -36,6 +37,22 @@ from mailbot.trustlist.register import ListEdition, ListedKey
 
 #: Parsed CA certificates by thumbprint: CA rows are few and parsing is not free.
 _parsed_cas: dict[str, Certificate] = {}
+
+# Built once (each runs for every certificate letter): building a statement costs CPU.
+_REPLIES_BETWEEN = (
+    select(func.count())
+    .select_from(OutboxMessage)
+    .where(
+        OutboxMessage.recipient_key == bindparam("key"),
+        OutboxMessage.kind == "reply",
+        OutboxMessage.created_at >= bindparam("start"),
+        OutboxMessage.created_at < bindparam("end"),
+    )
+)
+_CAS_BY_KEY_IDENTIFIER = select(CertificationAuthority).where(
+    CertificationAuthority.active.is_(True),
+    func.upper(CertificationAuthority.ski) == bindparam("ski"),
+)
 
 
 class DbSenderDirectory:
@@ -74,14 +91,7 @@ class DbReplyCounter:
         end = start + dt.timedelta(days=1)
         # An index range on (recipient_key, created_at): cheap however many replies a day has.
         count = self.session.scalar(
-            select(func.count())
-            .select_from(OutboxMessage)
-            .where(
-                OutboxMessage.recipient_key == reply_count_key(address),
-                OutboxMessage.kind == "reply",
-                OutboxMessage.created_at >= start,
-                OutboxMessage.created_at < end,
-            )
+            _REPLIES_BETWEEN, {"key": reply_count_key(address), "start": start, "end": end}
         )
         return int(count or 0)
 
@@ -101,12 +111,8 @@ class DbCaDirectory:
     def by_key_identifier(self, key_identifier: bytes) -> Sequence[Certificate]:
         """Registered CAs whose Subject Key Identifier equals *key_identifier*."""
         wanted = key_identifier.hex().upper()
-        rows = self.session.scalars(
-            select(CertificationAuthority).where(
-                CertificationAuthority.active.is_(True),
-                func.upper(CertificationAuthority.ski) == wanted,
-            )
-        ).all()
+        rows = self.session.scalars(_CAS_BY_KEY_IDENTIFIER, {"ski": wanted}).all()
+        remember_ca_rows(self.session, rows)
         return [certificate for row in rows if (certificate := parsed(row)) is not None]
 
     def by_subject(self, subject_der: bytes) -> Sequence[Certificate]:
@@ -120,11 +126,7 @@ class DbCaDirectory:
         The directory's own (learned from certificates or set by admins) come
         first; the list's URLs for the CA's key are the last fallback.
         """
-        row = self.session.scalar(
-            select(CertificationAuthority).where(
-                CertificationAuthority.thumbprint_sha1 == ca.thumbprint_sha1
-            )
-        )
+        row = ca_row(self.session, ca.thumbprint_sha1)
         urls = list(row.crl_urls) if row is not None else []
         ski = ca.subject_key_identifier
         listed = DbAccreditationRegister(self.session).key(ski) if ski else None

@@ -26,9 +26,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, Select, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mailbot.app.adapters import (
@@ -66,6 +66,45 @@ from mailbot.regulation.intake import IntakeDecision, IntakeSettings, decide
 from mailbot.regulation.routes import RouteTable
 
 log = get_logger(__name__)
+
+_LETTERS = cast(Table, LetterRecord.__table__)
+
+
+def _lookups(what: Any) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The journal's lookups of a letter: by mailbox position (with a UIDVALIDITY or
+    without: a bound None would compare "= NULL", never true), and by content."""
+    c = _LETTERS.c
+    by_content = (
+        select(what)
+        .where(
+            c.sha256 == bindparam("sha256"),
+            or_(
+                c.state.in_((LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)),
+                and_(c.state == LetterState.CLAIMED, c.uid.is_(None)),
+            ),
+        )
+        .order_by(c.id)
+        .limit(1)
+    )
+    return (
+        select(what).where(
+            c.mailbox == bindparam("mailbox"),
+            c.uidvalidity == bindparam("uidvalidity"),
+            c.uid == bindparam("uid"),
+        ),
+        select(what).where(
+            c.mailbox == bindparam("mailbox"), c.uidvalidity.is_(None), c.uid == bindparam("uid")
+        ),
+        by_content,
+    )
+
+
+# Built once: a statement's construction and cache key cost more CPU than its SQL does.
+# The whole row where it is to be updated; only its id for a claim, through Core
+# (nearly every claim finds nothing, and the ORM's machinery costs more than the SQL).
+_ROW_LOOKUPS = _lookups(LetterRecord)
+_ID_LOOKUPS = _lookups(_LETTERS.c.id)
+_NEW_CLAIM = insert(_LETTERS)
 
 #: Writes archive copies beside the decision (one letter at a time is processed).
 _ARCHIVE_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive")
@@ -394,8 +433,23 @@ class LetterProcessor:
     ) -> Claim:
         """The claim of :meth:`claim`, written in *session*'s transaction (not committed)."""
         digest = hashlib.sha256(raw).hexdigest()
-        row = self._journaled(session, source, raw, digest)
-        if row is not None and row.state != LetterState.CLAIMED:
+        # (The session autoflushes before Core statements too: this transaction's
+        # decision is visible to the lookup, so the same letter twice is found.)
+        letter_id = _journal_lookup(session, _ID_LOOKUPS, source, digest)
+        if letter_id is None:
+            # A new letter (nearly every claim): one Core INSERT, no unit of work.
+            inserted: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+                _NEW_CLAIM,
+                {"mailbox": source.mailbox, "uidvalidity": source.uidvalidity,
+                 "uid": source.uid, "sha256": digest, "received_at": now,
+                 "state": LetterState.CLAIMED, "attempts": 1},
+            )  # fmt: skip
+            key = inserted.inserted_primary_key
+            assert key is not None
+            return Claim(int(key[0]), 1, LetterState.CLAIMED, None, None)
+        row = session.get(LetterRecord, letter_id)
+        assert row is not None  # found a moment ago in this transaction
+        if row.state != LetterState.CLAIMED:
             return Claim(
                 row.id,
                 row.attempts,
@@ -403,22 +457,11 @@ class LetterProcessor:
                 parse_outcome(row.outcome),
                 row.filed_to,
             )
-        if row is not None and row.uid is None and source.uid is not None:
+        if row.uid is None and source.uid is not None:
             # A reset letter is back in the mailbox: the row takes its new position.
             row.mailbox, row.uidvalidity, row.uid = (
                 source.mailbox, source.uidvalidity, source.uid,
             )  # fmt: skip
-        if row is None:
-            row = LetterRecord(
-                mailbox=source.mailbox,
-                uidvalidity=source.uidvalidity,
-                uid=source.uid,
-                sha256=digest,
-                received_at=now,
-                state=LetterState.CLAIMED,
-                attempts=0,
-            )
-            session.add(row)
         row.attempts += 1
         session.flush()  # the row's id
         return Claim(row.id, row.attempts, LetterState.CLAIMED, None, None)
@@ -478,32 +521,8 @@ class LetterProcessor:
     def _journaled(
         self, session: Session, source: LetterSource, raw: bytes, digest: str
     ) -> LetterRecord | None:
-        if source.uid is not None:
-            row = session.scalar(
-                select(LetterRecord).where(
-                    LetterRecord.mailbox == source.mailbox,
-                    LetterRecord.uidvalidity == source.uidvalidity,
-                    LetterRecord.uid == source.uid,
-                )
-            )
-            if row is not None:
-                return row
-        # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
-        # A reset poison letter (claimed, no position) is found by content too.
-        return session.scalar(
-            select(LetterRecord)
-            .where(
-                LetterRecord.sha256 == digest,
-                or_(
-                    LetterRecord.state.in_(
-                        (LetterState.DONE, LetterState.DEFERRED, LetterState.FAILED)
-                    ),
-                    and_(LetterRecord.state == LetterState.CLAIMED, LetterRecord.uid.is_(None)),
-                ),
-            )
-            .order_by(LetterRecord.id)
-            .limit(1)
-        )
+        row: LetterRecord | None = _journal_lookup(session, _ROW_LOOKUPS, source, digest)
+        return row
 
     # -- the transaction ---------------------------------------------------------------
 
@@ -529,54 +548,73 @@ class LetterProcessor:
             received_at=now,
             attempts=1,
         )
-        row.message_id = (letter.message_id or "")[:998] or None
-        row.sender = (intake.sender or _first_from(intake) or "")[:320].lower() or None
-        row.subject = letter.subject
-        row.processed_at = now
-        row.state = LetterState.DONE
-        row.route = intake.route.name if intake.route else None
-        row.rule_hits = [h.as_dict() for h in intake.rule_hits]
-        # A retried letter keeps the history of its waiting (and of poison resets).
-        history = {k: v for k, v in (row.detail or {}).items() if k in ("deferral", "resets")}
-        row.detail = {**history, "intake": {"stage": intake.stage.value, "reason": intake.reason}}
+        # The journal row's new values are gathered here and written to the row just
+        # before anything that may flush it (and at the end): a registered letter's
+        # row is then updated once, with the certificate's id, not twice.
+        changes: dict[str, Any] = {
+            "message_id": (letter.message_id or "")[:998] or None,
+            "sender": (intake.sender or _first_from(intake) or "")[:320].lower() or None,
+            "subject": letter.subject,
+            "processed_at": now,
+            "state": LetterState.DONE,
+            "route": intake.route.name if intake.route else None,
+            "rule_hits": [h.as_dict() for h in intake.rule_hits],
+            # A retried letter keeps the history of its waiting (and of poison resets).
+            "detail": {
+                **{k: v for k, v in (row.detail or {}).items() if k in ("deferral", "resets")},
+                "intake": {"stage": intake.stage.value, "reason": intake.reason},
+            },
+        }
+
+        def write() -> None:
+            for name, value in changes.items():
+                setattr(row, name, value)
+
         session.add(row)
         if claimed is None:
+            write()
             session.flush()  # a letter from the command line: its id is needed below
         if archive is not None:
-            row.archive_path = str(archive.result())  # durable before the journal row commits
+            changes["archive_path"] = str(archive.result())  # durable before the row commits
 
         outcome: Outcome | None = intake.outcome
         values = dict(intake.template_values)
         if intake.disposition is Disposition.LEAVE:
-            row.outcome = NoVerdict.LEAVE
+            changes["outcome"] = NoVerdict.LEAVE
+            write()
             return ProcessResult(row.id, NoVerdict.LEAVE, Filing.LEAVE, detail=row.detail)
         if handler is not None:
-            row.rule_hits = [*row.rule_hits, *(h.as_dict() for h in handler.hits)]
-            row.detail = {**row.detail, "certificate": _handler_evidence(handler)}
+            changes["rule_hits"] = [*changes["rule_hits"], *(h.as_dict() for h in handler.hits)]
+            changes["detail"] = {**changes["detail"], "certificate": _handler_evidence(handler)}
             outcome, values = handler.outcome, dict(handler.template_values)
             if handler.action is Action.DEFER:
-                row.state = LetterState.DEFERRED
-                row.outcome = NoVerdict.DEFERRED
+                changes["state"] = LetterState.DEFERRED
+                changes["outcome"] = NoVerdict.DEFERRED
+                write()
                 row.detail = {**row.detail, "deferral": self._deferral(session, row, handler, now)}
                 return ProcessResult(row.id, NoVerdict.DEFERRED, Filing.DEFERRED, detail=row.detail)
-            if "deferral" in row.detail:
-                row.detail = {
-                    **row.detail,
-                    "deferral": {**row.detail["deferral"], "decided_at": now.isoformat()},
+            if "deferral" in changes["detail"]:
+                changes["detail"] = {
+                    **changes["detail"],
+                    "deferral": {**changes["detail"]["deferral"], "decided_at": now.isoformat()},
                 }
             if handler.ca_from_list is not None and not dry_run:
                 # Before steps 10-11: the certificate's registration refers to its CA's row.
                 note = register_for_letter(session, handler.ca_from_list, now)
                 row.detail = {**row.detail, "trust_list": note}
             if handler.alert and handler.certificate is not None and not dry_run:
+                write()
                 alert_forgery(session, self.config, handler.certificate, handler.alert,
                               intake.sender, row.id, now)  # fmt: skip
             if handler.action is Action.REGISTER:
-                outcome, values = self._register(session, row, handler, now, dry_run, written)
+                outcome, values = self._register(session, row, changes, handler, now, dry_run,
+                                                 written)  # fmt: skip
             elif handler.action is Action.QUARANTINE and not dry_run:
+                write()
                 self._quarantine(session, row, intake, handler, now)
         assert outcome is not None
-        row.outcome = outcome.value
+        changes["outcome"] = outcome.value
+        write()
         if not outcome.has_reply or intake.sender is None:
             return ProcessResult(row.id, outcome, Filing.REJECTED, detail=row.detail)
         filing = Filing.PROCESSED if outcome is Outcome.SUCCESS else Filing.REJECTED
@@ -600,24 +638,26 @@ class LetterProcessor:
         self,
         session: Session,
         row: LetterRecord,
+        changes: dict[str, Any],
         handler: AddCertDecision,
         now: dt.datetime,
         dry_run: bool,
         written: list[Path],
     ) -> tuple[Outcome, dict[str, str]]:
+        """Steps 10-11; the journal row's new values go to *changes* (not yet to *row*)."""
         assert handler.subscriber is not None
-        row.subscriber_id = int(handler.subscriber.subscriber_id)
+        changes["subscriber_id"] = int(handler.subscriber.subscriber_id)
         if dry_run:
-            row.detail = {**row.detail, "install": "skipped (dry run)"}
+            changes["detail"] = {**changes["detail"], "install": "skipped (dry run)"}
             return Outcome.SUCCESS, dict(handler.template_values)
         effect = register_effect(
-            session, self.config, self.store, handler, row.sender, row.id, now, written
+            session, self.config, self.store, handler, changes["sender"], row.id, now, written
         )
         if effect.registration is None:
-            row.detail = {**row.detail, "install": effect.failure_note}
+            changes["detail"] = {**changes["detail"], "install": effect.failure_note}
         else:
-            row.detail = {
-                **row.detail,
+            changes["detail"] = {
+                **changes["detail"],
                 "install": {
                     "path": effect.registration.row.store_path,
                     "already_registered": effect.registration.already_registered,
@@ -701,6 +741,26 @@ class LetterProcessor:
         if not path.exists():
             write_atomically(path, raw)
         return path
+
+
+def _journal_lookup(
+    session: Session,
+    lookups: tuple[Select[Any], Select[Any], Select[Any]],
+    source: LetterSource,
+    digest: str,
+) -> Any:
+    """The first of *lookups* (see :func:`_lookups`) to find the letter, or None."""
+    at_position, at_unknown_validity, by_content = lookups
+    if source.uid is not None:
+        found = session.scalar(
+            at_position if source.uidvalidity is not None else at_unknown_validity,
+            {"mailbox": source.mailbox, "uidvalidity": source.uidvalidity, "uid": source.uid},
+        )
+        if found is not None:
+            return found
+    # A UIDVALIDITY reset (or the same file again) must not re-answer a letter.
+    # A reset poison letter (claimed, no position) is found by content too.
+    return session.scalar(by_content, {"sha256": digest})
 
 
 def _first_from(intake: IntakeDecision) -> str | None:

@@ -12,9 +12,10 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from mailbot.directory.ca_rows import ca_row
 from mailbot.directory.certstore import CertificateStore, InstallError
 from mailbot.directory.models import (
     CertificateRecord,
@@ -23,6 +24,11 @@ from mailbot.directory.models import (
 )
 from mailbot.identifiers import IdentifierError, normalise_inn, normalise_ogrn, normalise_snils
 from mailbot.pki.certificate import Certificate
+
+# Built once (it runs for every certificate letter): building a statement costs CPU.
+_BY_THUMBPRINT = select(CertificateRecord).where(
+    CertificateRecord.thumbprint_sha1 == bindparam("thumbprint")
+)
 
 
 @dataclass(frozen=True)
@@ -44,11 +50,7 @@ def register_certificate(
     now: dt.datetime,
 ) -> Registration:
     """Install and register *certificate* for the subscriber; raises :class:`InstallError`."""
-    existing = session.scalar(
-        select(CertificateRecord).where(
-            CertificateRecord.thumbprint_sha1 == certificate.thumbprint_sha1
-        )
-    )
+    existing = session.scalar(_BY_THUMBPRINT, {"thumbprint": certificate.thumbprint_sha1})
     if existing is not None and existing.subscriber_id != subscriber_id:
         raise InstallError("taken_by_other")
     if existing is not None and store.path_for(certificate.thumbprint_sha1).is_file():
@@ -144,11 +146,7 @@ def refresh_ca(
     session: Session, ca: Certificate, certificate: Certificate, now: dt.datetime
 ) -> CertificationAuthority | None:
     """Add the certificate's CRL distribution points and AIA URLs to its CA's record."""
-    row = session.scalar(
-        select(CertificationAuthority).where(
-            CertificationAuthority.thumbprint_sha1 == ca.thumbprint_sha1
-        )
-    )
+    row = ca_row(session, ca.thumbprint_sha1)
     if row is None:
         return None
     crl_urls = list(dict.fromkeys([*row.crl_urls, *certificate.crl_urls]))

@@ -32,6 +32,7 @@ from email.policy import EmailPolicy
 from typing import Any
 
 from mailbot.addresses import MAX_ADDRESS_CHARS, normalize_address
+from mailbot.mail import policies
 
 #: Every letter mailbot writes carries this header with the instance name, so that a
 #: letter carrying it is known to come from us (the loop guard, step 1, reads it).
@@ -303,7 +304,7 @@ class _LetterPolicy(EmailPolicy):
     tally: _Tally | None = None
 
     def __init__(self, tally: _Tally | None = None) -> None:
-        super().__init__(message_factory=_LetterPart)
+        super().__init__(message_factory=_LetterPart, header_factory=policies.HEADER_FACTORY)
         object.__setattr__(self, "tally", tally)  # policies are read-only once made
 
     def header_fetch_parse(self, name: str, value: Any) -> Any:

@@ -15,10 +15,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
 
 from mailbot.config import Config
+from mailbot.mail import policies
 from mailbot.mail.headers import set_subject
 from mailbot.mail.letter import LOOP_HEADER, Letter
 
@@ -117,11 +117,12 @@ def build_notice(
     loop marker, so that no robot answers it and our own intake ignores it.
     """
     # An internationalised recipient (RFC 6532) is written as it is, in UTF-8 headers.
-    message = EmailMessage(policy=policy.SMTP if recipient.isascii() else policy.SMTPUTF8)
+    message = EmailMessage(policy=policies.SMTP if recipient.isascii() else policies.SMTPUTF8)
     message["From"] = settings.from_address
     message["To"] = recipient
     set_subject(message, subject)
-    message["Date"] = email.utils.format_datetime(now)
+    # A datetime is formatted as format_datetime does, and not parsed back.
+    message["Date"] = policies.HEADER_FACTORY("Date", now)
     domain = settings.from_address.rpartition("@")[2] or "localhost"
     message["Message-ID"] = email.utils.make_msgid(domain=domain)
     if in_reply_to:

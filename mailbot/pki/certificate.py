@@ -258,6 +258,18 @@ class Certificate:
         except DerError as exc:
             raise CertificateParseError(f"not an X.509 certificate: {exc}") from None
 
+    @classmethod
+    def from_walked_der(cls, data: bytes) -> Certificate:
+        """:meth:`from_der` for one whole element :func:`der.check_well_formed` just walked.
+
+        The caller's walk bounded the nesting and checked every length; the
+        certificate's fields are still checked as :meth:`from_der` checks them.
+        """
+        try:
+            return _parse(bytes(data), walked=True)
+        except DerError as exc:
+            raise CertificateParseError(f"not an X.509 certificate: {exc}") from None
+
     # --- identity -----------------------------------------------------------------
     @property
     def serial_hex(self) -> str:
@@ -359,8 +371,8 @@ _KNOWN_EXTENSIONS = frozenset(
 )
 
 
-def _parse(buf: bytes) -> Certificate:
-    end = der.check_well_formed(buf)
+def _parse(buf: bytes, walked: bool = False) -> Certificate:
+    end = len(buf) if walked else der.check_well_formed(buf)
     if end != len(buf):
         raise DerError(f"{len(buf) - end} bytes after the certificate")
     top = der.expect(buf, 0, len(buf), der.TAG_SEQUENCE)

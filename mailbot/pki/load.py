@@ -77,7 +77,7 @@ def _classify(blob: bytes) -> list[Certificate]:
             if oid != OID_SIGNED_DATA:
                 raise CertificateLoadError(f"PKCS#7 content type {oid} holds no certificates")
             return _pkcs7_certificates(blob, parts[1])
-        return [Certificate.from_der(blob[:end])]
+        return [Certificate.from_walked_der(blob[:end])]  # walked above: not twice
     except DerError as exc:
         raise CertificateLoadError(f"malformed DER: {exc}") from None
     except CertificateParseError as exc:

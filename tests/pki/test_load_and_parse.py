@@ -180,3 +180,24 @@ def test_oddities_do_not_break_parsing(gost_ca: pki.Issued) -> None:
 )
 def test_snils_checksum(snils: str, ok: bool) -> None:
     assert snils_checksum_ok(snils) is ok
+
+
+def test_a_loaded_certificate_is_walked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The DER walk of a participant's certificate (a letter's hot path) is not repeated."""
+    issued = pki.make_end_entity(pki.make_ca("УЦ Тест"), snils="11223344595")
+    walks: list[int] = []
+    real_walk = der.check_well_formed
+
+    def counted(buf: memoryview | bytes, pos: int = 0, limit: int | None = None) -> int:
+        walks.append(len(buf))
+        return real_walk(buf, pos, limit)
+
+    monkeypatch.setattr(der, "check_well_formed", counted)
+    for data in (issued.der, _pem(issued.der)):
+        walks.clear()
+        certificate = load_certificate(data)
+        assert certificate.der == issued.der
+        assert walks == [len(issued.der)]
+    # A certificate padded with junk is still refused after the one walk.
+    with pytest.raises(CertificateLoadError):
+        load_certificate(issued.der + b"junk")
