@@ -601,7 +601,7 @@ class LetterProcessor:
             if handler.ca_from_list is not None and not dry_run:
                 # Before steps 10-11: the certificate's registration refers to its CA's row.
                 note = register_for_letter(session, handler.ca_from_list, now)
-                row.detail = {**row.detail, "trust_list": note}
+                changes["detail"] = {**changes["detail"], "trust_list": note}
             if handler.alert and handler.certificate is not None and not dry_run:
                 write()
                 alert_forgery(session, self.config, handler.certificate, handler.alert,
