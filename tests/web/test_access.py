@@ -2,35 +2,62 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+
 import pytest
 from sqlalchemy import select
 
 from mailbot.directory.models import AuditEntry, WebUser
 from mailbot.directory.session import database
 from mailbot.web.accounts import hash_password
+from mailbot.web.pages import PAGE_MODULES
+from mailbot.web.roles import Role
 from testkit.web import PASSWORD, PinnedClock, WebServer, csrf_token, login
 
-#: Every page but the login, by method.
-GUARDED = [
-    ("GET", "/"),
-    ("GET", "/journal"),
-    ("GET", "/letters/1"),
-    ("GET", "/letters/1/raw"),
-    ("GET", "/audit"),
-    ("GET", "/users"),
-    ("POST", "/logout"),
-    ("POST", "/users/admin/active"),
-]
+
+def declared_pages() -> list[tuple[str, str, Role | None]]:
+    """Every route the console declares: (method, path with its parameters filled, role)."""
+    found = []
+    for module_name in PAGE_MODULES:
+        for page in importlib.import_module(module_name).PAGES.pages:
+            path = re.sub(r"\{[^}]+\}", "1", page.path)
+            found.extend((method, path, page.role) for method in page.methods)
+    return found
 
 
-@pytest.mark.parametrize(("method", "path"), GUARDED)
-def test_every_page_but_login_redirects_to_login_without_a_session(
-    server: WebServer, method: str, path: str
-) -> None:
+#: Every page but the login, by method: all of them, as the page modules declare them.
+GUARDED = [(method, path) for method, path, role in declared_pages() if role is not None]
+
+
+def test_the_walk_finds_every_page_group() -> None:
+    paths = {path for _method, path in GUARDED}
+    for expected in ("/", "/journal", "/quarantine", "/cas", "/organisations", "/users"):
+        assert expected in paths
+    assert len(GUARDED) > 30
+
+
+def test_every_page_but_login_redirects_to_login_without_a_session(server: WebServer) -> None:
     with server.client() as client:
-        response = client.request(method, path)
-    assert response.status_code == 303
-    assert response.headers["location"].startswith("/login?next=")
+        for method, path in GUARDED:
+            response = client.request(method, path)
+            assert response.status_code == 303, (method, path)
+            assert response.headers["location"].startswith("/login?next="), (method, path)
+
+
+def test_a_viewer_is_refused_every_change(server: WebServer) -> None:
+    """Every POST above the viewer's role answers 403, with a valid CSRF token even."""
+    changes = [
+        (method, path) for method, path, role in declared_pages()
+        if method == "POST" and role is not None and role is not Role.VIEWER
+    ]  # fmt: skip
+    assert len(changes) > 15
+    with server.login("viewer") as client:
+        token = csrf_token(client.get("/").text)
+        for method, path in changes:
+            response = client.request(method, path, data={"csrf_token": token})
+            assert response.status_code == 403, (method, path)
+        assert client.get("/").status_code == 200  # still logged in
 
 
 def test_login_page_and_static_files_need_no_session(server: WebServer) -> None:
