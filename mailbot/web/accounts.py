@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
@@ -21,8 +22,16 @@ MIN_PASSWORD_LENGTH = 10
 #: ... up to this, so that a login form cannot make the server hash megabytes.
 MAX_PASSWORD_LENGTH = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
-#: Verified against when the user does not exist, so that timing does not tell.
-_DUMMY_HASH = _HASHER.hash("not-a-password-of-anyone")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so that timing does not tell.
+
+    Made on first use, not at import: an argon2id hash takes 64 MiB for a moment,
+    and every ``mailbot`` command (the daemon too) imports this module.
+    """
+    return _HASHER.hash("not-a-password-of-anyone")
 
 
 class AccountError(ValueError):
@@ -84,7 +93,7 @@ def authenticate(session: Session, name: str, password: str) -> WebUser | None:
     user = find_user(session, name) if _NAME.match(name) else None
     if len(password) > MAX_PASSWORD_LENGTH:
         return None
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
     try:
         _HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
