@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 #: Owner reads and writes, the service's group (admins) reads, others nothing.
@@ -83,3 +83,20 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+@contextlib.contextmanager
+def private_scratch_file(folder: Path, prefix: str) -> Iterator[Path]:
+    """An empty private (``0600``) temporary file in *folder*, deleted on exit.
+
+    For bytes on their way in (a download, a body for a worker): they never lie
+    world-readable, and the file goes whatever happens, errors and timeouts too.
+    """
+    make_private_dirs(folder)
+    descriptor, name = tempfile.mkstemp(prefix=prefix, dir=folder)  # mode 0600
+    os.close(descriptor)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)

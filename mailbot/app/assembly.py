@@ -34,14 +34,22 @@ def crl_fetcher(config: Config) -> HttpCrlFetcher:
 
     Raises SecretError when the proxy's password cannot be read.
     """
-    password = config.crl.proxy_password
     return HttpCrlFetcher(
         timeout_seconds=config.crl.fetch_timeout_seconds,
         max_bytes=config.crl.max_crl_bytes,
         max_redirects=config.crl.max_redirects,
         proxy=config.crl.proxy,
-        proxy_password=password.resolve().reveal() if password.configured else "",
+        proxy_password=proxy_password(config),
     )
+
+
+def proxy_password(config: Config) -> str:
+    """``[crl]``'s proxy password for every download ("" when none is configured).
+
+    Raises SecretError when it cannot be read.
+    """
+    password = config.crl.proxy_password
+    return password.resolve().reveal() if password.configured else ""
 
 
 def crl_source_factory(

@@ -11,20 +11,16 @@ logged and alerted at most once a day; the current edition stays in force.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailbot.app.assembly import proxy_password
 from mailbot.app.trust_list_import import Download, ImportRefused, import_trust_list, newest_edition
 from mailbot.config import Config
 from mailbot.dates import format_reply_datetime
 from mailbot.directory.models import utcnow
-from mailbot.files import make_private_dirs
+from mailbot.files import private_scratch_file
 from mailbot.log import get_logger
 from mailbot.notices.alerts import queue_alert
 from mailbot.notices.certificate_alerts import alert_texts, config_hint, local_day
@@ -44,27 +40,13 @@ def trust_list_fetcher(config: Config) -> TrustListFetcher:
 
     Raises SecretError when the proxy's password cannot be read.
     """
-    password = config.crl.proxy_password
     return TrustListFetcher(
         timeout_seconds=config.trust_list.timeout_seconds,
         max_bytes=config.trust_list.max_size,
         max_redirects=config.crl.max_redirects,
         proxy=config.crl.proxy,
-        proxy_password=password.resolve().reveal() if password.configured else "",
+        proxy_password=proxy_password(config),
     )
-
-
-@contextmanager
-def scratch_file(config: Config) -> Iterator[Path]:
-    """An empty private (``0600``) temporary file in the state folder, deleted on exit."""
-    make_private_dirs(config.general.state_dir)
-    descriptor, name = tempfile.mkstemp(prefix=".tmp-trust-list-", dir=config.general.state_dir)
-    os.close(descriptor)
-    path = Path(name)
-    try:
-        yield path
-    finally:
-        path.unlink(missing_ok=True)
 
 
 def import_from_url(
@@ -86,7 +68,7 @@ def import_from_url(
     etag = last_modified = None
     if conditional and current is not None and current.source == url:
         etag, last_modified = current.etag, current.last_modified
-    with scratch_file(config) as path:
+    with private_scratch_file(config.general.state_dir, ".tmp-trust-list-") as path:
         with path.open("wb") as sink:
             result = trust_list_fetcher(config).fetch_into(sink, url, etag, last_modified)
         if result.not_modified:

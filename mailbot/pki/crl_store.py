@@ -9,16 +9,14 @@ current. The last good CRL stays until a newer verified one replaces it.
 from __future__ import annotations
 
 import mmap
-import os
 import stat
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mailbot.files import make_private_dirs
+from mailbot.files import private_scratch_file
 from mailbot.log import get_logger
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl import crl_issuer, to_der
@@ -116,21 +114,9 @@ class CrlStore:
         if size > self.max_crl_bytes:
             raise CrlError(f"CRL of {size} bytes exceeds the {self.max_crl_bytes} limit")
 
-    @contextmanager
-    def scratch_file(self, prefix: str) -> Iterator[Path]:
-        """An empty private (``0600``) temporary file in the cache folder, deleted on exit.
-
-        For a CRL body on its way in (a download, bytes for a worker): it never
-        lies world-readable, and it goes whatever happens, errors and timeouts too.
-        """
-        make_private_dirs(self.cache_dir)
-        descriptor, name = tempfile.mkstemp(prefix=prefix, dir=self.cache_dir)  # mode 0600
-        os.close(descriptor)
-        path = Path(name)
-        try:
-            yield path
-        finally:
-            path.unlink(missing_ok=True)
+    def scratch_file(self, prefix: str) -> AbstractContextManager[Path]:
+        """An empty private (``0600``) temporary file in the cache folder, deleted on exit."""
+        return private_scratch_file(self.cache_dir, prefix)
 
     def ingest_file(
         self,

@@ -108,9 +108,15 @@ def test_the_size_cap_holds(make_world: Callable[..., World], server: CrlServer)
 
 
 def test_the_download_is_private(refreshing: World, server: CrlServer, tmp_path: Path) -> None:
-    from mailbot.app.trust_list_refresh import scratch_file
+    """The download goes through a private scratch file of the state folder, gone afterwards."""
+    from mailbot.files import private_scratch_file
 
-    with scratch_file(refreshing.config) as path:
+    with private_scratch_file(refreshing.config.general.state_dir, ".tmp-trust-list-") as path:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert path.parent == refreshing.config.general.state_dir
     assert not path.exists()
+    folder = refreshing.config.general.state_dir
+    with pytest.raises(RuntimeError), private_scratch_file(folder, ".tmp-x-") as path:
+        raise RuntimeError("a failed download")
+    assert not path.exists()
+    refresh_trust_list(refreshing.config, refreshing.sessions, pki.NOW)
+    assert not list(refreshing.config.general.state_dir.glob(".tmp-trust-list-*"))
