@@ -8,7 +8,8 @@
 # Install everything mailbot and its tests need, idempotently:
 #   Debian packages: Dovecot (IMAP + LMTP; the tests and the demo start private
 #   instances on loopback, while Debian also starts the system one on all interfaces),
-#   OpenSSL with the GOST engine/provider, PostgreSQL and systemd-analyze (when absent);
+#   OpenSSL with the GOST engine/provider, Chromium and chromedriver (browser tests),
+#   PostgreSQL and systemd-analyze (when absent);
 #   a Python virtual environment in .venv with mailbot (editable) and its test tools.
 # Safe to run again: what is already there is skipped.
 set -euo pipefail
