@@ -97,10 +97,15 @@ class DbReplyCounter:
 
 
 class DbCaDirectory:
-    """Active registered CAs, matched by key identifier or by subject name."""
+    """Active registered CAs, matched by key identifier or by subject name.
+
+    :attr:`accreditation` is the list of accredited CAs read through the same
+    session: the letter's checks and this directory's CRL URLs share its answers.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.accreditation = DbAccreditationRegister(session)
 
     def _active(self) -> list[tuple[CertificationAuthority, Certificate]]:
         rows = self.session.scalars(
@@ -129,7 +134,7 @@ class DbCaDirectory:
         row = ca_row(self.session, ca.thumbprint_sha1)
         urls = list(row.crl_urls) if row is not None else []
         ski = ca.subject_key_identifier
-        listed = DbAccreditationRegister(self.session).key(ski) if ski else None
+        listed = self.accreditation.key(ski) if ski else None
         if listed is not None:
             urls += [url for url in listed.crl_urls if url not in urls]
         return urls
@@ -160,17 +165,26 @@ def parsed(row: CertificationAuthority) -> Certificate | None:
 
 
 class DbAccreditationRegister:
-    """The list of accredited CAs as last imported (``ca import-tsl`` or the refresh job)."""
+    """The list of accredited CAs as last imported (``ca import-tsl`` or the refresh job).
+
+    Each answer is read once per instance: an instance lives for one transaction
+    (a letter asks about the same key in step 7a and again for its CRL URLs), and
+    its answers stay the same through it even if a new edition is imported meanwhile.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._current: tuple[ListEdition | None] | None = None
+        self._keys: dict[bytes, ListedKey | None] = {}
 
     def edition(self) -> ListEdition | None:
         """See :class:`mailbot.trustlist.register.AccreditationRegister`."""
-        row = self.session.scalars(
-            select(TrustListEdition).order_by(TrustListEdition.version.desc()).limit(1)
-        ).first()
-        return None if row is None else ListEdition(row.version, row.published_at)
+        if self._current is None:
+            row = self.session.scalars(
+                select(TrustListEdition).order_by(TrustListEdition.version.desc()).limit(1)
+            ).first()
+            self._current = (None if row is None else ListEdition(row.version, row.published_at),)
+        return self._current[0]
 
     def key(self, key_identifier: bytes) -> ListedKey | None:
         """See :class:`mailbot.trustlist.register.AccreditationRegister`.
@@ -178,6 +192,11 @@ class DbAccreditationRegister:
         A key listed under several CAs (never seen, but the file allows it): the
         one listed most recently wins.
         """
+        if key_identifier not in self._keys:
+            self._keys[key_identifier] = self._read_key(key_identifier)
+        return self._keys[key_identifier]
+
+    def _read_key(self, key_identifier: bytes) -> ListedKey | None:
         current = self.edition()
         if current is None:
             return None
@@ -191,9 +210,11 @@ class DbAccreditationRegister:
             return None
         # An edition without a record (dropped by a forced import of an older one, or
         # a version marked "not in the current edition"): only its number is known.
-        listed_in = self._edition_of(row.last_version) or ListEdition(
-            row.last_version, current.published_at
-        )
+        listed_in = current
+        if row.last_version != current.version:
+            listed_in = self._edition_of(row.last_version) or ListEdition(
+                row.last_version, current.published_at
+            )
         return listed_key(row, listed_in, current)
 
     def _edition_of(self, version: int) -> ListEdition | None:

@@ -345,7 +345,7 @@ class LetterProcessor:
                     crl_policy=self.config.crl.unavailable_policy,
                     auto_register_unknown=self.config.trust_list.auto_register_unknown,
                 ),
-                DbAccreditationRegister(session),
+                ca_directory.accreditation,
             )
         return intake, handler
 

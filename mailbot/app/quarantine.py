@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from mailbot.app.adapters import DbAccreditationRegister, DbCaDirectory, DbSenderDirectory
+from mailbot.app.adapters import DbCaDirectory, DbSenderDirectory
 from mailbot.app.listed_ca_effect import register_for_letter
 from mailbot.app.registration_effect import queue_answer, register_effect
 from mailbot.app.states import QuarantineStatus
@@ -218,7 +218,7 @@ class QuarantineReview:
             self.crl_source_for(ca_directory),
             AddCertSettings(now, self.config.general.timezone, self.config.crl.unavailable_policy,
                             self.config.trust_list.auto_register_unknown),
-            DbAccreditationRegister(session),
+            ca_directory.accreditation,
         )  # fmt: skip
         if decision.action is Action.QUARANTINE:
             return self._pending(row, f"the CA is still unknown ({decision.reason})")
