@@ -49,6 +49,19 @@ _REPLIES_BETWEEN = (
         OutboxMessage.created_at < bindparam("end"),
     )
 )
+# The list's edition is asked in every certificate letter's transaction (usually
+# to learn there is none): two columns through Core, not an ORM entity.
+_EDITION_COLUMNS = (TrustListEdition.version, TrustListEdition.published_at)
+_NEWEST_EDITION = select(*_EDITION_COLUMNS).order_by(TrustListEdition.version.desc()).limit(1)
+_EDITION_BY_VERSION = select(*_EDITION_COLUMNS).where(
+    TrustListEdition.version == bindparam("version")
+)
+_LISTED_KEY = (
+    select(AccreditedKey)
+    .where(AccreditedKey.ski == bindparam("ski"))
+    .order_by(AccreditedKey.last_version.desc(), AccreditedKey.id)
+    .limit(1)
+)
 _CAS_BY_KEY_IDENTIFIER = select(CertificationAuthority).where(
     CertificationAuthority.active.is_(True),
     func.upper(CertificationAuthority.ski) == bindparam("ski"),
@@ -180,10 +193,8 @@ class DbAccreditationRegister:
     def edition(self) -> ListEdition | None:
         """See :class:`mailbot.trustlist.register.AccreditationRegister`."""
         if self._current is None:
-            row = self.session.scalars(
-                select(TrustListEdition).order_by(TrustListEdition.version.desc()).limit(1)
-            ).first()
-            self._current = (None if row is None else ListEdition(row.version, row.published_at),)
+            row = self.session.execute(_NEWEST_EDITION).first()
+            self._current = (None if row is None else ListEdition(*row),)
         return self._current[0]
 
     def key(self, key_identifier: bytes) -> ListedKey | None:
@@ -200,12 +211,7 @@ class DbAccreditationRegister:
         current = self.edition()
         if current is None:
             return None
-        row = self.session.scalars(
-            select(AccreditedKey)
-            .where(AccreditedKey.ski == key_identifier.hex().upper())
-            .order_by(AccreditedKey.last_version.desc(), AccreditedKey.id)
-            .limit(1)
-        ).first()
+        row = self.session.scalars(_LISTED_KEY, {"ski": key_identifier.hex().upper()}).first()
         if row is None:
             return None
         # An edition without a record (dropped by a forced import of an older one, or
@@ -218,10 +224,8 @@ class DbAccreditationRegister:
         return listed_key(row, listed_in, current)
 
     def _edition_of(self, version: int) -> ListEdition | None:
-        row = self.session.scalars(
-            select(TrustListEdition).where(TrustListEdition.version == version)
-        ).first()
-        return None if row is None else ListEdition(row.version, row.published_at)
+        row = self.session.execute(_EDITION_BY_VERSION, {"version": version}).first()
+        return None if row is None else ListEdition(*row)
 
 
 def listed_key(row: AccreditedKey, listed_in: ListEdition, current: ListEdition) -> ListedKey:
