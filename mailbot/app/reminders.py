@@ -34,7 +34,6 @@ from mailbot.directory.models import (
     CertificateRecord,
     ExpiryReminder,
     Organisation,
-    OutboxMessage,
     Subscriber,
     TrustedAddress,
 )
@@ -299,8 +298,7 @@ def _record(
     """Add the threshold's row and, for ``sent``, its letter to the outbox."""
     outbox_id = None
     if action.status == SENT:
-        outbox = _queue_letter(session, action, config, templates, settings, now)
-        outbox_id = outbox.id
+        outbox_id = _queue_letter(session, action, config, templates, settings, now)
     session.add(
         ExpiryReminder(
             certificate_id=action.certificate_id,
@@ -322,7 +320,7 @@ def _queue_letter(
     templates: Templates,
     settings: ReplySettings,
     now: dt.datetime,
-) -> OutboxMessage:
+) -> int:
     values = {
         "serial": action.serial,
         # Imported certificates may lack a CN; the serial alone still identifies it.

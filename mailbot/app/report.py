@@ -110,13 +110,13 @@ def record_report(
 ) -> ReportResult:
     """Queue *letter* with its ``reports`` row and commit; the unique key settles a race."""
     recipients = config.admin.alert_addresses
-    outbox = queue_message(
+    outbox_id = queue_message(
         session, letter.message(config, now), kind="report", recipients=recipients, now=now
     )
     session.add(
         SentReport(
             period_key=period.key, period=period.kind, period_start=period.start,
-            period_end=period.end, outbox_id=outbox.id, created_at=now,
+            period_end=period.end, outbox_id=outbox_id, created_at=now,
         )
     )  # fmt: skip
     try:
@@ -126,8 +126,8 @@ def record_report(
         session.rollback()
         log.info("report.raced", period=period.key)
         return ReportResult(period, RACED)
-    log.info("report.queued", period=period.key, outbox_id=outbox.id)
-    return ReportResult(period, SENT, letter, outbox.id)
+    log.info("report.queued", period=period.key, outbox_id=outbox_id)
+    return ReportResult(period, SENT, letter, outbox_id)
 
 
 def sent_report(session: Session, period: Period) -> SentReport | None:

@@ -74,8 +74,8 @@ def queue_alert(
     recipients = list(config.admin.alert_addresses)
     if recipients:
         letter = build_alert_letter(config, subject, body, attachments, now)
-        outbox = queue_message(session, letter, kind="alert", recipients=recipients, now=now)
-        alert.outbox_id = outbox.id
+        outbox_id = queue_message(session, letter, kind="alert", recipients=recipients, now=now)
+        alert.outbox_id = outbox_id
     else:
         log.warning(
             "alert recorded but not mailed: admin.alert_addresses is empty",

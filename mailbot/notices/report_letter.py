@@ -253,5 +253,3 @@ def _field(text: str) -> str:
     if len(one_line) <= MAX_FIELD_CHARS:
         return one_line
     return one_line[:MAX_FIELD_CHARS] + "…"
-
-
