@@ -21,6 +21,17 @@ from mailbot.directory.models import OutboxMessage
 #: Core statements: executemany with per-row values, and RETURNING without ORM objects.
 _table = cast(Table, OutboxMessage.__table__)
 _c = _table.c
+# Built once: the daemon runs it after every reply it sends.
+_MARK_SENT = (
+    update(_table)
+    .where(_c.id == bindparam("b_id"), _c.status == "pending")
+    .values(
+        status="sent",
+        sent_at=bindparam("b_at"),
+        attempts=bindparam("b_attempts"),
+        last_error=bindparam("b_note"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -219,14 +230,7 @@ class OutboxStore:
         if not marks:
             return
         session.connection().execute(
-            update(_table)
-            .where(_c.id == bindparam("b_id"), _c.status == "pending")
-            .values(
-                status="sent",
-                sent_at=bindparam("b_at"),
-                attempts=bindparam("b_attempts"),
-                last_error=bindparam("b_note"),
-            ),
+            _MARK_SENT,
             [
                 {"b_id": m.row.id, "b_at": m.at, "b_attempts": m.row.attempts + 1, "b_note": m.note}
                 for m in marks
