@@ -71,7 +71,17 @@ def load_rules_and_templates(config: Config) -> tuple[RouteTable, Templates]:
     return load_routes(config.rules_dir), load_templates(config.templates_dir)
 
 
-def make_processor(config: Config, sessions: sessionmaker[Session]) -> LetterProcessor:
-    """The letter processor for *config* on the given database."""
-    routes, templates = load_rules_and_templates(config)
+def make_processor(
+    config: Config,
+    sessions: sessionmaker[Session],
+    routes: RouteTable | None = None,
+    templates: Templates | None = None,
+) -> LetterProcessor:
+    """The letter processor for *config* on the given database.
+
+    Routes and templates are loaded unless given (the daemon's decision process
+    gets the ones the daemon validated).
+    """
+    if routes is None or templates is None:
+        routes, templates = load_rules_and_templates(config)
     return LetterProcessor(config, sessions, routes, templates, crl_source_factory(config))

@@ -124,6 +124,20 @@ class LetterSource:
 
 
 @dataclass(frozen=True)
+class Following:
+    """The next letter of the mailbox, claimed in this letter's transaction: its SHA-256
+    and position (the claim needs no more, so its bytes need not travel with it)."""
+
+    digest: str
+    source: LetterSource
+
+    @classmethod
+    def of(cls, raw: bytes, source: LetterSource) -> Following:
+        """The following letter *raw* at *source*."""
+        return cls(hashlib.sha256(raw).hexdigest(), source)
+
+
+@dataclass(frozen=True)
 class Claim:
     """The journal's answer when processing of a letter starts."""
 
@@ -212,7 +226,7 @@ class LetterProcessor:
         source: LetterSource,
         dry_run: bool = False,
         declared_size: int | None = None,
-        following: tuple[bytes, LetterSource] | None = None,
+        following: Following | None = None,
     ) -> ProcessResult:
         """Decide and record one letter. With *dry_run* nothing is written anywhere.
 
@@ -360,7 +374,7 @@ class LetterProcessor:
         handler: AddCertDecision | None,
         now: dt.datetime,
         dry_run: bool = False,
-        following: tuple[bytes, LetterSource] | None = None,
+        following: Following | None = None,
     ) -> ProcessResult:
         """Record the decision in the session's transaction and commit (or roll back).
 
@@ -379,7 +393,7 @@ class LetterProcessor:
                     h.as_dict() for h in (*intake.rule_hits, *(handler.hits if handler else ()))
                 ],
                 next_claim=(
-                    self._claim_in(session, *following, now)
+                    self._claim_in(session, following.digest, following.source, now)
                     if following is not None and not dry_run
                     else None
                 ),
@@ -424,15 +438,15 @@ class LetterProcessor:
         transaction instead (``process(..., following=...)``): one commit less a letter.
         """
         with self.sessions() as session:
-            claim = self._claim_in(session, raw, source, self.clock())
+            claim = self._claim_in(session, hashlib.sha256(raw).hexdigest(), source, self.clock())
             session.commit()
             return claim
 
     def _claim_in(
-        self, session: Session, raw: bytes, source: LetterSource, now: dt.datetime
+        self, session: Session, digest: str, source: LetterSource, now: dt.datetime
     ) -> Claim:
-        """The claim of :meth:`claim`, written in *session*'s transaction (not committed)."""
-        digest = hashlib.sha256(raw).hexdigest()
+        """The claim of :meth:`claim` for the letter of SHA-256 *digest*, written in
+        *session*'s transaction (not committed)."""
         # (The session autoflushes before Core statements too: this transaction's
         # decision is visible to the lookup, so the same letter twice is found.)
         letter_id = _journal_lookup(session, _ID_LOOKUPS, source, digest)

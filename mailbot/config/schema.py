@@ -23,6 +23,7 @@ SmtpTls = Literal["implicit", "starttls", "none"]
 CrlPolicy = Literal["defer", "reject", "accept"]
 ReportPeriod = Literal["weekly", "daily"]
 TrustListRegister = Literal["none", "accredited"]
+DecideIn = Literal["process", "thread"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 #: :data:`Weekday` names in ``datetime.date.weekday()`` order (Monday is 0).
 WEEKDAYS: tuple[str, ...] = typing.get_args(Weekday)
@@ -198,6 +199,9 @@ class DaemonConfig:
     archive_retention_days: int = 365
     #: Journal rows older than this are deleted (0 keeps them forever).
     journal_retention_days: int = 0
+    #: Where letters are decided: ``process`` (a worker process beside the daemon, on a
+    #: core of its own) or ``thread`` (in the daemon's process, one interpreter lock).
+    decide_in: DecideIn = "process"
 
 
 @dataclass(frozen=True)

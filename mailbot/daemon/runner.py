@@ -34,9 +34,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
 import signal
-import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,17 +49,20 @@ from mailbot.app import deferral, housekeeping, reminders, report
 from mailbot.app.assembly import crl_store, load_rules_and_templates, make_processor
 from mailbot.app.crl_refresh import refresh_crls
 from mailbot.app.crl_status import crl_ages
-from mailbot.app.letters import Claim, LetterProcessor, LetterSource
+from mailbot.app.letter_turns import Turn, TurnResult, Verdict
+from mailbot.app.letters import Following, LetterProcessor, LetterSource
 from mailbot.app.outbox_status import outbox_backlog
 from mailbot.app.revocation_watch import RevocationWatch
 from mailbot.app.states import Filing, NoVerdict
 from mailbot.app.trust_list_refresh import refresh_trust_list
 from mailbot.backoff import Backoff
 from mailbot.config import Config
+from mailbot.daemon.decider import Decider, DecisionsUnavailable, make_decider
 from mailbot.daemon.filing import PendingFilings
 from mailbot.daemon.metrics import CRASHED, MailbotMetrics
 from mailbot.daemon.metrics_server import start_metrics_server
 from mailbot.daemon.metrics_textfile import carry_over, write_textfile
+from mailbot.daemon.prefetch import Prefetch
 from mailbot.daemon.systemd import (
     notify_ready,
     notify_reloading,
@@ -71,13 +73,12 @@ from mailbot.daemon.systemd import (
 )
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.lease import Lease, acquire, lease_for
-from mailbot.directory.models import LetterRecord
 from mailbot.directory.session import ensure_current, session_factory
 from mailbot.folders import prepare_folders
 from mailbot.log import bind_letter, get_logger
 from mailbot.mail.imap import MailboxClient, MailboxError
 from mailbot.mail.outbox import OutboxSender
-from mailbot.notices.daemon_alerts import OUTBOX_ALERTS, alert_poison_letter
+from mailbot.notices.daemon_alerts import OUTBOX_ALERTS
 
 log = get_logger(__name__)
 
@@ -104,7 +105,9 @@ class _Parts:
     """What a running daemon works with, built once its database is known to be current."""
 
     engine: Engine
+    #: The daemon's own processor: the jobs' (and the letters' with ``decide_in = "thread"``).
     processor: LetterProcessor
+    decider: Decider
     outbox: OutboxSender
     watch: RevocationWatch
     lease: Lease
@@ -178,6 +181,7 @@ class Daemon:
         parts = self._parts = _Parts(
             engine=engine,
             processor=processor,
+            decider=make_decider(config, processor),
             # Each "sent" mark commits right after its 250: a daemon killed again and
             # again (OOM, a crash loop) must never send a reply a third time, and a
             # batch of unrecorded marks left by one kill is resent by the next life,
@@ -207,6 +211,8 @@ class Daemon:
                 return 0
             worked = True
             self._set_working(True)
+            # Started now, not at the first letter: it gets ready while we log in to IMAP.
+            await parts.decider.start()
             # We are the only flusher now: claims of a flusher that died are void.
             await asyncio.to_thread(parts.outbox.resume)
             self._report_active()
@@ -222,6 +228,8 @@ class Daemon:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             await self._sending_done()
+            with contextlib.suppress(Exception):
+                await parts.decider.close()
             # Only the lease holder sends: a standby stopped before it ever held the
             # lease (or after losing it) would claim rows the active daemon is sending.
             with contextlib.suppress(Exception):
@@ -281,6 +289,7 @@ class Daemon:
             notify_ready("reload failed; old rules and templates kept")
             return
         processor.routes, processor.templates = routes, templates
+        self._running.decider.reload(routes, templates)
         log.info("reload.done", rules=str(self.config.rules_dir))
         notify_ready("rules and templates reloaded")
 
@@ -342,6 +351,11 @@ class Daemon:
                 delay = backoff.next_delay()
                 log.warning("database.unavailable", error=str(exc).splitlines()[0], retry_in=delay)
                 await self._sleep(delay)
+            except DecisionsUnavailable as exc:
+                self.metrics.imap_connected.set(0)
+                delay = backoff.next_delay()
+                log.error("decider.unavailable", error=str(exc), retry_in=round(delay, 1))
+                await self._sleep(delay)
         self.metrics.imap_connected.set(0)
 
     # -- what systemd is told ------------------------------------------------------------
@@ -393,59 +407,80 @@ class Daemon:
             await asyncio.wait_for(self.stop.wait(), seconds)
 
     async def sync(self, client: MailboxClient) -> int:
-        """One pass over the mailbox; returns how many letters were processed.
+        """One pass over the mailbox; returns how many new letters went to be decided.
 
-        Each new letter's decision also claims the next new letter (one commit a
-        letter); replies leave while the pass goes on (:meth:`_send_soon`); decided
-        letters are moved in batches of :data:`FILE_EVERY_LETTERS` (one UID MOVE
-        per folder).
+        Letters journaled already are only filed. New ones go to the decider in
+        order (:mod:`mailbot.daemon.decider`), each with the next one, which its
+        decision claims (one commit a letter); while one is decided the letter
+        after the next is fetched (:mod:`mailbot.daemon.prefetch`). Replies leave
+        while the pass goes on (:meth:`_send_soon`); decided letters are moved in
+        batches of :data:`FILE_EVERY_LETTERS` (one UID MOVE per folder).
         """
         mailbox = self.config.imap.mailbox
+        processor = self._running.processor
         state = await client.select(mailbox)
         uids = await client.search_uids("ALL")
-        known = await asyncio.to_thread(
-            self._running.processor.journal_entries, mailbox, state.uidvalidity, uids
-        )
+        known = await asyncio.to_thread(processor.journal_entries, mailbox, state.uidvalidity, uids)
+        pending = PendingFilings(self._folders)
+        for uid, entry in known.items():
+            # Journaled already (a crash came between the commit and the MOVE).
+            pending.add(uid, entry.letter_id, entry.filing)
         fresh = [uid for uid in uids if uid not in known]
         sizes = await client.fetch_sizes(fresh) if fresh else {}
-        following = dict(itertools.pairwise(fresh))
-        pending = PendingFilings(self._folders)
-        ahead: _Fetched | None = None  # the next new letter, fetched while deciding this one
-        ahead_claim: Claim | None = None  # its claim, committed with this one's decision
+        prefetch = Prefetch(lambda uid: self._fetch(client, uid, sizes), fresh)
+        decider = self._running.decider
+        # Submitted and not yet accounted, oldest first: never more than the decider's depth.
+        in_flight: deque[tuple[int, asyncio.Future[TurnResult]]] = deque()
         handled = 0
-        for uid in uids:
-            if self.stop.is_set():
-                break  # a letter claimed ahead is claimed again next time (one attempt more)
-            entry = known.get(uid)
-            if entry is not None:
-                # Journaled already (a crash came between the commit and the MOVE).
-                pending.add(uid, entry.letter_id, entry.filing)
-            else:
-                letter: _Fetched | None = ahead
-                claim: Claim | None = ahead_claim
-                if letter is None or letter.uid != uid:
-                    letter, claim = await self._fetch(client, uid, sizes), None
-                ahead = ahead_claim = None
-                if letter is not None:
-                    lost: MailboxError | None = None
-                    if (next_uid := following.get(uid)) is not None:
-                        try:
-                            ahead = await self._fetch(client, next_uid, sizes)
-                        except MailboxError as exc:
-                            lost = exc  # this letter is claimed: decide it, then reconnect
-                    decided, ahead_claim = await self._handle(
-                        letter, state.uidvalidity, claim, ahead
-                    )
-                    handled += 1
-                    if decided is not None:
-                        pending.add(uid, *decided)
-                        self._send_soon()
-                    if lost is not None:
-                        raise lost
-            if len(pending) >= FILE_EVERY_LETTERS:
-                await pending.file(client, self._running.processor.mark_filed)
-        await pending.file(client, self._running.processor.mark_filed)
+        try:
+            for index, uid in enumerate(fresh):
+                if self.stop.is_set():
+                    break  # a letter claimed ahead is claimed again next time (one attempt more)
+                letter = await prefetch.take(index)  # a fetch's MailboxError surfaces here
+                if letter is None:
+                    continue  # gone meanwhile
+                following = await self._following(prefetch, index + 1, state.uidvalidity)
+                prefetch.ahead(index + 2)  # fetched while this one is decided
+                source = LetterSource(mailbox, state.uidvalidity, uid)
+                turn = Turn(letter.raw, source, letter.declared_size, following)
+                in_flight.append((uid, await decider.submit(turn)))
+                handled += 1
+                while len(in_flight) >= decider.depth:
+                    await self._account(*in_flight.popleft(), state.uidvalidity, pending)
+                if len(pending) >= FILE_EVERY_LETTERS:
+                    await prefetch.quiet()  # IMAP commands never overlap
+                    await pending.file(client, processor.mark_filed)
+        except asyncio.CancelledError:
+            await prefetch.close()
+            raise
+        except BaseException:
+            # Leaving on an error: the letters given to the decider are decided first.
+            try:
+                while in_flight:
+                    await self._account(*in_flight.popleft(), state.uidvalidity, pending)
+            finally:
+                await prefetch.close()
+            raise
+        while in_flight:
+            await self._account(*in_flight.popleft(), state.uidvalidity, pending)
+        await prefetch.close()
+        await pending.file(client, processor.mark_filed)
         return handled
+
+    async def _following(
+        self, prefetch: Prefetch[_Fetched], index: int, uidvalidity: int
+    ) -> Following | None:
+        """The letter after this one, if fetched (its claim rides on this letter's decision)."""
+        if index >= len(prefetch):
+            return None  # this letter is the pass's last
+        try:
+            letter = await prefetch.get(index)
+        except MailboxError:
+            return None  # raised at its own turn, after this letter is decided
+        if letter is None:
+            return None
+        source = LetterSource(self.config.imap.mailbox, uidvalidity, letter.uid)
+        return Following.of(letter.raw, source)
 
     async def _fetch(
         self, client: MailboxClient, uid: int, sizes: dict[int, int]
@@ -456,65 +491,38 @@ class Daemon:
         raw = await (client.fetch_headers(uid) if too_big else client.fetch_message(uid))
         return None if raw is None else _Fetched(uid, raw, size if too_big else None)
 
-    async def _handle(
-        self, letter: _Fetched, uidvalidity: int, claim: Claim | None, ahead: _Fetched | None
-    ) -> tuple[tuple[int, Filing] | None, Claim | None]:
-        """Claim (unless claimed ahead) and process one new letter, claiming *ahead* with it.
+    async def _account(
+        self,
+        uid: int,
+        decision: asyncio.Future[TurnResult],
+        uidvalidity: int,
+        pending: PendingFilings,
+    ) -> None:
+        """A decided letter's metrics and log line; it joins the batch to file.
 
-        Returns the letter's journal id and where it goes (None if it crashed or
-        vanished), and the claim of *ahead* (None if it was not claimed).
+        Raises SQLAlchemyError when the database failed while it was decided.
         """
-        processor = self._running.processor
-        mailbox = self.config.imap.mailbox
-        source = LetterSource(mailbox, uidvalidity, letter.uid)
-        started = time.monotonic()
-        with bind_letter(uid=letter.uid, uidvalidity=uidvalidity):
-            if claim is None:
-                claim = await asyncio.to_thread(processor.claim, letter.raw, source)
-            if claim.finished:
-                return (claim.letter_id, claim.filing), None
-            if claim.attempts > self.config.daemon.max_attempts:
-                await self._poison(claim.letter_id, letter.raw, claim.attempts)
-                return (claim.letter_id, Filing.FAILED), None
-            following = (
-                (ahead.raw, LetterSource(mailbox, uidvalidity, ahead.uid)) if ahead else None
-            )
-            try:
-                result = await asyncio.to_thread(
-                    processor.process, letter.raw, source, False, letter.declared_size, following
-                )
-            except SQLAlchemyError:
-                raise  # the database is gone: reconnect loop, the letter stays claimed
-            except Exception:
-                # Counted by the claim; after max_attempts it is a poison letter.
-                log.exception("letter.crashed", letter_id=claim.letter_id, attempt=claim.attempts)
+        result = await decision
+        with bind_letter(uid=uid, uidvalidity=uidvalidity):
+            if result.verdict is Verdict.CRASHED:
+                # Logged where it crashed; counted by its claim (max_attempts: poison).
                 self.metrics.letters.labels(outcome=CRASHED).inc()
-                return None, None
-            self.metrics.letters.labels(outcome=result.outcome or "").inc()
-            log.info(
-                "letter.done",
-                letter_id=result.letter_id,
-                outcome=result.outcome,
-                route=result.route,
-                duration_ms=round((time.monotonic() - started) * 1000, 1),
-            )
-            decided = (result.letter_id, result.filing) if result.letter_id is not None else None
-            return decided, result.next_claim
-
-    async def _poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
-        reason = f"processing started {attempts - 1} times without finishing"
-        log.error("letter.poison", letter_id=letter_id, detail=reason)
-        await asyncio.to_thread(self._running.processor.give_up, letter_id, reason)
-        await asyncio.to_thread(self._alert_poison, letter_id, raw, attempts)
-        self.metrics.letters.labels(outcome=NoVerdict.FAILED).inc()
-        self._send_soon()
-
-    def _alert_poison(self, letter_id: int, raw: bytes, attempts: int) -> None:
-        with self._running.processor.sessions() as session:
-            row = session.get(LetterRecord, letter_id)
-            resets = len((row.detail or {}).get("resets", [])) if row is not None else 0
-            alert_poison_letter(session, self.config, letter_id, attempts - 1, raw, resets)
-            session.commit()
+                return
+            if result.verdict is Verdict.POISON:
+                log.error("letter.poison", letter_id=result.letter_id, detail=result.detail)
+                self.metrics.letters.labels(outcome=NoVerdict.FAILED).inc()
+            elif result.verdict is Verdict.DECIDED:
+                self.metrics.letters.labels(outcome=result.outcome or "").inc()
+                log.info(
+                    "letter.done",
+                    letter_id=result.letter_id,
+                    outcome=result.outcome,
+                    route=result.route,
+                    duration_ms=round(result.seconds * 1000, 1),
+                )
+        if result.letter_id is not None and result.filing is not None:
+            pending.add(uid, result.letter_id, result.filing)
+            self._send_soon()
 
     # -- outbox and scheduled jobs -----------------------------------------------------------
 

@@ -17,7 +17,6 @@ standard output. A worker that misses the deadline is killed; a bad CRL's
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -28,9 +27,8 @@ from typing import Any
 from mailbot.pki.certificate import Certificate
 from mailbot.pki.crl_ingest import Ingested, Validators, ingest_crl, mapped_crl
 from mailbot.pki.errors import CrlError, CrlWorkerError, PkiError
+from mailbot.workers import worker_command, worker_environment
 
-#: The folder holding the ``mailbot`` package, so the worker imports this very code.
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 #: At most this much of the worker's standard error goes into an error message.
 _STDERR_TAIL = 500
 
@@ -85,17 +83,12 @@ def run_in_worker(job: IngestJob, timeout: float) -> Ingested:
     Raises CrlError with the worker's own text for a rejected CRL, and
     :class:`CrlWorkerError` when the worker timed out or died.
     """
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p
-    )
-    # -P: never import from the working directory, whatever lies there.
     with subprocess.Popen(
-        [sys.executable, "-P", "-m", __name__],
+        worker_command(__name__),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=env,
+        env=worker_environment(),
         close_fds=True,
     ) as worker:
         try:

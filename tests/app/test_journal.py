@@ -10,7 +10,7 @@ from email import message_from_bytes, policy
 
 from sqlalchemy import select
 
-from mailbot.app.letters import LetterSource
+from mailbot.app.letters import Following, LetterSource
 from mailbot.directory import subscribers as directory
 from mailbot.directory.models import LetterRecord, OutboxMessage
 from mailbot.mail.outbox import OutboxSender
@@ -90,7 +90,9 @@ def test_a_decision_claims_the_following_letter_in_its_transaction(world: World)
     second = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
     source = LetterSource("INBOX", 1, 1)
     world.processor.claim(first, source)
-    result = world.processor.process(first, source, following=(second, LetterSource("INBOX", 1, 2)))
+    result = world.processor.process(
+        first, source, following=Following.of(second, LetterSource("INBOX", 1, 2))
+    )
     assert result.outcome == "success", result.detail
     assert result.next_claim is not None
     assert (result.next_claim.attempts, result.next_claim.state) == (1, "claimed")
@@ -107,7 +109,7 @@ def test_a_dry_run_claims_no_following_letter(world: World) -> None:
     second = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
     result = world.processor.process(
         first, LetterSource("INBOX", 1, 1), dry_run=True,
-        following=(second, LetterSource("INBOX", 1, 2)),
+        following=Following.of(second, LetterSource("INBOX", 1, 2)),
     )  # fmt: skip
     assert result.next_claim is None
     assert journal(world) == []

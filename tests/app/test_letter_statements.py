@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine, event, func, select
 
-from mailbot.app.letters import LetterSource
+from mailbot.app.letters import Following, LetterSource
 from mailbot.directory.models import LetterRecord
 from mailbot.regulation.decision import Outcome
 from testkit import letters
@@ -41,7 +41,9 @@ def test_certificate_letter_reads_its_ca_row_once(
     world.processor.claim(first, LetterSource("INBOX", 1, 1))
     with statements(engine) as seen:
         result = world.processor.process(
-            first, LetterSource("INBOX", 1, 1), following=(second, LetterSource("INBOX", 1, 2))
+            first,
+            LetterSource("INBOX", 1, 1),
+            following=Following.of(second, LetterSource("INBOX", 1, 2)),
         )
     assert result.outcome is Outcome.SUCCESS
     assert result.next_claim is not None and not result.next_claim.finished
@@ -79,7 +81,7 @@ def test_the_same_letter_following_itself_is_found_already_decided(world: World)
     raw = letters.delivery_report()
     world.processor.claim(raw, LetterSource("INBOX", 1, 1))
     result = world.processor.process(
-        raw, LetterSource("INBOX", 1, 1), following=(raw, LetterSource("INBOX", 1, 2))
+        raw, LetterSource("INBOX", 1, 1), following=Following.of(raw, LetterSource("INBOX", 1, 2))
     )
     assert result.outcome is Outcome.NO_REPLY
     claim = result.next_claim
