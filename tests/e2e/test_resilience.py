@@ -31,7 +31,7 @@ from mailbot.directory.certstore import CertificateStore
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import CertificateRecord, LetterRecord, OutboxMessage
 from mailbot.directory.session import session_factory
-from testkit import postgres
+from testkit import postgres, processes
 from testkit.scenario import (
     ADMIN,
     FUND,
@@ -55,13 +55,17 @@ def make_scenario() -> Iterator[Callable[..., Scenario]]:
     made: list[Scenario] = []
     databases: list[str] = []
 
-    def make(database: str = "sqlite", extra_config: str = "") -> Scenario:
+    def make(
+        database: str = "sqlite", extra_config: str = "", decide_in: str | None = None
+    ) -> Scenario:
         url = None
         if database == "postgresql":
             url = postgres.create_database()
             databases.append(url)
         directory = Path(tempfile.mkdtemp(prefix="mailbot-chaos-"))
-        scenario = build_scenario(directory, database_url=url, extra_config=extra_config)
+        scenario = build_scenario(
+            directory, database_url=url, extra_config=extra_config, decide_in=decide_in
+        )
         made.append(scenario)
         return scenario
 
@@ -371,7 +375,9 @@ def test_sigkill_after_a_decision_that_claimed_the_next_letter(
     make_scenario: Callable[..., Scenario], database: str
 ) -> None:
     count = 5
-    scenario = make_scenario(database)
+    # In a thread: the kill point is armed in the daemon's process, and the letters
+    # are processed there only with decide_in = "thread".
+    scenario = make_scenario(database, decide_in="thread")
     deliver_many(scenario, [scenario.add_cert_letter(None) for _ in range(count)])
     # Killed as the second letter's processing starts: the first letter's commit has
     # decided it and claimed the second.
@@ -400,12 +406,99 @@ def test_sigkill_after_a_decision_that_claimed_the_next_letter(
     assert scenario.dovecot.message_count(FUND, "Rejected") == count
 
 
+@pytest.mark.parametrize(
+    ("kill_point", "nth"),
+    [
+        # A decision's result is back, before the daemon accounts and files it.
+        ("mailbot.daemon.runner:Daemon._account", 7),
+        # Letters in flight in the decision process: it dies with the daemon.
+        ("mailbot.daemon.decider:_Worker.decide", 12),
+    ],
+)
+def test_sigkill_on_the_daemons_side_of_the_decision_process(
+    make_scenario: Callable[..., Scenario], database: str, kill_point: str, nth: int
+) -> None:
+    count = 20
+    scenario = make_scenario(database, "[limits]\nreplies_per_sender_per_day = 1000\n")
+    letters = [scenario.add_cert_letter(scenario.participant_certificate()) for _ in range(count)]
+    deliver_many(scenario, letters)
+    process = start_killed_daemon(scenario, kill_point, nth)
+    try:
+        code = process.wait(timeout=120)
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    finally:
+        kill_daemon(process)
+    assert code == -signal.SIGKILL, stderr[-2000:]
+    assert 0 < database_counts(scenario)[0] < count  # killed in the middle of the burst
+    finish_cleanly(scenario, count)
+    assert_burst_answered_once(scenario, count)
+    assert max(accepted_copies(scenario).values()) <= 2  # the outbox is at-least-once
+
+
+def assert_burst_answered_once(scenario: Scenario, count: int) -> None:
+    """Every letter has one journal row and one reply, and is filed where the journal says."""
+    assert set(replies_by_letter(scenario).values()) == {1}
+    assert len(replies_by_letter(scenario)) == count
+    assert database_counts(scenario) == (count, count, 0)
+    assert scenario.dovecot.message_count(FUND, "Processed") == count
+    engine = engine_from_config(load_config(scenario.config_path))
+    with session_factory(engine)() as session:
+        filed_to = session.scalars(select(LetterRecord.filed_to)).all()
+    engine.dispose()
+    assert filed_to == ["Processed"] * count
+    assert_store_matches_directory(scenario)
+
+
+def test_the_decision_process_dies_with_the_daemon(make_scenario: Callable[..., Scenario]) -> None:
+    scenario = make_scenario()
+    process = start_daemon(scenario, wait_ready=True)
+    try:
+        worker = processes.wait_for_child(process.pid)
+    finally:
+        kill_daemon(process)
+    processes.wait_gone(worker, timeout=5)
+
+
+def test_sigkill_of_the_decision_process_mid_burst_loses_nothing(
+    make_scenario: Callable[..., Scenario], database: str
+) -> None:
+    count = 150
+    scenario = make_scenario(database, "[limits]\nreplies_per_sender_per_day = 1000\n")
+    letters = [scenario.add_cert_letter(scenario.participant_certificate()) for _ in range(count)]
+    deliver_many(scenario, letters)
+    process = start_daemon(scenario, wait_ready=True)
+    try:
+        # Each kill lands while letters are in flight, all in the first pass (the
+        # letters they cost an attempt are decided again in the next one).
+        for journaled in (10, 50, 90):
+            wait_until(lambda n=journaled: database_counts(scenario)[0] >= n, what="decisions")
+            worker = processes.wait_for_child(process.pid)
+            os.kill(worker, signal.SIGKILL)
+            processes.wait_gone(worker, timeout=5)
+        wait_until(lambda: scenario.dovecot.message_count(FUND) == 0, what="mailbox emptied")
+        wait_until(lambda: database_counts(scenario)[2] == 0, what="outbox drained")
+        assert process.poll() is None  # the daemon itself never died
+    finally:
+        assert stop_daemon(process) == 0
+    assert_burst_answered_once(scenario, count)
+    # The daemon sent every reply once: only decisions died, never a send.
+    assert set(accepted_copies(scenario).values()) == {1}
+    engine = engine_from_config(load_config(scenario.config_path))
+    with session_factory(engine)() as session:
+        attempts = Counter(session.scalars(select(LetterRecord.attempts)).all())
+    engine.dispose()
+    assert attempts[2] >= 1 and set(attempts) <= {1, 2}, attempts  # the kills cost attempts
+
+
 def test_poison_letter_goes_to_the_failed_folder_and_alerts(
     make_scenario: Callable[..., Scenario], database: str
 ) -> None:
-    # The install command kills the daemon (its parent) in the middle of the letter.
+    # The install command kills the daemon (its parent) in the middle of the letter:
+    # with decide_in = "thread" that is the daemon itself.
     scenario = make_scenario(
-        database, '[store]\ninstall_command = ["/bin/sh", "-c", "kill -9 $PPID"]\n'
+        database,
+        '[store]\ninstall_command = ["/bin/sh", "-c", "kill -9 $PPID"]\n',
+        decide_in="thread",
     )
     scenario.deliver(scenario.add_cert_letter(None))  # an ordinary letter before it
     scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
@@ -424,10 +517,45 @@ def test_poison_letter_goes_to_the_failed_folder_and_alerts(
         wait_until(lambda: len(messages(scenario, ADMIN)) == 1, what="admin alert")
     finally:
         assert stop_daemon(process) == 0
+    assert_poison_letter_failed(scenario)
+
+
+def test_a_letter_that_kills_the_decision_process_ends_in_the_failed_folder(
+    make_scenario: Callable[..., Scenario], database: str
+) -> None:
+    # The install command's parent is the decision process: it dies at each attempt,
+    # the daemon stays up and gives the letter a fresh process, max_attempts times.
+    scenario = make_scenario(
+        database, '[store]\ninstall_command = ["/bin/sh", "-c", "kill -9 $PPID"]\n'
+    )
+    scenario.deliver(scenario.add_cert_letter(None))  # an ordinary letter before it
+    scenario.deliver(scenario.add_cert_letter(scenario.participant_certificate()))
+    process = start_daemon(scenario, wait_ready=True)
+    try:
+        wait_until(
+            lambda: scenario.dovecot.message_count(FUND, "Failed") == 1, what="failed folder"
+        )
+        wait_until(lambda: len(messages(scenario, ADMIN)) == 1, what="admin alert")
+        assert process.poll() is None
+    finally:
+        assert stop_daemon(process) == 0
+    assert_poison_letter_failed(scenario)
+
+
+def assert_poison_letter_failed(scenario: Scenario) -> None:
+    """The second of two letters went to the failed folder after three attempts, alerted once."""
     (alert,) = messages(scenario, ADMIN)
     assert "перенесено в папку ошибок" in str(alert["Subject"])
     assert scenario.dovecot.message_count(FUND) == 0
     assert len(messages(scenario, PARTICIPANT)) == 1  # only the ordinary letter's reply
+    engine = engine_from_config(load_config(scenario.config_path))
+    with session_factory(engine)() as session:
+        rows = session.execute(
+            select(LetterRecord.state, LetterRecord.attempts).order_by(LetterRecord.uid)
+        ).all()
+    engine.dispose()
+    # Started three times (max_attempts), given up at the fourth claim.
+    assert [tuple(row) for row in rows] == [("done", 1), ("failed", 4)]
 
 
 def test_standby_takes_over_when_the_active_daemon_dies(
