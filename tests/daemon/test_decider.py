@@ -16,13 +16,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from mailbot.app.assembly import load_rules_and_templates
 from mailbot.app.letter_turns import LetterTurns, Turn, TurnResult
-from mailbot.config import load_config
+from mailbot.app.letters import LetterSource
+from mailbot.config import Config, config_from_mapping, load_config
+from mailbot.daemon.decider import DecisionDatabaseError, DecisionsUnavailable, ProcessDecider
 from mailbot.daemon.runner import Daemon
 from mailbot.directory.engine import engine_from_config
 from mailbot.directory.models import LetterRecord
 from mailbot.directory.session import session_factory
 from mailbot.mail.imap import MailboxClient
+from testkit import processes
 from testkit.scenario import FUND, PARTICIPANT, Scenario, build_scenario
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
@@ -126,3 +130,50 @@ async def test_the_letter_after_next_is_fetched_while_a_letter_is_decided(
     # Without the prefetch no letter after next is fetched before the letter is
     # decided; with it nearly every one is (a loaded machine may delay a few).
     assert sum(ahead) >= 0.8 * len(ahead), ahead
+
+
+def decision_process_config(tmp_path: Path, database_url: str) -> Config:
+    return config_from_mapping(
+        {
+            "general": {"state_dir": str(tmp_path / "state")},
+            "imap": {"password_env": "X"},
+            "database": {"url": database_url},
+        }
+    )
+
+
+def a_turn() -> Turn:
+    raw = b"From: someone@example.org\r\nSubject: ADD_CERT\r\n\r\nhello\r\n"
+    return Turn(raw, LetterSource("INBOX", 1, 1))
+
+
+async def test_a_decision_process_that_cannot_start_is_reported(tmp_path: Path) -> None:
+    # Its SQLite file's folder cannot be made: the engine is built at its start.
+    config = decision_process_config(tmp_path, "sqlite:////proc/mailbot-nowhere/db.sqlite3")
+    decider = ProcessDecider(config, *load_rules_and_templates(config))
+    await decider.start()
+    try:
+        with pytest.raises(DecisionsUnavailable, match="mailbot-nowhere"):
+            await decider.submit(a_turn())
+    finally:
+        await decider.close()
+
+
+async def test_a_database_error_in_the_decision_process_is_one_in_the_daemon(
+    tmp_path: Path,
+) -> None:
+    # A database without the schema: the claim's statement fails in the process.
+    config = decision_process_config(tmp_path, f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    decider = ProcessDecider(config, *load_rules_and_templates(config))
+    await decider.start()
+    try:
+        for _ in range(2):  # and the process goes on deciding
+            decision = await decider.submit(a_turn())
+            # An SQLAlchemyError: the daemon takes its "database gone" path.
+            with pytest.raises(DecisionDatabaseError, match="no such table"):
+                await decision
+        pid = decider.pid
+        assert pid is not None and processes.alive(pid)
+    finally:
+        await decider.close()
+    processes.wait_gone(pid, timeout=5)  # its input closed: it exited
