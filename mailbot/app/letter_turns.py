@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -60,6 +61,8 @@ class Turn:
     declared_size: int | None = None
     #: The next new letter of the pass, claimed in this letter's transaction.
     following: Following | None = None
+    #: The letter's archive copy, written when it was fetched (None: not yet).
+    archived: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class LetterTurns:
                 )  # fmt: skip
             try:
                 result = self.processor.process(
-                    turn.raw, source, False, turn.declared_size, turn.following
+                    turn.raw, source, False, turn.declared_size, turn.following, turn.archived
                 )
             except SQLAlchemyError:
                 raise  # the database is gone: the letter stays claimed

@@ -227,6 +227,7 @@ class LetterProcessor:
         dry_run: bool = False,
         declared_size: int | None = None,
         following: Following | None = None,
+        archived: Path | None = None,
     ) -> ProcessResult:
         """Decide and record one letter. With *dry_run* nothing is written anywhere.
 
@@ -234,11 +235,18 @@ class LetterProcessor:
         section of a letter too large to fetch. *following* (the next letter of
         the mailbox) is claimed in the same transaction: its claim is in the
         result's ``next_claim`` (None when this letter's transaction failed).
+        *archived* is the letter's archive copy when it was written already
+        (:meth:`archive`).
         """
         now = self.clock()
         digest = hashlib.sha256(raw).hexdigest()
-        # The archive copy is written (and fsynced) while the letter is decided.
-        archive = None if dry_run else _ARCHIVE_WRITER.submit(self._archive, raw, digest)
+        archive: Future[Path] | None = None
+        if archived is not None:
+            archive = Future()
+            archive.set_result(archived)
+        elif not dry_run:
+            # Written (and fsynced) while the letter is decided.
+            archive = _ARCHIVE_WRITER.submit(self._archive, raw, digest)
         with self.sessions() as session, bind_letter(sha256=digest[:16], uid=source.uid):
             previous = self._journaled(session, source, raw, digest)
             claimed = (
@@ -749,6 +757,14 @@ class LetterProcessor:
             "certificate_crl_urls": list(certificate.crl_urls),
             "urls": urls,
         }
+
+    def archive(self, raw: bytes) -> Path:
+        """Write the archive copy of a letter about to be processed (durably); its path.
+
+        The daemon writes it as it fetches the letter, so that the decision
+        (:meth:`process` with *archived*) does not wait for the disk.
+        """
+        return self._archive(raw, hashlib.sha256(raw).hexdigest())
 
     def _archive(self, raw: bytes, digest: str) -> Path:
         path = self.config.archive_dir / digest[:2] / f"{digest}.eml"

@@ -19,6 +19,7 @@ error, in the daemon's format.
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import resource
 import signal
@@ -89,6 +90,9 @@ def main() -> int:
         frames_out.flush()
         return 1
     turns = LetterTurns(config, processor)
+    # What the start built stays for the process's life: the collector need not walk it
+    # again and again (measured: 0.29 ms of collections a letter, 0.11 ms frozen).
+    gc.freeze()
     frames_out.write(frame(Started(os.getpid())))
     frames_out.flush()
     try:

@@ -98,6 +98,8 @@ class _Fetched:
     raw: bytes
     #: The server's size when *raw* is only the header, else None.
     declared_size: int | None
+    #: Its archive copy (None when writing it failed: the decision writes it then).
+    archived: Path | None
 
 
 @dataclass(frozen=True)
@@ -442,7 +444,7 @@ class Daemon:
                 following = await self._following(prefetch, index + 1, state.uidvalidity)
                 prefetch.ahead(index + 2)  # fetched while this one is decided
                 source = LetterSource(mailbox, state.uidvalidity, uid)
-                turn = Turn(letter.raw, source, letter.declared_size, following)
+                turn = Turn(letter.raw, source, letter.declared_size, following, letter.archived)
                 in_flight.append((uid, await decider.submit(turn)))
                 handled += 1
                 while len(in_flight) >= decider.depth:
@@ -485,11 +487,18 @@ class Daemon:
     async def _fetch(
         self, client: MailboxClient, uid: int, sizes: dict[int, int]
     ) -> _Fetched | None:
-        """A new letter's bytes (only its header when it is too large); None if it is gone."""
+        """A new letter's bytes (only its header when it is too large), archived; None if
+        it is gone."""
         size = sizes.get(uid)
         too_big = size is not None and size > self.config.limits.max_letter_bytes
         raw = await (client.fetch_headers(uid) if too_big else client.fetch_message(uid))
-        return None if raw is None else _Fetched(uid, raw, size if too_big else None)
+        if raw is None:
+            return None
+        # Here, not in the decision: its disk writes wait beside the decisions, not in them.
+        archived: Path | None = None
+        with contextlib.suppress(OSError):
+            archived = await asyncio.to_thread(self._running.processor.archive, raw)
+        return _Fetched(uid, raw, size if too_big else None, archived)
 
     async def _account(
         self,

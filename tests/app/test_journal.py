@@ -104,6 +104,19 @@ def test_a_decision_claims_the_following_letter_in_its_transaction(world: World)
     assert [(r.state, r.attempts) for r in journal(world)] == [("done", 1), ("done", 1)]
 
 
+def test_a_letter_archived_beforehand_is_not_written_again(world: World) -> None:
+    raw = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
+    archived = world.processor.archive(raw)
+    assert archived.read_bytes() == raw
+    # Removed behind the processor's back: only a second write would bring it back.
+    archived.unlink()
+    result = world.processor.process(raw, LetterSource("INBOX", 1, 1), archived=archived)
+    assert result.outcome == "success", result.detail
+    (row,) = journal(world)
+    assert row.archive_path == str(archived)
+    assert not archived.exists()
+
+
 def test_a_dry_run_claims_no_following_letter(world: World) -> None:
     first = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))
     second = cert_letter(factory.make_end_entity(world.ca, snils=SNILS))

@@ -61,18 +61,25 @@ def deliver_burst(scenario: Scenario) -> None:
 
 
 def journal(scenario: Scenario) -> list[tuple[str, int, str | None]]:
-    """Every journal row's state, attempts and folder, in UID order."""
+    """Every journal row's state, attempts and folder, in UID order.
+
+    Each row's archive copy is checked to be on disk (the daemon writes it as it fetches).
+    """
     engine = engine_from_config(scenario.config)
     try:
         with session_factory(engine)() as session:
             rows = session.execute(
-                select(LetterRecord.state, LetterRecord.attempts, LetterRecord.filed_to).order_by(
-                    LetterRecord.uid
-                )
+                select(
+                    LetterRecord.state,
+                    LetterRecord.attempts,
+                    LetterRecord.filed_to,
+                    LetterRecord.archive_path,
+                ).order_by(LetterRecord.uid)
             ).all()
     finally:
         engine.dispose()
-    return [(state, attempts, filed_to) for state, attempts, filed_to in rows]
+    assert all(archive and Path(archive).is_file() for *_, archive in rows)
+    return [(state, attempts, filed_to) for state, attempts, filed_to, _ in rows]
 
 
 @pytest.mark.parametrize("decide_in", ["thread", "process"])
