@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import signal
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -547,11 +548,15 @@ class Daemon:
         self._sender = asyncio.create_task(self._send_until_done())
 
     async def _send_until_done(self) -> None:
+        gathered = 0.0  # replies queued during the last flush waited this long already
         while True:
             self._send_again = False
             # A burst's replies leave together: one claim and one batch of marks for
             # many letters. A pass's end flushes at once, so a lone letter never waits.
-            await self._sleep(SEND_GATHER_SECONDS)
+            # A flush that took the whole gathering time gathered enough: a sender
+            # that is behind the decisions goes on at once instead of idling.
+            await self._sleep(SEND_GATHER_SECONDS - gathered)
+            started = time.monotonic()
             try:
                 await self.flush_outbox()
             except Exception:  # the scheduled flush retries; the pass must go on
@@ -559,6 +564,7 @@ class Daemon:
                 return
             if not self._send_again:
                 return
+            gathered = min(time.monotonic() - started, SEND_GATHER_SECONDS)
 
     async def _sending_done(self) -> None:
         """Wait for the background sending task, if one runs."""
