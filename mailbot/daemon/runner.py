@@ -214,10 +214,9 @@ class Daemon:
                 return 0
             worked = True
             self._set_working(True)
+            await self._resume_outbox()
             # Started now, not at the first letter: it gets ready while we log in to IMAP.
             await parts.decider.start()
-            # We are the only flusher now: claims of a flusher that died are void.
-            await asyncio.to_thread(parts.outbox.resume)
             self._report_active()
             if self.once:
                 await self._one_pass()
@@ -249,6 +248,19 @@ class Daemon:
             self._set_working(False)
             log.info("daemon.stopped")
         return 0
+
+    async def _resume_outbox(self) -> None:
+        """We are the only flusher now: claims of a flusher that died are void.
+
+        What it left waiting (perhaps a reply on the wire, unrecorded) is sent at
+        once, each row recorded right after its 250, before the decision process
+        starts and the first pass: a daemon killed again during that resend would
+        send a row a third time, and the process's start (a second of CPU) beside
+        the resend made that window wider (the random-SIGKILL test saw it on
+        PostgreSQL).
+        """
+        if await asyncio.to_thread(self._running.outbox.resume):
+            await self._guarded(self.flush_outbox)()
 
     def _set_working(self, working: bool) -> None:
         """The lease is ours (or no longer): ``mailbot_up`` and the CRL ages follow.
@@ -325,7 +337,7 @@ class Daemon:
                 if not await acquire(lease, self.stop, self.config.daemon.lease_poll_seconds):
                     return
                 self._set_working(True)
-                await asyncio.to_thread(self._running.outbox.resume)
+                await self._resume_outbox()
                 self._report_active()
             try:
                 async with MailboxClient(self.config.imap) as client:
